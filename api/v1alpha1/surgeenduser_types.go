@@ -1,0 +1,182 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what happens to the remote end user when its
+// SurgeEndUser is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the end user in Surge before the resource goes.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the end user in Surge.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// ReservedMetadataPrefix starts every metadata key the operator writes on the
+// remote users it manages, to find them again after a lost response. Specs may
+// not use it.
+const ReservedMetadataPrefix = "surge-operator/"
+
+// SurgeEndUserSpec is the desired state of an end user in Surge.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.userID) || (has(self.userID) && self.userID == oldSelf.userID)",message="userID can be set once and never changed or removed"
+type SurgeEndUserSpec struct {
+	// AccountID is the Surge account that owns the end user, such as
+	// acct_01j9a43avnfqzbjfch6pygv1td. It cannot be changed: to move a user to
+	// another account, create a new SurgeEndUser.
+	// +required
+	// +kubebuilder:validation:MinLength=6
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('acct_')",message="accountID must be a Surge account id starting with acct_"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="accountID is immutable; create a new SurgeEndUser to use another account"
+	AccountID string `json:"accountID"`
+
+	// FirstName is the end user's first name, as the embedded components show it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	FirstName string `json:"firstName"`
+
+	// LastName is the end user's last name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	LastName string `json:"lastName,omitempty"`
+
+	// PhotoURL is the address of the end user's avatar.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="photoURL must be an absolute http or https URL"
+	PhotoURL string `json:"photoURL,omitempty"`
+
+	// Metadata holds free key/value pairs stored on the end user. Keys starting
+	// with surge-operator/ are reserved for the operator.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('surge-operator/'))",message="metadata keys starting with surge-operator/ are reserved for the operator"
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// UserID adopts an existing Surge end user (usr_...) instead of creating a
+	// new one. It can be set once and never changed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('usr_')",message="userID must be a Surge user id starting with usr_"
+	UserID string `json:"userID,omitempty"`
+
+	// DeletionPolicy says whether deleting this resource deletes the end user
+	// in Surge (Delete) or leaves it there (Orphan).
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// TokenSecret asks for a component token for this end user, kept fresh in
+	// a Secret of the same namespace.
+	// +optional
+	TokenSecret *TokenSecretSpec `json:"tokenSecret,omitempty"`
+}
+
+// TokenSecretSpec describes the Secret that holds the end user's component token.
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore).getSeconds() < (has(self.durationSeconds) ? self.durationSeconds : 900)",message="renewBefore must be shorter than the token lifetime (durationSeconds)"
+type TokenSecretSpec struct {
+	// Name of the Secret, in the namespace of the SurgeEndUser.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// DurationSeconds is the lifetime of each token, from 15 to 3600 seconds.
+	// +optional
+	// +kubebuilder:default=900
+	// +kubebuilder:validation:Minimum=15
+	// +kubebuilder:validation:Maximum=3600
+	DurationSeconds int32 `json:"durationSeconds,omitempty"`
+
+	// RenewBefore is how long before expiry a new token is minted, such as
+	// "5m". It must be shorter than the lifetime. Defaults to a third of the
+	// lifetime.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:MaxLength=32
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// Template adds labels and annotations to the Secret.
+	// +optional
+	Template *SecretTemplate `json:"template,omitempty"`
+}
+
+// SecretTemplate holds extra metadata for a Secret the operator writes.
+type SecretTemplate struct {
+	// Labels added to the Secret.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations added to the Secret.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// SurgeEndUserStatus is the observed state of a SurgeEndUser.
+type SurgeEndUserStatus struct {
+	// ObservedGeneration is the generation of the spec that the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// UserID is the id of the end user in Surge.
+	// +optional
+	UserID string `json:"userID,omitempty"`
+
+	// Conditions are Ready, Reconciling and Stalled, following the kstatus
+	// conventions.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Token describes the component token kept in the Secret.
+	// +optional
+	Token *TokenStatus `json:"token,omitempty"`
+}
+
+// TokenStatus describes the component token currently in the Secret.
+type TokenStatus struct {
+	// SecretName is the Secret that holds the token.
+	SecretName string `json:"secretName"`
+	// ExpiresAt is when the token stops being accepted.
+	ExpiresAt metav1.Time `json:"expiresAt"`
+	// RenewAt is when the operator mints the next token.
+	RenewAt metav1.Time `json:"renewAt"`
+}
+
+// SurgeEndUser is an end user of a Surge account: a person in a platform's
+// own app who sends and receives messages through Surge's embedded components.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=seu,categories=surge
+// +kubebuilder:printcolumn:name="User ID",type=string,JSONPath=`.status.userID`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Token Expires",type=date,JSONPath=`.status.token.expiresAt`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SurgeEndUser struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   SurgeEndUserSpec   `json:"spec"`
+	Status SurgeEndUserStatus `json:"status,omitempty"`
+}
+
+// SurgeEndUserList is a list of SurgeEndUsers.
+// +kubebuilder:object:root=true
+type SurgeEndUserList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SurgeEndUser `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SurgeEndUser{}, &SurgeEndUserList{})
+}

@@ -1,0 +1,179 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		panic("starting envtest (run through make test, which builds its binaries): " + err.Error())
+	}
+	k8s, err = client.New(cfg, client.Options{})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// apply creates the manifest as a person would with kubectl, without the Go
+// types' help, so that only the CRD schema and its CEL rules decide.
+func apply(t *testing.T, manifest string) (*unstructured.Unstructured, error) {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &obj.Object); err != nil {
+		t.Fatalf("bad test manifest: %v", err)
+	}
+	obj.SetNamespace("default")
+	return obj, k8s.Create(context.Background(), obj)
+}
+
+const validManifest = `
+apiVersion: surge.app/v1alpha1
+kind: SurgeEndUser
+metadata:
+  generateName: valid-
+spec:
+  accountID: acct_01j9a43avnfqzbjfch6pygv1td
+  firstName: Ada
+`
+
+func TestValidManifestIsAcceptedWithDefaults(t *testing.T) {
+	obj, err := apply(t, validManifest+`
+  tokenSecret:
+    name: ada-token
+`)
+	if err != nil {
+		t.Fatalf("valid manifest refused: %v", err)
+	}
+	policy, _, _ := unstructured.NestedString(obj.Object, "spec", "deletionPolicy")
+	if policy != "Delete" {
+		t.Errorf("deletionPolicy defaulted to %q, want Delete", policy)
+	}
+	duration, _, _ := unstructured.NestedInt64(obj.Object, "spec", "tokenSecret", "durationSeconds")
+	if duration != 900 {
+		t.Errorf("durationSeconds defaulted to %d, want 900", duration)
+	}
+}
+
+func TestInvalidManifestsAreRefusedWithReadableMessages(t *testing.T) {
+	cases := []struct {
+		name     string
+		manifest string
+		message  string
+	}{
+		{"missing firstName", `
+apiVersion: surge.app/v1alpha1
+kind: SurgeEndUser
+metadata: {generateName: invalid-}
+spec:
+  accountID: acct_01j9a43avnfqzbjfch6pygv1td
+`, "spec.firstName: Required value"},
+		{"empty firstName", `
+apiVersion: surge.app/v1alpha1
+kind: SurgeEndUser
+metadata: {generateName: invalid-}
+spec:
+  accountID: acct_01j9a43avnfqzbjfch6pygv1td
+  firstName: ""
+`, "spec.firstName: Invalid value"},
+		{"empty accountID", `
+apiVersion: surge.app/v1alpha1
+kind: SurgeEndUser
+metadata: {generateName: invalid-}
+spec:
+  accountID: ""
+  firstName: Ada
+`, "accountID must be a Surge account id starting with acct_"},
+		{"account id without prefix", `
+apiVersion: surge.app/v1alpha1
+kind: SurgeEndUser
+metadata: {generateName: invalid-}
+spec:
+  accountID: account_123456
+  firstName: Ada
+`, "accountID must be a Surge account id starting with acct_"},
+		{"unknown deletionPolicy", validManifest + "  deletionPolicy: Keep\n", `spec.deletionPolicy: Unsupported value: "Keep"`},
+		{"durationSeconds too short", validManifest + "  tokenSecret: {name: t, durationSeconds: 14}\n", "spec.tokenSecret.durationSeconds: Invalid value: 14"},
+		{"durationSeconds too long", validManifest + "  tokenSecret: {name: t, durationSeconds: 3601}\n", "spec.tokenSecret.durationSeconds: Invalid value: 3601"},
+		{"renewBefore not shorter than the lifetime", validManifest + "  tokenSecret: {name: t, durationSeconds: 60, renewBefore: 1m}\n", "renewBefore must be shorter than the token lifetime"},
+		{"reserved metadata key", validManifest + "  metadata: {surge-operator/uid: x}\n", "metadata keys starting with surge-operator/ are reserved"},
+		{"photoURL not a URL", validManifest + "  photoURL: not a url\n", "photoURL must be an absolute http or https URL"},
+		{"userID without prefix", validManifest + "  userID: user_1\n", "userID must be a Surge user id starting with usr_"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := apply(t, tc.manifest)
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("want the API server to refuse it as invalid, got %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("message %q does not say %q", err.Error(), tc.message)
+			}
+		})
+	}
+}
+
+func TestImmutableFieldsCannotChange(t *testing.T) {
+	cases := []struct {
+		name    string
+		extra   string
+		mutate  func(obj *unstructured.Unstructured)
+		message string
+	}{
+		{"accountID changed", "", func(obj *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(obj.Object, "acct_01j9a43avnfqzbjfch6pygv1zz", "spec", "accountID")
+		}, "accountID is immutable"},
+		{"userID changed", "  userID: usr_01jrzhe8d9enptypyx360pcmxu\n", func(obj *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(obj.Object, "usr_01jrzhe8d9enptypyx360pcmzz", "spec", "userID")
+		}, "userID can be set once and never changed or removed"},
+		{"userID removed", "  userID: usr_01jrzhe8d9enptypyx360pcmxu\n", func(obj *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(obj.Object, "spec", "userID")
+		}, "userID can be set once and never changed or removed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj, err := apply(t, validManifest+tc.extra)
+			if err != nil {
+				t.Fatalf("valid manifest refused: %v", err)
+			}
+			tc.mutate(obj)
+			err = k8s.Update(context.Background(), obj)
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("want the change refused as invalid, got %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("message %q does not say %q", err.Error(), tc.message)
+			}
+		})
+	}
+}
+
+func TestUserIDCanBeSetOnce(t *testing.T) {
+	obj, err := apply(t, validManifest)
+	if err != nil {
+		t.Fatalf("valid manifest refused: %v", err)
+	}
+	_ = unstructured.SetNestedField(obj.Object, "usr_01jrzhe8d9enptypyx360pcmxu", "spec", "userID")
+	if err := k8s.Update(context.Background(), obj); err != nil {
+		t.Fatalf("setting userID for the first time refused: %v", err)
+	}
+}

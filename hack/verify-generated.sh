@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates the CRDs, RBAC and DeepCopy code and fails when that changed
+# anything: the committed copies were stale. The fresh output is left in place
+# to be committed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+fingerprint() {
+	find api config/crd/bases config/rbac -type f \( -name '*.go' -o -name '*.yaml' \) -print0 | sort -z | xargs -0 sha256sum
+}
+
+before="$(fingerprint)"
+make --no-print-directory manifests generate >/dev/null
+after="$(fingerprint)"
+if [[ "${before}" != "${after}" ]]; then
+	echo "generated files were stale; they have been regenerated, commit them:" >&2
+	diff <(echo "${before}") <(echo "${after}") >&2 || true
+	exit 1
+fi

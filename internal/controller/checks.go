@@ -1,0 +1,70 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+)
+
+// checkTracker remembers when each resource was last compared with Surge, so
+// that reconciles set off by the operator's own writes, or by a Secret event,
+// call Surge only when a check is due. It lives in memory on purpose: after a
+// restart every resource is checked once, which doubles as a resync.
+type checkTracker struct {
+	mu     sync.Mutex
+	checks map[types.NamespacedName]check
+}
+
+type check struct {
+	uid         types.UID
+	generation  int64
+	requestedAt string
+	at          time.Time
+}
+
+func newCheckTracker() *checkTracker {
+	return &checkTracker{checks: map[types.NamespacedName]check{}}
+}
+
+// due says whether obj must be compared with Surge now and, if not, how long
+// until it must.
+func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time, interval time.Duration) (bool, time.Duration) {
+	t.mu.Lock()
+	last, ok := t.checks[keyOf(obj)]
+	t.mu.Unlock()
+	switch {
+	case !ok,
+		last.uid != obj.UID,
+		last.generation != obj.Generation,
+		obj.Status.ObservedGeneration != obj.Generation,
+		last.requestedAt != obj.Annotations[AnnotationReconcileRequestedAt]:
+		return true, 0
+	}
+	wait := last.at.Add(interval).Sub(now)
+	return wait <= 0, wait
+}
+
+// record notes that obj was compared with Surge with a final outcome.
+func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.checks[keyOf(obj)] = check{
+		uid:         obj.UID,
+		generation:  obj.Generation,
+		requestedAt: obj.Annotations[AnnotationReconcileRequestedAt],
+		at:          now,
+	}
+}
+
+func (t *checkTracker) forget(key types.NamespacedName) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.checks, key)
+}
+
+func keyOf(obj *surgev1alpha1.SurgeEndUser) types.NamespacedName {
+	return types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+}

@@ -1,0 +1,58 @@
+package controller
+
+// Condition types, following the kstatus conventions: Ready is the summary,
+// Reconciling is True while work is in flight and Stalled is True when only a
+// person can make progress. Healthy resources carry neither of the latter two.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
+// Condition reasons. They double as event reasons where an event tells of the
+// same thing.
+const (
+	ReasonSynced              = "Synced"
+	ReasonProgressing         = "Progressing"
+	ReasonSurgeUnavailable    = "SurgeUnavailable"
+	ReasonAPIKeyRejected      = "APIKeyRejected"
+	ReasonAccountNotFound     = "AccountNotFound"
+	ReasonRequestRejected     = "RequestRejected"
+	ReasonAdoptedUserNotFound = "AdoptedUserNotFound"
+	ReasonDeleteFailed        = "DeleteFailed"
+	ReasonSecretNotOwned      = "SecretNotOwned"
+	ReasonTokenRenewalFailing = "TokenRenewalFailing"
+	ReasonPaused              = "Paused"
+)
+
+// Event reasons for the changes the operator makes in Surge and Kubernetes.
+const (
+	EventCreated        = "Created"
+	EventAdopted        = "Adopted"
+	EventRecovered      = "Recovered"
+	EventUpdated        = "Updated"
+	EventDriftCorrected = "DriftCorrected"
+	EventRecreated      = "Recreated"
+	EventDeleted        = "Deleted"
+	EventOrphaned       = "Orphaned"
+	EventTokenIssued    = "TokenIssued"
+	EventFailed         = "Failed"
+)
+
+// Annotations the operator reads or writes on a SurgeEndUser.
+const (
+	// AnnotationCreatePending is written before every create in Surge and
+	// removed once the new user's id is in status. Found with an empty
+	// status.userID, it means a create may have happened whose answer was
+	// lost, so the account is searched before anything is created again.
+	AnnotationCreatePending = "surge.app/create-pending"
+	// AnnotationPaused set to "true" stops every call to Surge for the resource.
+	AnnotationPaused = "surge.app/paused"
+	// AnnotationReconcileRequestedAt set to a new value forces a check
+	// against Surge at once.
+	AnnotationReconcileRequestedAt = "surge.app/reconcile-requested-at"
+)
+
+// Finalizer guards the remote end user: the resource goes only after the
+// user is deleted in Surge (or orphaned on purpose).
+const Finalizer = "surge.app/end-user"

@@ -1,0 +1,141 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+)
+
+func TestRenewalTime(t *testing.T) {
+	expiry := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name        string
+		lifetime    time.Duration
+		renewBefore time.Duration
+		spread      float64
+		want        time.Time
+	}{
+		{"default is a third of the lifetime", 15 * time.Minute, 0, 0, expiry.Add(-5 * time.Minute)},
+		{"jitter brings it forward by up to a tenth", 15 * time.Minute, 0, 0.999, expiry.Add(-5*time.Minute - 30*time.Second)},
+		{"jitter is capped at a minute", time.Hour, 30 * time.Minute, 0.999, expiry.Add(-31 * time.Minute)},
+		{"explicit renewBefore", time.Minute, 10 * time.Second, 0, expiry.Add(-10 * time.Second)},
+		{"whole seconds, rounded earlier, as status stores them", 15 * time.Second, 0, 0.5, expiry.Add(-6 * time.Second)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := renewalTime(expiry, tc.lifetime, tc.renewBefore, tc.spread)
+			if !got.Equal(tc.want) {
+				t.Errorf("renewalTime = %s, want %s", got, tc.want)
+			}
+			if got.Nanosecond() != 0 {
+				t.Errorf("renewal time %s has a fraction of a second", got)
+			}
+		})
+	}
+}
+
+func TestPlannedRenewalKeepsThePlanOfTheSameToken(t *testing.T) {
+	expiry := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	planned := expiry.Add(-7 * time.Minute)
+	current := &surgev1alpha1.TokenStatus{ExpiresAt: metav1.NewTime(expiry), RenewAt: metav1.NewTime(planned)}
+	if got := plannedRenewal(current, expiry, 15*time.Minute, 0); !got.Equal(planned) {
+		t.Errorf("plan for the stored token moved from %s to %s", planned, got)
+	}
+	newer := expiry.Add(10 * time.Minute)
+	if got := plannedRenewal(current, newer, 15*time.Minute, 0); !got.Before(newer) || got.Equal(planned) {
+		t.Errorf("a new token kept the old plan: %s", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	resync := 10 * time.Minute
+	transient := classifySurgeError("create the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	cases := []struct {
+		name                        string
+		err                         error
+		ready                       metav1.ConditionStatus
+		reason                      string
+		reconciling, stalled, final bool
+		requeueAfter                time.Duration
+		retried                     bool
+	}{
+		{"success", nil, metav1.ConditionTrue, ReasonSynced, false, false, true, resync, false},
+		{"stall waits for the resync", stalled(ReasonAPIKeyRejected, "key"), metav1.ConditionFalse, ReasonAPIKeyRejected, false, true, true, resync, false},
+		{"transient backs off", transient, metav1.ConditionFalse, ReasonSurgeUnavailable, true, false, false, 0, true},
+		{"degraded stays ready", &degradedError{message: "renewal failed", err: transient}, metav1.ConditionTrue, ReasonTokenRenewalFailing, false, false, true, 0, true},
+		{"unknown error is in progress", errors.New("boom"), metav1.ConditionFalse, ReasonProgressing, true, false, false, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			outcome := summarize(tc.err, "ok", resync)
+			status := &surgev1alpha1.SurgeEndUserStatus{}
+			outcome.apply(status, 3)
+			result, err := outcome.result()
+			ready := findCondition(status, ConditionReady)
+			if ready == nil || ready.Status != tc.ready || ready.Reason != tc.reason || ready.ObservedGeneration != 3 {
+				t.Errorf("Ready = %+v, want %s/%s at generation 3", ready, tc.ready, tc.reason)
+			}
+			if got := findCondition(status, ConditionReconciling) != nil; got != tc.reconciling {
+				t.Errorf("Reconciling present = %v, want %v", got, tc.reconciling)
+			}
+			if got := findCondition(status, ConditionStalled) != nil; got != tc.stalled {
+				t.Errorf("Stalled present = %v, want %v", got, tc.stalled)
+			}
+			if got := status.ObservedGeneration == 3; got != tc.final {
+				t.Errorf("observedGeneration stamped = %v, want %v", got, tc.final)
+			}
+			if (err != nil) != tc.retried {
+				t.Errorf("returned error %v, want retry %v", err, tc.retried)
+			}
+			if result.RequeueAfter != tc.requeueAfter {
+				t.Errorf("RequeueAfter = %s, want %s", result.RequeueAfter, tc.requeueAfter)
+			}
+		})
+	}
+}
+
+func TestCheckTracker(t *testing.T) {
+	tracker := newCheckTracker()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
+	obj.Status.ObservedGeneration = 2
+
+	if due, _ := tracker.due(obj, now, time.Minute); !due {
+		t.Fatal("never checked, yet not due")
+	}
+	tracker.record(obj, now)
+	if due, wait := tracker.due(obj, now.Add(10*time.Second), time.Minute); due || wait != 50*time.Second {
+		t.Errorf("checked 10s ago: due=%v wait=%s, want not due for 50s", due, wait)
+	}
+	if due, _ := tracker.due(obj, now.Add(time.Minute), time.Minute); !due {
+		t.Error("not due after the interval")
+	}
+	changed := obj.DeepCopy()
+	changed.Generation = 3
+	if due, _ := tracker.due(changed, now, time.Minute); !due {
+		t.Error("spec changed, yet not due")
+	}
+	requested := obj.DeepCopy()
+	requested.Annotations = map[string]string{AnnotationReconcileRequestedAt: "now"}
+	if due, _ := tracker.due(requested, now, time.Minute); !due {
+		t.Error("check requested by annotation, yet not due")
+	}
+	recreated := obj.DeepCopy()
+	recreated.UID = "u2"
+	if due, _ := tracker.due(recreated, now, time.Minute); !due {
+		t.Error("a new resource of the same name, yet not due")
+	}
+}
+
+func findCondition(status *surgev1alpha1.SurgeEndUserStatus, conditionType string) *metav1.Condition {
+	for i := range status.Conditions {
+		if status.Conditions[i].Type == conditionType {
+			return &status.Conditions[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package controller
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/metrics"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// reconcileDelete honours the deletion policy and releases the finalizer only
+// once the remote user is gone (or orphaned on purpose).
+func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	original := obj.DeepCopy()
+	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
+	defer cancel()
+	if err := r.deleteRemoteUser(remoteCtx, obj); err != nil {
+		return r.finish(ctx, original, obj, err, true)
+	}
+	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
+	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+		controllerutil.RemoveFinalizer(o, Finalizer)
+	})
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
+	}
+	return ctrl.Result{}, client.IgnoreNotFound(err)
+}
+
+func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
+		if obj.Status.UserID != "" {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventOrphaned, "Delete",
+				"Left end user %s in Surge, as deletionPolicy is Orphan", obj.Status.UserID)
+		}
+		return nil
+	}
+	userID := obj.Status.UserID
+	if userID == "" && hasCreatePending(obj) {
+		// A create may have happened whose answer was lost: find its user
+		// first, or it would outlive the resource.
+		user, found, err := r.findCreatedUser(ctx, obj)
+		if err != nil {
+			return err
+		}
+		if found {
+			userID = user.ID
+		}
+	}
+	if userID == "" {
+		return nil
+	}
+	err := r.Surge.DeleteUser(ctx, userID)
+	if err != nil && !surge.IsNotFound(err) {
+		return classifySurgeError("delete the end user", err, &obj.Spec)
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDeleted, "Delete",
+		"Deleted end user %s", userID)
+	return nil
+}

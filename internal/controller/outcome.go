@@ -1,0 +1,168 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// stalledError is an outcome only a person can fix: a rejected key, an
+// unknown account, a request Surge refuses. It is retried at the resync
+// interval, and at once when the spec changes.
+type stalledError struct {
+	reason  string
+	message string
+}
+
+func (e *stalledError) Error() string { return e.message }
+
+func stalled(reason, format string, args ...any) error {
+	return &stalledError{reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+// transientError is an outcome that fixes itself: Surge is unavailable or
+// rate limiting. It is retried with exponential backoff.
+type transientError struct {
+	reason  string
+	message string
+	err     error
+}
+
+func (e *transientError) Error() string { return e.message }
+func (e *transientError) Unwrap() error { return e.err }
+
+// degradedError is a failure that does not yet hurt the user: renewing a
+// token failed while the stored one is still valid. Ready stays True; the
+// renewal is retried with backoff.
+type degradedError struct {
+	message string
+	err     error
+}
+
+func (e *degradedError) Error() string { return e.message }
+func (e *degradedError) Unwrap() error { return e.err }
+
+// classifySurgeError turns an error of the Surge client into an outcome: a
+// stall with a message saying what to fix, or a transient error.
+func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUserSpec) error {
+	var apiErr *surge.Error
+	errors.As(err, &apiErr)
+	switch {
+	case surge.IsUnauthorized(err):
+		return stalled(ReasonAPIKeyRejected,
+			"Surge rejected the API key while trying to %s (%d %s): check the key in SURGE_API_KEY of the operator's Secret and that its project is active",
+			action, apiErr.StatusCode, apiErr.Type)
+	case surge.IsAccountNotFound(err):
+		return stalled(ReasonAccountNotFound,
+			"Surge has no account %s reachable with this API key while trying to %s: check spec.accountID",
+			spec.AccountID, action)
+	case surge.IsInvalid(err):
+		return stalled(ReasonRequestRejected,
+			"Surge refused to %s: %s: fix the spec", action, apiErr.Error())
+	default:
+		return &transientError{
+			reason:  ReasonSurgeUnavailable,
+			message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
+			err:     err,
+		}
+	}
+}
+
+// outcomeResult is what the single status writer needs to know of a
+// reconcile: the conditions to set and when to look again.
+type outcomeResult struct {
+	ready       metav1.Condition
+	reconciling *metav1.Condition
+	stalled     *metav1.Condition
+	// final means the outcome holds for this generation (success or stall):
+	// only then is observedGeneration stamped.
+	final        bool
+	requeueAfter time.Duration
+	// retryErr, when set, is returned to controller-runtime for exponential
+	// backoff.
+	retryErr error
+}
+
+// summarize maps the outcome of a reconcile to conditions and a requeue.
+// It is the only place that decides either.
+func summarize(err error, successMessage string, resync time.Duration) outcomeResult {
+	var stall *stalledError
+	var transient *transientError
+	var degraded *degradedError
+	switch {
+	case err == nil:
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue,
+				Reason: ReasonSynced, Message: successMessage},
+			final:        true,
+			requeueAfter: resync,
+		}
+	case errors.As(err, &degraded):
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue,
+				Reason: ReasonTokenRenewalFailing, Message: successMessage + "; " + degraded.message},
+			final:    true,
+			retryErr: err,
+		}
+	case errors.As(err, &stall):
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+				Reason: stall.reason, Message: stall.message},
+			stalled: &metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionTrue,
+				Reason: stall.reason, Message: stall.message},
+			final:        true,
+			requeueAfter: resync,
+		}
+	case errors.As(err, &transient):
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+				Reason: transient.reason, Message: transient.message},
+			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+				Reason: transient.reason, Message: transient.message},
+			retryErr: err,
+		}
+	default:
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+				Reason: ReasonProgressing, Message: err.Error()},
+			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+				Reason: ReasonProgressing, Message: err.Error()},
+			retryErr: err,
+		}
+	}
+}
+
+// apply writes the outcome into status: the three conditions and, for a
+// final outcome, the observed generation.
+func (o outcomeResult) apply(status *surgev1alpha1.SurgeEndUserStatus, generation int64) {
+	o.ready.ObservedGeneration = generation
+	apimeta.SetStatusCondition(&status.Conditions, o.ready)
+	setOrRemove(&status.Conditions, ConditionReconciling, o.reconciling, generation)
+	setOrRemove(&status.Conditions, ConditionStalled, o.stalled, generation)
+	if o.final {
+		status.ObservedGeneration = generation
+	}
+}
+
+func (o outcomeResult) result() (ctrl.Result, error) {
+	if o.retryErr != nil {
+		return ctrl.Result{}, o.retryErr
+	}
+	return ctrl.Result{RequeueAfter: o.requeueAfter}, nil
+}
+
+func setOrRemove(conditions *[]metav1.Condition, conditionType string, condition *metav1.Condition, generation int64) {
+	if condition == nil {
+		apimeta.RemoveStatusCondition(conditions, conditionType)
+		return
+	}
+	condition.ObservedGeneration = generation
+	apimeta.SetStatusCondition(conditions, *condition)
+}

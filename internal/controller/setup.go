@@ -1,0 +1,34 @@
+package controller
+
+import (
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// Backoff after transient failures: fast enough to ride out a blip, slow
+// enough that an outage of Surge is not hammered.
+const (
+	retryBaseDelay = time.Second
+	retryMaxDelay  = 5 * time.Minute
+)
+
+func newRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBaseDelay, retryMaxDelay)
+}
+
+// meaningfulChange lets through the changes a person or tool makes (spec,
+// annotations, deletion) and drops the status updates the operator writes
+// itself, which need no reconcile.
+func meaningfulChange() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.AnnotationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+		}},
+	)
+}

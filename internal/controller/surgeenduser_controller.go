@@ -1,0 +1,188 @@
+// Package controller holds the reconciler that keeps Surge end users equal to
+// their SurgeEndUser resources.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+)
+
+// conflictRetryDelay is how soon a reconcile that lost a write race on the
+// Kubernetes side tries again; the newer object is already on its way.
+const conflictRetryDelay = time.Second
+
+// SurgeEndUserReconciler makes Surge's end users match SurgeEndUser resources.
+type SurgeEndUserReconciler struct {
+	client.Client
+	// APIReader reads around the cache, which holds only the operator's own
+	// Secrets.
+	APIReader client.Reader
+	Surge     SurgeAPI
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+
+	// ResyncInterval is how often a settled resource is compared with Surge.
+	ResyncInterval time.Duration
+	// RemoteTimeout bounds all the Surge calls of one reconcile.
+	RemoteTimeout time.Duration
+	// MaxConcurrentReconciles is how many resources are reconciled at once.
+	MaxConcurrentReconciles int
+
+	checks *checkTracker
+}
+
+// +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=surge.app,resources=surgeendusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=surge.app,resources=surgeendusers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one SurgeEndUser's remote user in line with its spec.
+func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := &surgev1alpha1.SurgeEndUser{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.checks.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, obj)
+	}
+
+	userDue, userWait := r.checks.due(obj, r.Clock.Now(), r.ResyncInterval)
+	// Between user checks the token is looked after on its own, but only for
+	// a user known to be in order.
+	tokenDue, tokenWait := false, time.Duration(0)
+	if !userDue && isReady(obj) {
+		tokenDue, tokenWait = r.tokenDue(ctx, obj)
+	}
+	log.FromContext(ctx).V(1).Info("Reconciling", "userCheckDue", userDue, "tokenDue", tokenDue)
+	if !userDue && !tokenDue {
+		return ctrl.Result{RequeueAfter: shortestWait(userWait, tokenWait)}, nil
+	}
+
+	original := obj.DeepCopy()
+	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
+	defer cancel()
+	var err error
+	if userDue {
+		err = r.reconcileUser(remoteCtx, obj)
+	}
+	if err == nil {
+		err = r.reconcileToken(remoteCtx, obj)
+	}
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
+	}
+	return r.finish(ctx, original, obj, err, userDue)
+}
+
+// finish is the one place that writes status: it maps the outcome to
+// conditions, patches status only when it changed, and then removes a create
+// marker that the recorded user id has made moot.
+func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
+	outcome := summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), r.jitteredResync())
+	if token := obj.Status.Token; token != nil && outcome.requeueAfter > 0 {
+		outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
+	}
+	outcome.apply(&obj.Status, obj.Generation)
+	if err != nil {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", outcome.ready.Message)
+	}
+	if !equality.Semantic.DeepEqual(original.Status, obj.Status) {
+		if patchErr := r.Status().Patch(ctx, obj, client.MergeFrom(original)); patchErr != nil {
+			return ctrl.Result{}, fmt.Errorf("recording status: %w", patchErr)
+		}
+	}
+	if outcome.final && userChecked {
+		r.checks.record(obj, r.Clock.Now())
+	}
+	if obj.Status.UserID != "" && hasCreatePending(obj) {
+		if patchErr := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+			delete(o.Annotations, AnnotationCreatePending)
+		}); patchErr != nil {
+			return ctrl.Result{}, fmt.Errorf("clearing the create marker: %w", patchErr)
+		}
+	}
+	return outcome.result()
+}
+
+// jitteredResync spreads resyncs over the last tenth of the interval, so
+// that resources created together are not checked in the same second forever.
+func (r *SurgeEndUserReconciler) jitteredResync() time.Duration {
+	spread := int64(r.ResyncInterval / 10)
+	if spread <= 0 {
+		return r.ResyncInterval
+	}
+	return r.ResyncInterval - time.Duration(rand.Int64N(spread))
+}
+
+// patchMetadata changes the resource's metadata with an optimistic lock, so
+// that finalizers and annotations written by others are never lost.
+func (r *SurgeEndUserReconciler) patchMetadata(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, mutate func(*surgev1alpha1.SurgeEndUser)) error {
+	before := obj.DeepCopy()
+	mutate(obj)
+	if equality.Semantic.DeepEqual(before.ObjectMeta, obj.ObjectMeta) {
+		return nil
+	}
+	status := obj.Status
+	err := r.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	// The patch answer carries the stored status, which may lag behind what
+	// this reconcile has learnt so far.
+	obj.Status = status
+	return err
+}
+
+// shortestWait is the earliest of the positive waits.
+func shortestWait(waits ...time.Duration) time.Duration {
+	var shortest time.Duration
+	for _, wait := range waits {
+		if wait > 0 && (shortest == 0 || wait < shortest) {
+			shortest = wait
+		}
+	}
+	return shortest
+}
+
+func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
+	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
+}
+
+func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
+	_, ok := obj.Annotations[AnnotationCreatePending]
+	return ok
+}
+
+// SetupWithManager registers the reconciler with the manager.
+func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	r.checks = newCheckTracker()
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
+		Owns(&corev1.Secret{}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
+			RateLimiter:             newRateLimiter(),
+		}).
+		Named("surgeenduser").
+		Complete(r)
+}

@@ -1,0 +1,285 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/metrics"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// Keys of the token Secret's data.
+const (
+	SecretKeyToken     = "token"
+	SecretKeyExpiresAt = "expiresAt"
+	SecretKeyUserID    = "userID"
+)
+
+// Labels of every Secret the operator writes. The manager caches only
+// Secrets carrying LabelManagedBy.
+const (
+	LabelManagedBy      = "app.kubernetes.io/managed-by"
+	LabelManagedByValue = "surge-operator"
+	LabelEndUser        = "surge.app/end-user"
+)
+
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+
+// reconcileToken keeps a fresh component token in the Secret named by
+// spec.tokenSecret, renewing it before it expires, and removes a Secret the
+// spec no longer names. It sets status.token.
+func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	spec := obj.Spec.TokenSecret
+	if err := r.removeUnwantedTokenSecret(ctx, obj); err != nil {
+		return err
+	}
+	if spec == nil {
+		obj.Status.Token = nil
+		metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
+		return nil
+	}
+
+	secret, err := r.ownedSecret(ctx, obj, spec.Name)
+	if err != nil {
+		return err
+	}
+	now := r.Clock.Now()
+	claims, intact := readToken(secret, obj.Status.UserID)
+	if intact {
+		renewAt := plannedRenewal(obj.Status.Token, claims.ExpiresAt, tokenLifetime(spec), renewBefore(spec))
+		if now.Before(renewAt) {
+			r.recordToken(obj, claims.ExpiresAt, renewAt)
+			return r.writeTokenSecret(ctx, obj, secret, secret.Data[SecretKeyToken], claims)
+		}
+	}
+
+	token, err := r.Surge.CreateToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
+	if err != nil {
+		failure := classifySurgeError("mint a component token", err, &obj.Spec)
+		if intact && now.Before(claims.ExpiresAt) {
+			return &degradedError{message: fmt.Sprintf(
+				"the token in Secret %s stays valid until %s, but renewing it failed: %v",
+				spec.Name, claims.ExpiresAt.UTC().Format(time.RFC3339), failure), err: failure}
+		}
+		return failure
+	}
+	// The operator has no Surge public key, so it cannot check the token's
+	// signature; it checks what it can read: the subject and the expiry.
+	minted, err := surge.ParseTokenClaims(token)
+	if err != nil {
+		return fmt.Errorf("surge returned an unreadable component token: %w", err)
+	}
+	if minted.Subject != obj.Status.UserID {
+		return fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
+	}
+	firstToken := obj.Status.Token == nil
+	r.recordToken(obj, minted.ExpiresAt, plannedRenewal(nil, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec)))
+	if err := r.writeTokenSecret(ctx, obj, secret, []byte(token), minted); err != nil {
+		return err
+	}
+	if firstToken {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenIssued, "Mint",
+			"Issued a component token in Secret %s, valid until %s", spec.Name, minted.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// tokenDue says whether the token needs work before the next user check:
+// its renewal time has come, or its Secret is not what the status describes.
+func (r *SurgeEndUserReconciler) tokenDue(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (bool, time.Duration) {
+	spec, status := obj.Spec.TokenSecret, obj.Status.Token
+	if spec == nil {
+		return status != nil, 0
+	}
+	if status == nil || status.SecretName != spec.Name || obj.Status.UserID == "" {
+		return true, 0
+	}
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: spec.Name}, secret); err != nil {
+		return true, 0
+	}
+	claims, intact := readToken(secret, obj.Status.UserID)
+	if !intact || !claims.ExpiresAt.Equal(status.ExpiresAt.Time) || !secretMetadataMatches(secret, obj) {
+		return true, 0
+	}
+	wait := status.RenewAt.Sub(r.Clock.Now())
+	return wait <= 0, wait
+}
+
+// ownedSecret returns the Secret of that name if this resource owns it, an
+// empty Secret to create if there is none, and a stall if someone else's
+// Secret has the name.
+func (r *SurgeEndUserReconciler) ownedSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, name string) (*corev1.Secret, error) {
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: name}
+	secret := &corev1.Secret{}
+	// The cache holds only Secrets labelled as the operator's; one without
+	// the label may still exist, so ask the API server before creating.
+	err := r.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, secret)
+	}
+	if apierrors.IsNotFound(err) {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: name}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ownedBy(secret, obj) {
+		return nil, stalled(ReasonSecretNotOwned,
+			"Secret %s exists and is not managed by this SurgeEndUser; the operator never overwrites it: delete it or choose another spec.tokenSecret.name", name)
+	}
+	return secret, nil
+}
+
+// writeTokenSecret stores the token and the operator's metadata in secret,
+// creating it when new and writing it only when something changed.
+func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, token []byte, claims surge.TokenClaims) error {
+	desired := secret.DeepCopy()
+	desired.Type = corev1.SecretTypeOpaque
+	desired.Data = map[string][]byte{
+		SecretKeyToken:     token,
+		SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),
+		SecretKeyUserID:    []byte(obj.Status.UserID),
+	}
+	desired.Labels = desiredSecretLabels(obj)
+	desired.Annotations = desiredSecretAnnotations(obj)
+	if err := controllerutil.SetControllerReference(obj, desired, r.Scheme()); err != nil {
+		return err
+	}
+	if secret.ResourceVersion == "" {
+		if err := r.Create(ctx, desired); err != nil {
+			return fmt.Errorf("creating token Secret %s: %w", secret.Name, err)
+		}
+		return nil
+	}
+	if equality.Semantic.DeepEqual(secret, desired) {
+		return nil
+	}
+	if err := r.Update(ctx, desired); err != nil {
+		return fmt.Errorf("updating token Secret %s: %w", secret.Name, err)
+	}
+	return nil
+}
+
+// removeUnwantedTokenSecret deletes the Secret recorded in status when the
+// spec no longer names it (tokenSecret removed or renamed).
+func (r *SurgeEndUserReconciler) removeUnwantedTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	status := obj.Status.Token
+	if status == nil || (obj.Spec.TokenSecret != nil && obj.Spec.TokenSecret.Name == status.SecretName) {
+		return nil
+	}
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: status.SecretName}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !ownedBy(secret, obj) {
+		return nil
+	}
+	if err := r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting token Secret %s: %w", secret.Name, err)
+	}
+	return nil
+}
+
+func (r *SurgeEndUserReconciler) recordToken(obj *surgev1alpha1.SurgeEndUser, expiresAt, renewAt time.Time) {
+	obj.Status.Token = &surgev1alpha1.TokenStatus{
+		SecretName: obj.Spec.TokenSecret.Name,
+		ExpiresAt:  metav1.NewTime(expiresAt),
+		RenewAt:    metav1.NewTime(renewAt),
+	}
+	metrics.TokenExpiry.WithLabelValues(obj.Namespace, obj.Name).Set(float64(expiresAt.Unix()))
+}
+
+// readToken reads the token kept in secret and says whether it is intact:
+// readable, for this user, and with data that agrees with it.
+func readToken(secret *corev1.Secret, userID string) (surge.TokenClaims, bool) {
+	if secret == nil || secret.ResourceVersion == "" {
+		return surge.TokenClaims{}, false
+	}
+	claims, err := surge.ParseTokenClaims(string(secret.Data[SecretKeyToken]))
+	if err != nil || claims.Subject != userID {
+		return surge.TokenClaims{}, false
+	}
+	intact := string(secret.Data[SecretKeyUserID]) == userID &&
+		string(secret.Data[SecretKeyExpiresAt]) == claims.ExpiresAt.UTC().Format(time.RFC3339)
+	return claims, intact
+}
+
+func ownedBy(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
+	owner := metav1.GetControllerOf(secret)
+	return owner != nil && owner.UID == obj.UID
+}
+
+func secretMetadataMatches(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
+	return ownedBy(secret, obj) &&
+		maps.Equal(secret.Labels, desiredSecretLabels(obj)) &&
+		maps.Equal(secret.Annotations, desiredSecretAnnotations(obj))
+}
+
+func desiredSecretLabels(obj *surgev1alpha1.SurgeEndUser) map[string]string {
+	labels := map[string]string{}
+	if template := obj.Spec.TokenSecret.Template; template != nil {
+		maps.Copy(labels, template.Labels)
+	}
+	labels[LabelManagedBy] = LabelManagedByValue
+	labels[LabelEndUser] = obj.Name
+	return labels
+}
+
+func desiredSecretAnnotations(obj *surgev1alpha1.SurgeEndUser) map[string]string {
+	template := obj.Spec.TokenSecret.Template
+	if template == nil || len(template.Annotations) == 0 {
+		return nil
+	}
+	return maps.Clone(template.Annotations)
+}
+
+func tokenLifetime(spec *surgev1alpha1.TokenSecretSpec) time.Duration {
+	return time.Duration(spec.DurationSeconds) * time.Second
+}
+
+func renewBefore(spec *surgev1alpha1.TokenSecretSpec) time.Duration {
+	if spec.RenewBefore != nil {
+		return spec.RenewBefore.Duration
+	}
+	return 0
+}
+
+// plannedRenewal is when a token expiring at expiresAt is renewed. A plan
+// already in status for this very token is kept, so that a restart neither
+// re-mints nor moves the time; otherwise it is renewBefore (default a third
+// of the lifetime) ahead of expiry, brought forward by up to a tenth of that
+// (at most a minute) so that tokens minted together are not renewed in the
+// same second. Times are whole seconds, as status stores them.
+func plannedRenewal(current *surgev1alpha1.TokenStatus, expiresAt time.Time, lifetime, before time.Duration) time.Time {
+	if current != nil && current.ExpiresAt.Time.Equal(expiresAt) && !current.RenewAt.IsZero() {
+		return current.RenewAt.Time
+	}
+	return renewalTime(expiresAt, lifetime, before, rand.Float64())
+}
+
+// renewalTime is the pure core of plannedRenewal; spread in [0,1) picks the
+// jitter.
+func renewalTime(expiresAt time.Time, lifetime, before time.Duration, spread float64) time.Time {
+	if before <= 0 {
+		before = lifetime / 3
+	}
+	jitter := min(before/10, time.Minute)
+	return expiresAt.Add(-before - time.Duration(spread*float64(jitter))).Truncate(time.Second)
+}

@@ -1,0 +1,262 @@
+package controller_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+func withToken(name string, seconds int32, renewBefore time.Duration) func(*surgev1alpha1.SurgeEndUser) {
+	return func(o *surgev1alpha1.SurgeEndUser) {
+		o.Spec.TokenSecret = &surgev1alpha1.TokenSecretSpec{Name: name, DurationSeconds: seconds}
+		if renewBefore > 0 {
+			o.Spec.TokenSecret.RenewBefore = &metav1.Duration{Duration: renewBefore}
+		}
+	}
+}
+
+func (f *fixture) secret(name string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	return secret, k8s.Get(f.ctx, types.NamespacedName{Namespace: f.namespace, Name: name}, secret)
+}
+
+// waitForToken waits until the Secret holds a token for userID that differs
+// from notToken, and returns it with its claims.
+func (f *fixture) waitForToken(secretName, userID, notToken string) (string, surge.TokenClaims) {
+	f.t.Helper()
+	return f.waitForTokenWithin(20*time.Second, secretName, userID, notToken)
+}
+
+func (f *fixture) waitForTokenWithin(timeout time.Duration, secretName, userID, notToken string) (string, surge.TokenClaims) {
+	f.t.Helper()
+	var token string
+	var claims surge.TokenClaims
+	f.eventually("token in Secret "+secretName, timeout, func() (bool, string) {
+		secret, err := f.secret(secretName)
+		if err != nil {
+			return false, err.Error()
+		}
+		token = string(secret.Data["token"])
+		if token == "" || token == notToken {
+			return false, "no new token yet"
+		}
+		claims, err = surge.ParseTokenClaims(token)
+		if err != nil {
+			return false, err.Error()
+		}
+		return claims.Subject == userID, "token for " + claims.Subject
+	})
+	return token, claims
+}
+
+func (f *fixture) tokenRequests() int {
+	return f.surge.CountRequests(http.MethodPost, "/users/")
+}
+
+func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("minted", withToken("minted-token", 60, 0), func(o *surgev1alpha1.SurgeEndUser) {
+		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{
+			Labels:      map[string]string{"app": "inbox"},
+			Annotations: map[string]string{"reloader.example.com/match": "true"},
+		}
+	}))
+	obj := f.waitForReady("minted")
+	_, claims := f.waitForToken("minted-token", obj.Status.UserID, "")
+
+	if lifetime := time.Until(claims.ExpiresAt); lifetime < 50*time.Second || lifetime > 61*time.Second {
+		t.Errorf("token expires in %s, want about 60s", lifetime)
+	}
+	secret, _ := f.secret("minted-token")
+	if secret.Type != corev1.SecretTypeOpaque {
+		t.Errorf("Secret type %s, want Opaque", secret.Type)
+	}
+	if got := string(secret.Data["userID"]); got != obj.Status.UserID {
+		t.Errorf("Secret userID %q, want %q", got, obj.Status.UserID)
+	}
+	if got := string(secret.Data["expiresAt"]); got != claims.ExpiresAt.UTC().Format(time.RFC3339) {
+		t.Errorf("Secret expiresAt %q, token exp %s", got, claims.ExpiresAt)
+	}
+	owner := metav1.GetControllerOf(secret)
+	if owner == nil || owner.UID != obj.UID || owner.Kind != "SurgeEndUser" {
+		t.Errorf("Secret controller %+v, want the SurgeEndUser", owner)
+	}
+	if secret.Labels["app.kubernetes.io/managed-by"] != "surge-operator" || secret.Labels["app"] != "inbox" ||
+		secret.Annotations["reloader.example.com/match"] != "true" {
+		t.Errorf("Secret metadata lacks the operator's labels or the template: %v %v", secret.Labels, secret.Annotations)
+	}
+
+	obj = f.waitForReady("minted")
+	if obj.Status.Token == nil || obj.Status.Token.SecretName != "minted-token" || !obj.Status.Token.ExpiresAt.Time.Equal(claims.ExpiresAt) {
+		t.Fatalf("status.token %+v does not describe the token", obj.Status.Token)
+	}
+	// The default renewal is a third of the lifetime ahead of expiry, brought
+	// forward by a little jitter.
+	untilRenewal := claims.ExpiresAt.Sub(obj.Status.Token.RenewAt.Time)
+	if untilRenewal < 20*time.Second || untilRenewal > 23*time.Second {
+		t.Errorf("renewAt is %s before expiry, want a third of 60s plus jitter", untilRenewal)
+	}
+	if strings.Contains(fmt.Sprint(obj.Status), string(secret.Data["token"])) {
+		t.Errorf("token value leaked into status")
+	}
+	f.waitForEvent("minted", controller.EventTokenIssued)
+}
+
+func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("renewed", withToken("renewed-token", 15, 10*time.Second)))
+	userID := f.waitForReady("renewed").Status.UserID
+	first, firstClaims := f.waitForToken("renewed-token", userID, "")
+
+	second, secondClaims := f.waitForToken("renewed-token", userID, first)
+	if !time.Now().Before(firstClaims.ExpiresAt) {
+		t.Errorf("the first token expired (%s) before it was replaced", firstClaims.ExpiresAt)
+	}
+	if !secondClaims.ExpiresAt.After(firstClaims.ExpiresAt) || second == first {
+		t.Errorf("the renewed token does not last longer: %s then %s", firstClaims.ExpiresAt, secondClaims.ExpiresAt)
+	}
+}
+
+func TestRestartDoesNotReMintAFreshToken(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("steady", withToken("steady-token", 900, 0)))
+	userID := f.waitForReady("steady").Status.UserID
+	token, _ := f.waitForToken("steady-token", userID, "")
+	f.eventually("token recorded in status", 10*time.Second, func() (bool, string) {
+		return f.get("steady").Status.Token != nil, "no status.token"
+	})
+	minted := f.tokenRequests()
+
+	f.restartOperator()
+	// After a restart every resource is checked against Surge once.
+	f.eventually("the restarted operator checked the user", 10*time.Second, func() (bool, string) {
+		return f.surge.CountRequests(http.MethodGet, "/users/"+userID) > 0, "no check yet"
+	})
+	time.Sleep(2 * time.Second)
+	if got := f.tokenRequests(); got != minted {
+		t.Errorf("%d tokens minted after a restart while the stored one was fresh", got-minted)
+	}
+	secret, _ := f.secret("steady-token")
+	if string(secret.Data["token"]) != token {
+		t.Errorf("the token in the Secret changed across a restart")
+	}
+}
+
+func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
+	f := newFixture(t)
+	foreign := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: f.namespace},
+		StringData: map[string]string{"password": "hunter2"},
+	}
+	if err := k8s.Create(f.ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	f.create(f.endUser("intruder", withToken("taken", 60, 0)))
+
+	obj := f.waitForCondition("intruder", "Ready", metav1.ConditionFalse, controller.ReasonSecretNotOwned)
+	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "taken") || !strings.Contains(msg, "not managed") {
+		t.Errorf("Ready message %q should name the Secret and say it is not the operator's", msg)
+	}
+	secret, _ := f.secret("taken")
+	if string(secret.Data["password"]) != "hunter2" || len(secret.Data) != 1 || len(secret.OwnerReferences) != 0 {
+		t.Errorf("foreign Secret was changed: %v %v", secret.Data, secret.OwnerReferences)
+	}
+}
+
+func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("repaired", withToken("repaired-token", 900, 0)))
+	userID := f.waitForReady("repaired").Status.UserID
+	f.waitForToken("repaired-token", userID, "")
+
+	secret, _ := f.secret("repaired-token")
+	secret.Data["token"] = []byte("not-a-token")
+	delete(secret.Labels, "surge.app/end-user")
+	if err := k8s.Update(f.ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	f.waitForToken("repaired-token", userID, "not-a-token")
+	f.eventually("labels restored", 10*time.Second, func() (bool, string) {
+		secret, _ := f.secret("repaired-token")
+		return secret.Labels["surge.app/end-user"] == "repaired", fmt.Sprint(secret.Labels)
+	})
+
+	if err := k8s.Delete(f.ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("deleted Secret recreated", 20*time.Second, func() (bool, string) {
+		again, err := f.secret("repaired-token")
+		if err != nil {
+			return false, err.Error()
+		}
+		claims, err := surge.ParseTokenClaims(string(again.Data["token"]))
+		return again.UID != secret.UID && err == nil && claims.Subject == userID, "not recreated yet"
+	})
+}
+
+func TestRemovingOrRenamingTokenSecretCleansUp(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("moving", withToken("first-token", 900, 0)))
+	userID := f.waitForReady("moving").Status.UserID
+	f.waitForToken("first-token", userID, "")
+
+	f.update("moving", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.TokenSecret.Name = "second-token" })
+	f.waitForToken("second-token", userID, "")
+	f.eventually("old Secret deleted", 10*time.Second, func() (bool, string) {
+		_, err := f.secret("first-token")
+		return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprint(err)
+	})
+
+	f.update("moving", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.TokenSecret = nil })
+	f.eventually("Secret deleted with tokenSecret removed", 10*time.Second, func() (bool, string) {
+		_, err := f.secret("second-token")
+		return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprint(err)
+	})
+	if obj := f.waitForReady("moving"); obj.Status.Token != nil {
+		t.Errorf("status.token %+v left after tokenSecret was removed", obj.Status.Token)
+	}
+}
+
+func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("degraded", withToken("degraded-token", 15, 10*time.Second)))
+	userID := f.waitForReady("degraded").Status.UserID
+	token, claims := f.waitForToken("degraded-token", userID, "")
+	f.surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
+
+	obj := f.waitForCondition("degraded", "Ready", metav1.ConditionTrue, controller.ReasonTokenRenewalFailing)
+	if !time.Now().Before(claims.ExpiresAt) {
+		t.Fatalf("renewal failure only reported after the token expired")
+	}
+	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "degraded-token") || strings.Contains(msg, token) {
+		t.Errorf("Ready message %q should name the Secret and never the token", msg)
+	}
+	secret, _ := f.secret("degraded-token")
+	if string(secret.Data["token"]) != token {
+		t.Errorf("the valid token was replaced while minting failed")
+	}
+
+	obj = f.waitForCondition("degraded", "Ready", metav1.ConditionFalse, controller.ReasonSurgeUnavailable)
+	if time.Now().Before(claims.ExpiresAt) {
+		t.Errorf("Ready turned False at %s, before the token expired at %s", time.Now(), claims.ExpiresAt)
+	}
+	if conditionOf(obj, "Reconciling") == nil {
+		t.Errorf("Reconciling not set while retrying the mint")
+	}
+
+	f.surge.ClearFaults()
+	f.waitForTokenWithin(time.Minute, "degraded-token", userID, token)
+	f.waitForReady("degraded")
+}

@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// Reserved metadata keys written on every remote user the operator manages.
+// They tie the user to its resource, so that a create whose answer was lost
+// can be found again instead of repeated.
+const (
+	MetadataUID       = surgev1alpha1.ReservedMetadataPrefix + "uid"
+	MetadataNamespace = surgev1alpha1.ReservedMetadataPrefix + "namespace"
+	MetadataName      = surgev1alpha1.ReservedMetadataPrefix + "name"
+)
+
+// reconcileUser makes the remote end user exist and match the spec, and
+// records its id in status. Conditions are left to finish.
+func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	// Read before the marker is written below: only a marker left by an
+	// earlier reconcile means a create may have happened.
+	createMayHaveHappened := hasCreatePending(obj)
+	createComing := obj.Status.UserID == "" && obj.Spec.UserID == ""
+	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+		controllerutil.AddFinalizer(o, Finalizer)
+		if createComing {
+			markCreatePending(o)
+		}
+	}); err != nil {
+		return err
+	}
+
+	desired := desiredFields(obj)
+	remote, found, err := r.observeUser(ctx, obj, createMayHaveHappened)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return r.createUser(ctx, obj, desired)
+	}
+	if userMatches(remote, desired) {
+		return nil
+	}
+	if _, err := r.Surge.UpdateUser(ctx, remote.ID, desired); err != nil {
+		return classifySurgeError("update the end user", err, &obj.Spec)
+	}
+	if obj.Status.ObservedGeneration == obj.Generation {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDriftCorrected, "Update",
+			"End user %s was changed outside the operator; restored it to the spec", remote.ID)
+	} else {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventUpdated, "Update",
+			"Updated end user %s to the spec", remote.ID)
+	}
+	return nil
+}
+
+// observeUser finds the remote user of obj: the one in status, the one named
+// in spec.userID, or one whose create answer was lost. found is false when a
+// new user must be created.
+func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, createMayHaveHappened bool) (surge.User, bool, error) {
+	switch {
+	case obj.Status.UserID != "":
+		user, err := r.Surge.GetUser(ctx, obj.Status.UserID)
+		if err == nil {
+			return user, true, nil
+		}
+		if !surge.IsNotFound(err) {
+			return surge.User{}, false, classifySurgeError("read the end user", err, &obj.Spec)
+		}
+		if obj.Spec.UserID != "" {
+			return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
+				"End user %s, adopted through spec.userID, was deleted in Surge outside the operator; delete this SurgeEndUser and create it again without spec.userID to make a new user",
+				obj.Spec.UserID)
+		}
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventRecreated, "Create",
+			"End user %s was deleted in Surge outside the operator; creating it again", obj.Status.UserID)
+		obj.Status.UserID = ""
+		return surge.User{}, false, nil
+
+	case obj.Spec.UserID != "":
+		user, err := r.Surge.GetUser(ctx, obj.Spec.UserID)
+		if surge.IsNotFound(err) {
+			return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
+				"Surge has no end user %s: check spec.userID", obj.Spec.UserID)
+		}
+		if err != nil {
+			return surge.User{}, false, classifySurgeError("read the end user to adopt", err, &obj.Spec)
+		}
+		obj.Status.UserID = user.ID
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+			"Adopted existing end user %s", user.ID)
+		return user, true, nil
+
+	case createMayHaveHappened:
+		user, found, err := r.findCreatedUser(ctx, obj)
+		if err != nil || !found {
+			return surge.User{}, false, err
+		}
+		obj.Status.UserID = user.ID
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRecovered, "Adopt",
+			"Found end user %s, created by an earlier attempt whose answer was lost", user.ID)
+		return user, true, nil
+	}
+	return surge.User{}, false, nil
+}
+
+// findCreatedUser searches the account for a user this resource created.
+func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	users, err := r.Surge.ListUsers(ctx, obj.Spec.AccountID)
+	if err != nil {
+		return surge.User{}, false, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
+	}
+	for _, user := range users {
+		if user.Metadata[MetadataUID] == string(obj.UID) {
+			return user, true, nil
+		}
+	}
+	return surge.User{}, false, nil
+}
+
+func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
+	// The marker must be stored before the request leaves: a crash or a lost
+	// answer from here on is recovered by findCreatedUser.
+	if err := r.patchMetadata(ctx, obj, markCreatePending); err != nil {
+		return err
+	}
+	user, err := r.Surge.CreateUser(ctx, obj.Spec.AccountID, desired)
+	if err != nil {
+		return classifySurgeError("create the end user", err, &obj.Spec)
+	}
+	obj.Status.UserID = user.ID
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
+		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
+	return nil
+}
+
+func markCreatePending(obj *surgev1alpha1.SurgeEndUser) {
+	if hasCreatePending(obj) {
+		return
+	}
+	if obj.Annotations == nil {
+		obj.Annotations = map[string]string{}
+	}
+	obj.Annotations[AnnotationCreatePending] = time.Now().UTC().Format(time.RFC3339)
+}
+
+// desiredFields is the whole state the remote user must have: the spec plus
+// the reserved keys that tie it to this resource.
+func desiredFields(obj *surgev1alpha1.SurgeEndUser) surge.UserFields {
+	metadata := make(map[string]string, len(obj.Spec.Metadata)+3)
+	maps.Copy(metadata, obj.Spec.Metadata)
+	metadata[MetadataUID] = string(obj.UID)
+	metadata[MetadataNamespace] = obj.Namespace
+	metadata[MetadataName] = obj.Name
+	return surge.UserFields{
+		FirstName: obj.Spec.FirstName,
+		LastName:  obj.Spec.LastName,
+		PhotoURL:  obj.Spec.PhotoURL,
+		Metadata:  metadata,
+	}
+}
+
+// userMatches says whether the remote user already has the desired state.
+func userMatches(remote surge.User, desired surge.UserFields) bool {
+	return remote.FirstName == desired.FirstName &&
+		remote.LastName == desired.LastName &&
+		remote.PhotoURL == desired.PhotoURL &&
+		maps.Equal(remote.Metadata, desired.Metadata)
+}

@@ -1,0 +1,174 @@
+// Package operator assembles the controller manager: the scheme, the Surge
+// client, the reconciler, metrics and health checks. main.go and the local
+// sandbox both start the operator through it.
+package operator
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// DefaultSurgeAPIURL is Surge's production API.
+const DefaultSurgeAPIURL = "https://api.surge.app"
+
+// Options configures the operator. Zero values take the defaults below.
+type Options struct {
+	SurgeAPIURL string
+	// SurgeAPIKey is the project's API key. It is required.
+	SurgeAPIKey string
+
+	ResyncInterval          time.Duration
+	MaxConcurrentReconciles int
+	SurgeRequestsPerSecond  float64
+	SurgeBurst              int
+
+	// Namespaces limits the operator to these namespaces; empty means all.
+	Namespaces []string
+	// SurgeClientOptions are applied after the defaults, to tune the client.
+	SurgeClientOptions []surge.Option
+
+	// Rebuildable lets one process build the manager more than once (tests
+	// restart the operator), which controller-runtime refuses by default.
+	Rebuildable bool
+
+	MetricsBindAddress     string
+	SecureMetrics          bool
+	HealthProbeBindAddress string
+	LeaderElection         bool
+	LeaderElectionID       string
+}
+
+// Defaults for Options.
+const (
+	DefaultResyncInterval          = 10 * time.Minute
+	DefaultMaxConcurrentReconciles = 4
+	DefaultSurgeRequestsPerSecond  = 20
+	DefaultSurgeBurst              = 40
+	remoteTimeout                  = 2 * time.Minute
+)
+
+// Scheme knows the built-in types and SurgeEndUser.
+func Scheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(surgev1alpha1.AddToScheme(scheme))
+	return scheme
+}
+
+// ErrMissingAPIKey is returned when no Surge API key is configured.
+var ErrMissingAPIKey = errors.New("no Surge API key: set SURGE_API_KEY (the deployment reads it from a Secret)")
+
+// NewManager builds a manager running the SurgeEndUser controller.
+func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	if opts.SurgeAPIKey == "" {
+		return nil, ErrMissingAPIKey
+	}
+	opts = withDefaults(opts)
+
+	clientOptions := append([]surge.Option{surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst)}, opts.SurgeClientOptions...)
+	surgeClient, err := surge.New(opts.SurgeAPIURL, opts.SurgeAPIKey, clientOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Surge client: %w", err)
+	}
+
+	metricsOptions := metricsserver.Options{
+		BindAddress:   opts.MetricsBindAddress,
+		SecureServing: opts.SecureMetrics,
+	}
+	if opts.SecureMetrics {
+		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 Scheme(),
+		Metrics:                metricsOptions,
+		HealthProbeBindAddress: opts.HealthProbeBindAddress,
+		LeaderElection:         opts.LeaderElection,
+		LeaderElectionID:       opts.LeaderElectionID,
+		Cache:                  cacheOptions(opts),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(opts.Rebuildable)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+
+	reconciler := &controller.SurgeEndUserReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Surge:                   surgeClient,
+		Recorder:                mgr.GetEventRecorder("surge-operator"),
+		ResyncInterval:          opts.ResyncInterval,
+		RemoteTimeout:           remoteTimeout,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func withDefaults(opts Options) Options {
+	if opts.SurgeAPIURL == "" {
+		opts.SurgeAPIURL = DefaultSurgeAPIURL
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = DefaultResyncInterval
+	}
+	if opts.MaxConcurrentReconciles <= 0 {
+		opts.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	}
+	if opts.SurgeRequestsPerSecond == 0 {
+		opts.SurgeRequestsPerSecond = DefaultSurgeRequestsPerSecond
+	}
+	if opts.SurgeBurst <= 0 {
+		opts.SurgeBurst = DefaultSurgeBurst
+	}
+	if opts.LeaderElectionID == "" {
+		opts.LeaderElectionID = "surge-operator.surge.app"
+	}
+	return opts
+}
+
+// cacheOptions caches only the Secrets the operator writes, so that a
+// cluster with many Secrets does not swell its memory.
+func cacheOptions(opts Options) cache.Options {
+	options := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
+				controller.LabelManagedBy: controller.LabelManagedByValue,
+			})},
+		},
+	}
+	if len(opts.Namespaces) > 0 {
+		options.DefaultNamespaces = make(map[string]cache.Config, len(opts.Namespaces))
+		for _, namespace := range opts.Namespaces {
+			options.DefaultNamespaces[namespace] = cache.Config{}
+		}
+	}
+	return options
+}

@@ -1,0 +1,467 @@
+package surge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+const (
+	testKey     = "sk_live_secret_0123456789abcdef"
+	testAccount = "acct_01j9a43avnfqzbjfch6pygv1td"
+)
+
+type fixture struct {
+	emu    *emulator.Server
+	url    string
+	client *surge.Client
+	seen   *observer
+}
+
+// newFixture serves an emulator and returns a client of it with fast
+// backoff. opts are applied after the defaults of the fixture.
+func newFixture(t *testing.T, emuOpts emulator.Options, opts ...surge.Option) *fixture {
+	t.Helper()
+	emuOpts.APIKey = testKey
+	if emuOpts.Accounts == nil {
+		emuOpts.Accounts = []string{testAccount}
+	}
+	emu := emulator.New(emuOpts)
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	f := &fixture{emu: emu, url: srv.URL, seen: &observer{}}
+	f.client = newClient(t, srv.URL, append([]surge.Option{surge.WithObserver(f.seen)}, opts...)...)
+	return f
+}
+
+func newClient(t *testing.T, url string, opts ...surge.Option) *surge.Client {
+	t.Helper()
+	defaults := []surge.Option{
+		surge.WithBackoff(time.Millisecond, 4*time.Millisecond),
+		surge.WithRateLimit(0, 0),
+	}
+	client, err := surge.New(url, testKey, append(defaults, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+type observer struct {
+	mu      sync.Mutex
+	done    []string
+	retried []string
+	// onRetry, when set, is called on every retry; set it before the first
+	// request.
+	onRetry func(status int)
+}
+
+func (o *observer) RequestDone(operation string, status int, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done = append(o.done, fmt.Sprintf("%s %d", operation, status))
+}
+
+func (o *observer) Retried(operation string, status int) {
+	o.mu.Lock()
+	o.retried = append(o.retried, fmt.Sprintf("%s %d", operation, status))
+	o.mu.Unlock()
+	if o.onRetry != nil {
+		o.onRetry(status)
+	}
+}
+
+func (o *observer) retries() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.retried...)
+}
+
+func (o *observer) requests() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.done...)
+}
+
+func TestNewRejectsBadConfiguration(t *testing.T) {
+	for _, tt := range []struct{ baseURL, key string }{
+		{"https://api.surge.app", ""},
+		{"://nope", testKey},
+		{"api.surge.app", testKey},
+	} {
+		if _, err := surge.New(tt.baseURL, tt.key); err == nil {
+			t.Errorf("New(%q, %q) accepted", tt.baseURL, tt.key)
+		}
+	}
+}
+
+func TestUserLifecycle(t *testing.T) {
+	f := newFixture(t, emulator.Options{})
+	ctx := t.Context()
+
+	created, err := f.client.CreateUser(ctx, testAccount, surge.UserFields{
+		FirstName: "Ada", LastName: "Lovelace", PhotoURL: "https://example.com/ada.png",
+		Metadata: map[string]string{"team": "math"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(created.ID, "usr_") || created.FirstName != "Ada" || created.LastName != "Lovelace" ||
+		created.PhotoURL != "https://example.com/ada.png" || created.Metadata["team"] != "math" {
+		t.Errorf("created %+v", created)
+	}
+
+	got, err := f.client.GetUser(ctx, created.ID)
+	if err != nil || got.ID != created.ID || got.LastName != "Lovelace" {
+		t.Errorf("get: %+v, %v", got, err)
+	}
+
+	// Fields emptied in the desired state must be cleared, not kept.
+	updated, err := f.client.UpdateUser(ctx, created.ID, surge.UserFields{FirstName: "Augusta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.FirstName != "Augusta" || updated.LastName != "" || updated.PhotoURL != "" || len(updated.Metadata) != 0 {
+		t.Errorf("updated %+v", updated)
+	}
+	if stored, _ := f.emu.User(created.ID); stored.LastName != "" || stored.PhotoURL != "" || len(stored.Metadata) != 0 {
+		t.Errorf("server kept cleared fields: %+v", stored)
+	}
+
+	if err := f.client.DeleteUser(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.GetUser(ctx, created.ID); !surge.IsNotFound(err) {
+		t.Errorf("get after delete: %v, want not found", err)
+	}
+	if err := f.client.DeleteUser(ctx, created.ID); !surge.IsNotFound(err) {
+		t.Errorf("second delete: %v, want not found", err)
+	}
+}
+
+func TestRequestsCarryKeyAndJSONHeaders(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"usr_1","first_name":"A"}`))
+	}))
+	t.Cleanup(srv.Close)
+	client := newClient(t, srv.URL)
+	if _, err := client.CreateUser(t.Context(), testAccount, surge.UserFields{FirstName: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Authorization": "Bearer " + testKey,
+		"Content-Type":  "application/json",
+		"Accept":        "application/json",
+		"User-Agent":    "surge-operator",
+	}
+	for name, value := range want {
+		if got.Get(name) != value {
+			t.Errorf("%s = %q, want %q", name, got.Get(name), value)
+		}
+	}
+}
+
+func TestListUsersFollowsEveryPage(t *testing.T) {
+	f := newFixture(t, emulator.Options{PageSize: 2})
+	var want []string
+	for i := range 5 {
+		u := f.emu.PutUser(testAccount, emulator.User{FirstName: fmt.Sprint("user", i)})
+		want = append(want, u.ID)
+	}
+	f.emu.PutUser("acct_other", emulator.User{FirstName: "elsewhere"})
+
+	users, err := f.client.ListUsers(t.Context(), testAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range users {
+		got = append(got, u.ID)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	if n := f.emu.CountRequests(http.MethodGet, "/accounts/"); n != 3 {
+		t.Errorf("read %d pages, want 3 for 5 users by 2", n)
+	}
+
+	empty, err := f.client.ListUsers(t.Context(), "acct_other_empty_never_seen")
+	if !surge.IsAccountNotFound(err) || empty != nil {
+		t.Errorf("list of unknown account: %v, %v", empty, err)
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithMaxRetries(0))
+	ctx := t.Context()
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Existing"})
+
+	_, blank := f.client.CreateUser(ctx, testAccount, surge.UserFields{FirstName: " "})
+	_, missingUser := f.client.GetUser(ctx, "usr_00000000000000000000000000")
+	_, missingAccount := f.client.CreateUser(ctx, "acct_missing", surge.UserFields{FirstName: "A"})
+	_, badPhoto := f.client.UpdateUser(ctx, user.ID, surge.UserFields{FirstName: "A", PhotoURL: "not a url"})
+
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusGone, Count: 1})
+	_, archived := f.client.GetUser(ctx, user.ID)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusForbidden, ErrorType: "demo_api_key", Count: 1})
+	_, demoKey := f.client.GetUser(ctx, user.ID)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusServiceUnavailable, Count: 1})
+	_, unavailable := f.client.GetUser(ctx, user.ID)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusConflict, Count: 1})
+	_, conflict := f.client.GetUser(ctx, user.ID)
+
+	f.emu.SetAPIKey("sk_live_rotated")
+	_, rejected := f.client.GetUser(ctx, user.ID)
+
+	tests := []struct {
+		name                                                    string
+		err                                                     error
+		notFound, accountNotFound, unauthorized, invalid, retry bool
+	}{
+		{name: "blank first name", err: blank, invalid: true},
+		{name: "missing user", err: missingUser, notFound: true},
+		{name: "missing account", err: missingAccount, notFound: true, accountNotFound: true},
+		{name: "bad photo url", err: badPhoto, invalid: true},
+		{name: "archived account", err: archived, invalid: true},
+		{name: "demo key", err: demoKey, unauthorized: true},
+		{name: "unavailable", err: unavailable, retry: true},
+		{name: "conflict", err: conflict, retry: true},
+		{name: "rejected key", err: rejected, unauthorized: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var apiErr *surge.Error
+			if !errors.As(tt.err, &apiErr) {
+				t.Fatalf("error %v is not a *surge.Error", tt.err)
+			}
+			got := [5]bool{surge.IsNotFound(tt.err), surge.IsAccountNotFound(tt.err), surge.IsUnauthorized(tt.err),
+				surge.IsInvalid(tt.err), surge.IsRetryable(tt.err)}
+			want := [5]bool{tt.notFound, tt.accountNotFound, tt.unauthorized, tt.invalid, tt.retry}
+			if got != want {
+				t.Errorf("%v: [notFound accountNotFound unauthorized invalid retryable] = %v, want %v", tt.err, got, want)
+			}
+		})
+	}
+
+	const wantMessage = "surge create_user: 422 validation_error: first_name can't be blank (first_name: can't be blank)"
+	if blank.Error() != wantMessage {
+		t.Errorf("message %q, want %q", blank.Error(), wantMessage)
+	}
+}
+
+func TestNonSurgeErrorBodyIsShortened(t *testing.T) {
+	page := "<html>" + strings.Repeat("bad gateway ", 2000) + "</html>"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(page))
+	}))
+	t.Cleanup(srv.Close)
+	client := newClient(t, srv.URL, surge.WithMaxRetries(0))
+
+	_, err := client.GetUser(t.Context(), "usr_x")
+	var apiErr *surge.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadGateway || !surge.IsRetryable(err) {
+		t.Fatalf("got %v, want a retryable 502 *surge.Error", err)
+	}
+	if len(apiErr.Message) > 300 || !strings.Contains(apiErr.Message, "Bad Gateway") {
+		t.Errorf("message of %d bytes: %q", len(apiErr.Message), apiErr.Message)
+	}
+}
+
+func TestRetriesServerErrorsThenSucceeds(t *testing.T) {
+	f := newFixture(t, emulator.Options{})
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Flaky"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/", Status: 503, Count: 2})
+
+	got, err := f.client.GetUser(t.Context(), user.ID)
+	if err != nil || got.ID != user.ID {
+		t.Fatalf("get: %+v, %v", got, err)
+	}
+	if n := f.emu.CountRequests(http.MethodGet, "/users/"); n != 3 {
+		t.Errorf("sent %d requests, want 3", n)
+	}
+	if retries := f.seen.retries(); strings.Join(retries, ",") != "get_user 503,get_user 503" {
+		t.Errorf("observer saw retries %v", retries)
+	}
+	if requests := f.seen.requests(); strings.Join(requests, ",") != "get_user 503,get_user 503,get_user 200" {
+		t.Errorf("observer saw requests %v", requests)
+	}
+}
+
+func TestGivesUpAfterMaxRetries(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithMaxRetries(2))
+	f.emu.InjectFault(emulator.Fault{Status: 500})
+
+	_, err := f.client.ListUsers(t.Context(), testAccount)
+	if !surge.IsRetryable(err) {
+		t.Fatalf("got %v, want the last 500", err)
+	}
+	if n := f.emu.CountRequests("", ""); n != 3 {
+		t.Errorf("sent %d requests, want 1 + 2 retries", n)
+	}
+}
+
+func TestCreateIsNeverRetried(t *testing.T) {
+	t.Run("server error", func(t *testing.T) {
+		f := newFixture(t, emulator.Options{})
+		f.emu.InjectFault(emulator.Fault{Method: http.MethodPost, Status: 503})
+		_, err := f.client.CreateUser(t.Context(), testAccount, surge.UserFields{FirstName: "Once"})
+		if !surge.IsRetryable(err) {
+			t.Fatalf("got %v, want a retryable 503 for the caller", err)
+		}
+		if n := f.emu.CountRequests(http.MethodPost, ""); n != 1 {
+			t.Errorf("sent %d creates, want exactly 1", n)
+		}
+	})
+	t.Run("lost response", func(t *testing.T) {
+		f := newFixture(t, emulator.Options{})
+		f.emu.InjectFault(emulator.Fault{Method: http.MethodPost, DropResponse: true})
+		_, err := f.client.CreateUser(t.Context(), testAccount, surge.UserFields{FirstName: "Maybe"})
+		if err == nil || !surge.IsRetryable(err) {
+			t.Fatalf("got %v, want a retryable error without response", err)
+		}
+		if n := len(f.emu.Users(testAccount)); n != 1 {
+			t.Errorf("%d users exist, want exactly the 1 the lost create made", n)
+		}
+	})
+}
+
+func TestDeleteRetriedAfterLostResponseReportsNotFound(t *testing.T) {
+	f := newFixture(t, emulator.Options{})
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Doomed"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodDelete, DropResponse: true, Count: 1})
+
+	err := f.client.DeleteUser(t.Context(), user.ID)
+	if !surge.IsNotFound(err) {
+		t.Errorf("got %v, want not found from the retry", err)
+	}
+	if _, exists := f.emu.User(user.ID); exists {
+		t.Error("user still exists")
+	}
+}
+
+func TestShouldRetryFalseStopsRetries(t *testing.T) {
+	emu := emulator.New(emulator.Options{APIKey: testKey, Accounts: []string{testAccount}})
+	emu.InjectFault(emulator.Fault{Status: 503})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-should-retry", "false")
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client := newClient(t, srv.URL)
+
+	_, err := client.GetUser(t.Context(), "usr_x")
+	if surge.IsRetryable(err) {
+		t.Errorf("%v is retryable despite x-should-retry: false", err)
+	}
+	if n := emu.CountRequests("", ""); n != 1 {
+		t.Errorf("sent %d requests, want 1", n)
+	}
+}
+
+func TestAttemptTimeoutIsRetried(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithTimeout(50*time.Millisecond))
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Slow"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Latency: time.Second, Count: 1})
+
+	if _, err := f.client.GetUser(t.Context(), user.ID); err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if retries := f.seen.retries(); len(retries) != 1 || retries[0] != "get_user 0" {
+		t.Errorf("observer saw retries %v, want one without status", retries)
+	}
+}
+
+func TestCancelStopsRetryWait(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithBackoff(time.Hour, time.Hour))
+	f.emu.InjectFault(emulator.Fault{Status: 503})
+	ctx, cancel := context.WithCancel(t.Context())
+	f.seen.onRetry = func(int) { cancel() }
+
+	_, err := f.client.GetUser(ctx, "usr_x")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want the wait cancelled", err)
+	}
+	if n := f.emu.CountRequests("", ""); n != 1 {
+		t.Errorf("sent %d requests, want 1", n)
+	}
+}
+
+func TestRateLimitHoldsBackEveryCaller(t *testing.T) {
+	const retryAfter = 300 * time.Millisecond
+	f := newFixture(t, emulator.Options{})
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Busy"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 429, RetryAfter: retryAfter, Count: 1})
+
+	limited := make(chan struct{})
+	var once sync.Once
+	f.seen.onRetry = func(status int) {
+		if status == http.StatusTooManyRequests {
+			once.Do(func() { close(limited) })
+		}
+	}
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := f.client.GetUser(t.Context(), user.ID)
+		firstDone <- err
+	}()
+	<-limited
+	// A second caller, which never saw the 429, must wait too.
+	if _, err := f.client.ListUsers(t.Context(), testAccount); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-firstDone; err != nil {
+		t.Fatalf("rate limited get: %v", err)
+	}
+
+	requests := f.emu.Requests()
+	var limitedAt, listAt time.Time
+	for _, r := range requests {
+		switch {
+		case r.Status == http.StatusTooManyRequests:
+			limitedAt = r.At
+		case strings.HasPrefix(r.Path, "/accounts/"):
+			listAt = r.At
+		}
+	}
+	if limitedAt.IsZero() || listAt.IsZero() {
+		t.Fatalf("requests %+v", requests)
+	}
+	if waited := listAt.Sub(limitedAt); waited < retryAfter-50*time.Millisecond {
+		t.Errorf("second caller sent %v after the 429, want it held back about %v", waited, retryAfter)
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithMaxRetries(0))
+	f.emu.SetAPIKey("sk_live_other")
+	_, err := f.client.GetUser(t.Context(), "usr_x")
+	if !surge.IsUnauthorized(err) {
+		t.Fatalf("got %v, want unauthorized", err)
+	}
+	var apiErr *surge.Error
+	errors.As(err, &apiErr)
+
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		for name, value := range map[string]any{"client": f.client, "error": err, "*Error": apiErr, "*Error value": *apiErr} {
+			if out := fmt.Sprintf(verb, value); strings.Contains(out, testKey) || strings.Contains(out, testKey[6:]) {
+				t.Errorf("%s of %s leaks the key: %s", verb, name, out)
+			}
+		}
+	}
+	if got, want := f.client.String(), "apiKey: sk_l…(redacted)"; !strings.Contains(got, want) {
+		t.Errorf("String() = %q, want it to contain %q", got, want)
+	}
+}

@@ -1,0 +1,101 @@
+package surge
+
+import (
+	"net/http"
+	"time"
+)
+
+const (
+	defaultTimeout     = 30 * time.Second
+	defaultMaxRetries  = 3
+	defaultBackoffBase = 500 * time.Millisecond
+	defaultBackoffMax  = 8 * time.Second
+	defaultRateLimit   = 20
+	defaultBurst       = 40
+)
+
+type options struct {
+	httpClient  *http.Client
+	timeout     time.Duration
+	maxRetries  int
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	rps         float64
+	burst       int
+	observer    Observer
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+// WithHTTPClient sends requests through hc, for a custom transport or proxy.
+// Its own Timeout, if any, applies on top of the per-attempt timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) {
+		if hc != nil {
+			o.httpClient = hc
+		}
+	}
+}
+
+// WithTimeout bounds each attempt of a request; 30s by default.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.timeout = d
+		}
+	}
+}
+
+// WithMaxRetries sets how many times a retry-safe request is retried after
+// a retryable failure; 3 by default, 0 disables retries.
+func WithMaxRetries(n int) Option {
+	return func(o *options) { o.maxRetries = max(n, 0) }
+}
+
+// WithBackoff sets the wait before the first retry and the most any wait may
+// grow to by doubling; 500ms and 8s by default. Each wait is shortened by up
+// to 25% at random so that clients failing together do not retry together.
+func WithBackoff(base, maxWait time.Duration) Option {
+	return func(o *options) {
+		if base > 0 {
+			o.backoffBase = base
+		}
+		o.backoffMax = max(maxWait, o.backoffBase)
+	}
+}
+
+// WithRateLimit caps the requests per second of the Client, across every
+// caller sharing it, with bursts up to burst; 20 rps with bursts of 40 by
+// default. rps <= 0 disables the limit.
+func WithRateLimit(rps float64, burst int) Option {
+	return func(o *options) {
+		o.rps = rps
+		o.burst = max(burst, 1)
+	}
+}
+
+// WithObserver reports every request and retry to o, for metrics.
+func WithObserver(o Observer) Option {
+	return func(opts *options) {
+		if o != nil {
+			opts.observer = o
+		}
+	}
+}
+
+// Observer is told about the requests a Client makes.
+type Observer interface {
+	// RequestDone reports one attempt of operation, one of "create_user",
+	// "get_user", "update_user", "delete_user", "list_users" or
+	// "create_token". statusCode is 0 when no response arrived.
+	RequestDone(operation string, statusCode int, duration time.Duration)
+	// Retried reports that a failed attempt of operation, answered with
+	// statusCode (0 when no response arrived), will be retried.
+	Retried(operation string, statusCode int)
+}
+
+type noObserver struct{}
+
+func (noObserver) RequestDone(string, int, time.Duration) {}
+func (noObserver) Retried(string, int)                    {}

@@ -1,0 +1,58 @@
+// Command manager runs the surge-operator: it keeps Surge end users equal to
+// SurgeEndUser resources.
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/surge-operator/surge-operator/internal/operator"
+)
+
+func main() {
+	opts := operator.Options{}
+	defaultURL := operator.DefaultSurgeAPIURL
+	if fromEnv := os.Getenv("SURGE_API_URL"); fromEnv != "" {
+		defaultURL = fromEnv
+	}
+	flag.StringVar(&opts.SurgeAPIURL, "surge-api-url", defaultURL, "Base URL of the Surge API (env SURGE_API_URL).")
+	flag.DurationVar(&opts.ResyncInterval, "resync-interval", operator.DefaultResyncInterval, "How often a settled SurgeEndUser is compared with Surge.")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "How many SurgeEndUsers are reconciled at once.")
+	flag.Float64Var(&opts.SurgeRequestsPerSecond, "surge-requests-per-second", operator.DefaultSurgeRequestsPerSecond, "Client-side limit on Surge API requests per second, shared by all reconciles (0 or less: no limit).")
+	flag.IntVar(&opts.SurgeBurst, "surge-burst", operator.DefaultSurgeBurst, "Burst allowed above --surge-requests-per-second.")
+	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
+	flag.BoolVar(&opts.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for authenticated and authorized clients only.")
+	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the health probes bind to; 0 turns them off.")
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	var watchNamespaces string
+	flag.StringVar(&watchNamespaces, "watch-namespace", "", "Comma-separated namespaces to watch; empty watches all.")
+	zapOptions := zap.Options{}
+	zapOptions.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	log := ctrl.Log.WithName("setup")
+
+	opts.SurgeAPIKey = os.Getenv("SURGE_API_KEY")
+	if watchNamespaces != "" {
+		opts.Namespaces = strings.Split(watchNamespaces, ",")
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "Cannot reach Kubernetes")
+		os.Exit(1)
+	}
+	mgr, err := operator.NewManager(cfg, opts)
+	if err != nil {
+		log.Error(err, "Cannot start the operator")
+		os.Exit(1)
+	}
+	log.Info("Starting the operator", "surgeAPIURL", opts.SurgeAPIURL, "resyncInterval", opts.ResyncInterval)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "The operator stopped")
+		os.Exit(1)
+	}
+}

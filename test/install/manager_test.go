@@ -1,0 +1,292 @@
+package install_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+func managerDeployment(t *testing.T) *appsv1.Deployment {
+	t.Helper()
+	deployment := &appsv1.Deployment{}
+	findOne(t, "Deployment", deploymentName, deployment)
+	return deployment
+}
+
+func managerContainer(t *testing.T, deployment *appsv1.Deployment) corev1.Container {
+	t.Helper()
+	for _, c := range deployment.Spec.Template.Spec.Containers {
+		if c.Name == "manager" {
+			return c
+		}
+	}
+	t.Fatalf("the Deployment has no container named manager")
+	return corev1.Container{}
+}
+
+// TestNamespaceEnforcesRestrictedPodSecurity: the operator's namespace
+// refuses any pod that is not restricted.
+func TestNamespaceEnforcesRestrictedPodSecurity(t *testing.T) {
+	ns := &corev1.Namespace{}
+	findOne(t, "Namespace", namespace, ns)
+	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "restricted" {
+		t.Errorf("namespace %s has pod-security.kubernetes.io/enforce=%q, want restricted", namespace, got)
+	}
+}
+
+// TestManagerPodIsRestricted checks the manager's pod against the restricted
+// Pod Security Standard twice: field by field, and by creating (as a dry run)
+// a pod from the Deployment's template in the operator's namespace, where
+// Pod Security admission enforces it.
+func TestManagerPodIsRestricted(t *testing.T) {
+	deployment := managerDeployment(t)
+	spec := deployment.Spec.Template.Spec
+	if problems := restrictedViolations(spec); len(problems) > 0 {
+		t.Errorf("the manager's pod does not meet the restricted Pod Security Standard:\n  %s", strings.Join(problems, "\n  "))
+	}
+
+	// The field checks can fail: each of these breaks the standard.
+	mutations := map[string]func(*corev1.PodSpec){
+		"runAsNonRoot unset":       func(s *corev1.PodSpec) { s.SecurityContext.RunAsNonRoot = nil },
+		"seccomp unset":            func(s *corev1.PodSpec) { s.SecurityContext.SeccompProfile = nil },
+		"privilege escalation":     func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true) },
+		"capabilities kept":        func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Capabilities = nil },
+		"writable root filesystem": func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.ReadOnlyRootFilesystem = nil },
+	}
+	for name, mutate := range mutations {
+		broken := spec.DeepCopy()
+		mutate(broken)
+		if len(restrictedViolations(*broken)) == 0 {
+			t.Errorf("the field checks accept a pod with %s", name)
+		}
+	}
+
+	ctx := context.Background()
+	if err := createPodFromTemplate(ctx, "manager", spec); err != nil {
+		t.Errorf("the API server refuses the manager's pod in %s: %v", namespace, err)
+	}
+	// Pod Security admission really enforces in that namespace: a pod that
+	// may escalate its privileges is refused.
+	escalating := spec.DeepCopy()
+	escalating.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true)
+	if err := createPodFromTemplate(ctx, "escalating", *escalating); !apierrors.IsForbidden(err) {
+		t.Errorf("a pod allowing privilege escalation in %s: got %v, want it forbidden by Pod Security admission", namespace, err)
+	}
+}
+
+func createPodFromTemplate(ctx context.Context, name string, spec corev1.PodSpec) error {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec:       spec,
+	}
+	return k8s.Create(ctx, pod, client.DryRunAll, fieldOwner)
+}
+
+// restrictedViolations checks a pod spec against the restricted Pod Security
+// Standard (the "latest" version of its controls that apply to this pod).
+func restrictedViolations(spec corev1.PodSpec) []string {
+	var problems []string
+	pod := spec.SecurityContext
+	if pod == nil {
+		pod = &corev1.PodSecurityContext{}
+	}
+	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
+		problems = append(problems, "uses host namespaces")
+	}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			problems = append(problems, fmt.Sprintf("volume %s is a hostPath", v.Name))
+		}
+	}
+	if pod.RunAsUser != nil && *pod.RunAsUser == 0 {
+		problems = append(problems, "pod runs as user 0")
+	}
+	containers := append(slices.Clone(spec.InitContainers), spec.Containers...)
+	if len(containers) == 0 {
+		problems = append(problems, "no containers")
+	}
+	for _, c := range containers {
+		sc := c.SecurityContext
+		if sc == nil {
+			sc = &corev1.SecurityContext{}
+		}
+		fail := func(format string, args ...any) {
+			problems = append(problems, fmt.Sprintf("container %s: ", c.Name)+fmt.Sprintf(format, args...))
+		}
+		if !ptr.Deref(sc.RunAsNonRoot, ptr.Deref(pod.RunAsNonRoot, false)) {
+			fail("runAsNonRoot is not true")
+		}
+		if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+			fail("runs as user 0")
+		}
+		seccomp := sc.SeccompProfile
+		if seccomp == nil {
+			seccomp = pod.SeccompProfile
+		}
+		if seccomp == nil || (seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault && seccomp.Type != corev1.SeccompProfileTypeLocalhost) {
+			fail("seccompProfile is not RuntimeDefault or Localhost")
+		}
+		if !ptr.Equal(sc.AllowPrivilegeEscalation, ptr.To(false)) {
+			fail("allowPrivilegeEscalation is not false")
+		}
+		if ptr.Deref(sc.Privileged, false) {
+			fail("is privileged")
+		}
+		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			fail("does not drop ALL capabilities")
+		} else if slices.ContainsFunc(sc.Capabilities.Add, func(c corev1.Capability) bool { return c != "NET_BIND_SERVICE" }) {
+			fail("adds capabilities %v", sc.Capabilities.Add)
+		}
+		// Not part of the standard, but asked of the manager: it writes
+		// nothing to disk.
+		if !ptr.Deref(sc.ReadOnlyRootFilesystem, false) {
+			fail("readOnlyRootFilesystem is not true")
+		}
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				fail("uses host port %d", p.HostPort)
+			}
+		}
+	}
+	return problems
+}
+
+// TestManagerWiring checks what decides whether the manager starts, stays
+// healthy and can be scraped: its flags, probes, API key and metrics Service.
+func TestManagerWiring(t *testing.T) {
+	deployment := managerDeployment(t)
+	container := managerContainer(t, deployment)
+
+	flags := map[string]string{}
+	args := container.Args
+	if len(container.Command) > 1 {
+		args = append(slices.Clone(container.Command[1:]), args...)
+	}
+	for _, arg := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if !hasValue {
+			value = "true"
+		}
+		flags[name] = value
+	}
+	if flags["leader-elect"] != "true" {
+		t.Errorf("the manager runs without --leader-elect: two replicas (or a rollout) would reconcile at once")
+	}
+
+	// Health probes hit the port the manager serves them on.
+	probePort := port(t, flags, "health-probe-bind-address", 8081)
+	for name, probe := range map[string]*corev1.Probe{"liveness": container.LivenessProbe, "readiness": container.ReadinessProbe} {
+		want := map[string]string{"liveness": "/healthz", "readiness": "/readyz"}[name]
+		if probe == nil || probe.HTTPGet == nil {
+			t.Errorf("the manager has no HTTP %s probe", name)
+			continue
+		}
+		if probe.HTTPGet.Path != want {
+			t.Errorf("%s probe path is %q, want %q", name, probe.HTTPGet.Path, want)
+		}
+		if got := resolvePort(container, probe.HTTPGet.Port); got != probePort {
+			t.Errorf("%s probe goes to port %d, the manager serves probes on %d", name, got, probePort)
+		}
+	}
+
+	// The API key comes from the Secret users are told to create.
+	var apiKey *corev1.EnvVar
+	for i := range container.Env {
+		if container.Env[i].Name == "SURGE_API_KEY" {
+			apiKey = &container.Env[i]
+		}
+	}
+	switch {
+	case apiKey == nil:
+		t.Errorf("the manager has no SURGE_API_KEY environment variable; it refuses to start without it")
+	case apiKey.ValueFrom == nil || apiKey.ValueFrom.SecretKeyRef == nil:
+		t.Errorf("SURGE_API_KEY is not read from a Secret: %+v", apiKey)
+	default:
+		ref := apiKey.ValueFrom.SecretKeyRef
+		if ref.Name != "surge-api-key" || ref.Key != "api-key" {
+			t.Errorf("SURGE_API_KEY comes from Secret %q key %q, want Secret surge-api-key key api-key", ref.Name, ref.Key)
+		}
+	}
+
+	// The metrics Service selects the manager's pod and reaches the port
+	// that serves metrics, over HTTPS.
+	if flags["metrics-secure"] == "false" {
+		t.Errorf("the manager serves metrics without TLS and authorization")
+	}
+	metricsPort := port(t, flags, "metrics-bind-address", 8443)
+	service := &corev1.Service{}
+	findOne(t, "Service", metricsService, service)
+	if len(service.Spec.Selector) == 0 {
+		t.Fatalf("Service %s selects no pod", metricsService)
+	}
+	for k, v := range service.Spec.Selector {
+		if deployment.Spec.Template.Labels[k] != v {
+			t.Errorf("Service %s selects %s=%s, which the manager's pod does not carry", metricsService, k, v)
+		}
+	}
+	if len(service.Spec.Ports) != 1 {
+		t.Fatalf("Service %s has ports %+v, want one", metricsService, service.Spec.Ports)
+	}
+	servicePort := service.Spec.Ports[0]
+	if servicePort.Port != 8443 || servicePort.Name != "https" {
+		t.Errorf("Service %s exposes %s:%d, want https:8443", metricsService, servicePort.Name, servicePort.Port)
+	}
+	if got := resolvePort(container, servicePort.TargetPort); got != metricsPort {
+		t.Errorf("Service %s targets port %d, the manager serves metrics on %d", metricsService, got, metricsPort)
+	}
+
+	// The pod runs as the ServiceAccount the RBAC binds.
+	if got := deployment.Spec.Template.Spec.ServiceAccountName; got != namePrefix+"controller-manager" {
+		t.Errorf("the manager runs as ServiceAccount %q", got)
+	}
+	if len(deployment.Spec.Selector.MatchLabels) == 0 {
+		t.Errorf("the Deployment selects no pods")
+	}
+	for k, v := range deployment.Spec.Selector.MatchLabels {
+		if deployment.Spec.Template.Labels[k] != v {
+			t.Errorf("the Deployment selects %s=%s, which its pod template does not carry", k, v)
+		}
+	}
+	if r := container.Resources; r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
+		t.Errorf("the manager should request CPU and memory and limit memory: %+v", r)
+	}
+}
+
+// port is the port of a bind-address flag such as :8081, or its default.
+func port(t *testing.T, flags map[string]string, flag string, fallback int) int {
+	t.Helper()
+	address, ok := flags[flag]
+	if !ok {
+		return fallback
+	}
+	i := strings.LastIndex(address, ":")
+	n, err := strconv.Atoi(address[i+1:])
+	if i < 0 || err != nil {
+		t.Fatalf("--%s=%s has no port", flag, address)
+	}
+	return n
+}
+
+// resolvePort turns a port number or a container port name into a number.
+func resolvePort(container corev1.Container, p intstr.IntOrString) int {
+	if p.Type == intstr.Int {
+		return p.IntValue()
+	}
+	for _, cp := range container.Ports {
+		if cp.Name == p.StrVal {
+			return int(cp.ContainerPort)
+		}
+	}
+	return -1
+}

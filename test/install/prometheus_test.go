@@ -1,0 +1,95 @@
+package install_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// TestPrometheusMonitorCanBeAdded follows config/prometheus' instructions:
+// list ../prometheus under config/default's resources. The ServiceMonitor
+// must then land next to the metrics Service and scrape its HTTPS port.
+// config/default alone must not need the Prometheus Operator.
+func TestPrometheusMonitorCanBeAdded(t *testing.T) {
+	for _, obj := range installed {
+		if obj.GetKind() == "ServiceMonitor" {
+			t.Errorf("config/default installs %s, which fails without the Prometheus Operator's CRDs", describe(obj))
+		}
+	}
+
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
+		t.Fatal(err)
+	}
+	kustomization := filepath.Join(config, "default", "kustomization.yaml")
+	raw, err := os.ReadFile(kustomization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k map[string]any
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		t.Fatal(err)
+	}
+	resources, _ := k["resources"].([]any)
+	k["resources"] = append(resources, "../prometheus")
+	raw, err = yaml.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kustomization, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	objects, err := kustomize(filepath.Join(config, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var monitors, services []*unstructured.Unstructured
+	for _, obj := range objects {
+		switch {
+		case obj.GetKind() == "ServiceMonitor":
+			monitors = append(monitors, obj)
+		case obj.GetKind() == "Service" && obj.GetName() == metricsService:
+			services = append(services, obj)
+		}
+	}
+	if len(monitors) != 1 || len(services) != 1 {
+		t.Fatalf("with ../prometheus, config/default builds %d ServiceMonitors and %d Services named %s; want one each", len(monitors), len(services), metricsService)
+	}
+	monitor, service := monitors[0], services[0]
+	if monitor.GetNamespace() != namespace {
+		t.Errorf("%s is in namespace %q, want %q (a ServiceMonitor only selects Services of its own namespace by default)", describe(monitor), monitor.GetNamespace(), namespace)
+	}
+	selector, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
+	if len(selector) == 0 {
+		t.Errorf("%s selects every Service", describe(monitor))
+	}
+	for key, value := range selector {
+		if service.GetLabels()[key] != value {
+			t.Errorf("%s selects %s=%s, which Service %s does not carry", describe(monitor), key, value, metricsService)
+		}
+	}
+	servicePorts, _, _ := unstructured.NestedSlice(service.Object, "spec", "ports")
+	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+	if len(endpoints) == 0 {
+		t.Fatalf("%s has no endpoints", describe(monitor))
+	}
+	for _, e := range endpoints {
+		endpoint, _ := e.(map[string]any)
+		if endpoint["scheme"] != "https" {
+			t.Errorf("%s scrapes with scheme %v; the manager serves metrics over https", describe(monitor), endpoint["scheme"])
+		}
+		found := false
+		for _, p := range servicePorts {
+			if port, _ := p.(map[string]any); port["name"] == endpoint["port"] {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s scrapes port %v, which Service %s does not name", describe(monitor), endpoint["port"], metricsService)
+		}
+	}
+}
