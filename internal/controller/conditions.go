@@ -7,6 +7,9 @@ const (
 	ConditionReady       = "Ready"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionPaused is True while the surge.app/paused annotation holds
+	// every call to Surge back.
+	ConditionPaused = "Paused"
 )
 
 // Condition reasons. They double as event reasons where an event tells of the

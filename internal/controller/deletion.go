@@ -63,6 +63,7 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surg
 	if err != nil && !surge.IsNotFound(err) {
 		return classifySurgeError("delete the end user", err, &obj.Spec)
 	}
+	r.identities.forget(obj.Spec.AccountID, keyOf(obj), userID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDeleted, "Delete",
 		"Deleted end user %s", userID)
 	return nil

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,7 +45,8 @@ type SurgeEndUserReconciler struct {
 	// MaxConcurrentReconciles is how many resources are reconciled at once.
 	MaxConcurrentReconciles int
 
-	checks *checkTracker
+	checks     *checkTracker
+	identities *identityIndex
 }
 
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
@@ -62,6 +64,9 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	if obj.Annotations[AnnotationPaused] == "true" {
+		return r.reconcilePaused(ctx, obj)
+	}
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
@@ -103,6 +108,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 	}
 	outcome.apply(&obj.Status, obj.Generation)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
 	if err != nil {
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", outcome.ready.Message)
 	}
@@ -122,6 +128,24 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		}
 	}
 	return outcome.result()
+}
+
+// reconcilePaused makes no call to Surge, deletion included, and says so in
+// status. The next check after the pause ends goes to Surge.
+func (r *SurgeEndUserReconciler) reconcilePaused(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+	r.checks.forget(keyOf(obj))
+	original := obj.DeepCopy()
+	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
+		Type:               ConditionPaused,
+		Status:             metav1.ConditionTrue,
+		Reason:             ReasonPaused,
+		Message:            "The annotation " + AnnotationPaused + " is \"true\": no calls to Surge until it is removed",
+		ObservedGeneration: obj.Generation,
+	})
+	if equality.Semantic.DeepEqual(original.Status, obj.Status) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, r.Status().Patch(ctx, obj, client.MergeFrom(original))
 }
 
 // jitteredResync spreads resyncs over the last tenth of the interval, so
@@ -176,6 +200,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	r.checks = newCheckTracker()
+	r.identities = newIdentityIndex(r.Surge)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
 		Owns(&corev1.Secret{}).

@@ -243,7 +243,7 @@ func TestRequestRefusedBySurgeStallsUntilTheSpecChanges(t *testing.T) {
 
 func TestSurgeOutageRetriesWithBackoffAndCreatesOnce(t *testing.T) {
 	f := newFixture(t)
-	f.surge.InjectFault(emulator.Fault{PathPrefix: "/accounts/" + f.account, Status: http.StatusBadGateway, Count: 3})
+	f.surge.InjectFault(emulator.Fault{PathPrefix: "/accounts/" + f.account, Status: http.StatusBadGateway, Count: 6})
 	f.create(f.endUser("patient"))
 
 	f.waitForCondition("patient", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
@@ -271,18 +271,26 @@ func TestCreateWithLostResponseDoesNotDuplicate(t *testing.T) {
 
 func TestDeletionDuringAnUnresolvedCreateLeavesNoUser(t *testing.T) {
 	f := newFixture(t)
+	// A first resource makes the operator index the account, so that the
+	// next create needs no listing before it is sent.
+	f.create(f.endUser("first"))
+	f.waitForReady("first")
+
 	f.surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.account, DropResponse: true, Count: 1})
-	// The look-up that would resolve the lost create fails for a while, so
-	// the deletion arrives while it is still unresolved.
+	// The listing that would resolve the lost create fails for a while, so
+	// the deletion arrives while the create is still unresolved.
 	f.surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/accounts/" + f.account, Status: http.StatusServiceUnavailable, Count: 6})
 	f.create(f.endUser("doomed"))
 	f.eventually("create attempted", 10*time.Second, func() (bool, string) {
-		return len(f.surge.Users(f.account)) == 1, "no create yet"
+		return len(f.surge.Users(f.account)) == 2, "no create yet"
 	})
+	if obj := f.get("doomed"); obj.Status.UserID != "" {
+		t.Fatalf("create resolved before the test could delete it; status.userID %s", obj.Status.UserID)
+	}
 
 	f.delete("doomed")
 	f.waitForGone("doomed")
-	if users := f.surge.Users(f.account); len(users) != 0 {
+	if users := f.surge.Users(f.account); len(users) != 1 || users[0].Metadata[controller.MetadataName] != "first" {
 		t.Errorf("remote users leaked by a deletion during an unresolved create: %+v", users)
 	}
 }
@@ -339,4 +347,54 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestRecreatedResourceFindsTheUserItOrphaned(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("returning", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.DeletionPolicy = surgev1alpha1.DeletionPolicyOrphan }))
+	userID := f.waitForReady("returning").Status.UserID
+	f.delete("returning")
+	f.waitForGone("returning")
+
+	// A fresh operator, as after a cluster was rebuilt, knows nothing of it.
+	f.restartOperator()
+	f.create(f.endUser("returning", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.FirstName = "Ada Augusta" }))
+	obj := f.waitForReady("returning")
+	if obj.Status.UserID != userID {
+		t.Errorf("recreated resource has user %s, want the orphaned %s", obj.Status.UserID, userID)
+	}
+	if n := len(f.surge.Users(f.account)); n != 1 {
+		t.Errorf("%d remote users, want the one orphaned user", n)
+	}
+	remote, _ := f.surge.User(userID)
+	if remote.FirstName != "Ada Augusta" || remote.Metadata[controller.MetadataUID] != string(obj.UID) {
+		t.Errorf("adopted user not brought to the new spec and identity: %+v", remote)
+	}
+	f.waitForEvent("returning", controller.EventAdopted)
+}
+
+func TestPausedResourceMakesNoCallsUntilResumed(t *testing.T) {
+	f := newFixture(t)
+	f.create(f.endUser("paused"))
+	userID := f.waitForReady("paused").Status.UserID
+
+	f.update("paused", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationPaused: "true"}
+	})
+	f.waitForCondition("paused", "Paused", metav1.ConditionTrue, controller.ReasonPaused)
+	f.surge.ResetRequests()
+	f.update("paused", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.FirstName = "Paused" })
+	f.delete("paused")
+	f.consistently("no Surge calls while paused", 2*time.Second, func() (bool, string) {
+		return len(f.surge.Requests()) == 0, fmt.Sprintf("%+v", f.surge.Requests())
+	})
+	if _, ok := f.surge.User(userID); !ok {
+		t.Fatalf("remote user deleted while paused")
+	}
+
+	f.update("paused", func(o *surgev1alpha1.SurgeEndUser) { delete(o.Annotations, controller.AnnotationPaused) })
+	f.waitForGone("paused")
+	if _, ok := f.surge.User(userID); ok {
+		t.Errorf("remote user %s outlived its resource after the pause ended", userID)
+	}
 }

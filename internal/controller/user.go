@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -52,6 +53,7 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1
 		return classifySurgeError("update the end user", err, &obj.Spec)
 	}
 	if obj.Status.ObservedGeneration == obj.Generation {
+		metrics.DriftCorrections.Inc()
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDriftCorrected, "Update",
 			"End user %s was changed outside the operator; restored it to the spec", remote.ID)
 	} else {
@@ -108,7 +110,32 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, obj *surgev1al
 			"Found end user %s, created by an earlier attempt whose answer was lost", user.ID)
 		return user, true, nil
 	}
-	return surge.User{}, false, nil
+	return r.findUserOfSameName(ctx, obj)
+}
+
+// findUserOfSameName looks for a user made for an earlier SurgeEndUser of
+// the same namespace and name, left in Surge by deletionPolicy Orphan or by a
+// cluster that was rebuilt, and adopts it.
+func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	userID, found, err := r.identities.lookup(ctx, obj.Spec.AccountID, keyOf(obj))
+	if err != nil {
+		return surge.User{}, false, classifySurgeError("look for an end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
+	}
+	if !found {
+		return surge.User{}, false, nil
+	}
+	user, err := r.Surge.GetUser(ctx, userID)
+	if surge.IsNotFound(err) {
+		r.identities.forget(obj.Spec.AccountID, keyOf(obj), userID)
+		return surge.User{}, false, nil
+	}
+	if err != nil {
+		return surge.User{}, false, classifySurgeError("read the end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
+	}
+	obj.Status.UserID = user.ID
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
+	return user, true, nil
 }
 
 // findCreatedUser searches the account for a user this resource created.
@@ -117,6 +144,7 @@ func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, obj *surge
 	if err != nil {
 		return surge.User{}, false, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
 	}
+	r.identities.refresh(obj.Spec.AccountID, users)
 	for _, user := range users {
 		if user.Metadata[MetadataUID] == string(obj.UID) {
 			return user, true, nil
@@ -136,6 +164,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 		return classifySurgeError("create the end user", err, &obj.Spec)
 	}
 	obj.Status.UserID = user.ID
+	r.identities.remember(obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil

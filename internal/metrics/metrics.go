@@ -1,8 +1,11 @@
 // Package metrics holds the operator's Prometheus metrics, served on the
-// manager's metrics endpoint.
+// manager's metrics endpoint. docs/metrics.md lists them with example alerts.
 package metrics
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -13,8 +16,54 @@ var (
 		Name: "surge_operator_token_expiry_timestamp_seconds",
 		Help: "Unix time at which the component token kept for a SurgeEndUser expires.",
 	}, []string{"namespace", "name"})
+
+	// DriftCorrections counts remote users patched back after a change made
+	// outside the operator.
+	DriftCorrections = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "surge_operator_drift_corrections_total",
+		Help: "End users changed in Surge outside the operator and restored to their spec.",
+	})
+
+	surgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "surge_operator_surge_requests_total",
+		Help: "Requests to the Surge API by operation and HTTP status code (0: no answer).",
+	}, []string{"operation", "code"})
+
+	surgeRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "surge_operator_surge_request_duration_seconds",
+		Help:    "Latency of Surge API requests by operation.",
+		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+	}, []string{"operation"})
+
+	surgeRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "surge_operator_surge_retries_total",
+		Help: "Surge API requests retried by the client, by operation and the status code that caused the retry.",
+	}, []string{"operation", "code"})
+
+	surgeRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "surge_operator_surge_rate_limited_total",
+		Help: "Surge API requests answered 429 Too Many Requests, by operation.",
+	}, []string{"operation"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(TokenExpiry)
+	ctrlmetrics.Registry.MustRegister(TokenExpiry, DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, readyCollector)
+}
+
+// SurgeObserver records the Surge client's requests; it implements
+// surge.Observer.
+type SurgeObserver struct{}
+
+// RequestDone records one answered (or failed) request.
+func (SurgeObserver) RequestDone(operation string, statusCode int, duration time.Duration) {
+	surgeRequests.WithLabelValues(operation, strconv.Itoa(statusCode)).Inc()
+	surgeRequestDuration.WithLabelValues(operation).Observe(duration.Seconds())
+	if statusCode == 429 {
+		surgeRateLimited.WithLabelValues(operation).Inc()
+	}
+}
+
+// Retried records a request the client is about to send again.
+func (SurgeObserver) Retried(operation string, statusCode int) {
+	surgeRetries.WithLabelValues(operation, strconv.Itoa(statusCode)).Inc()
 }

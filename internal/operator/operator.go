@@ -25,6 +25,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -85,7 +86,10 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 	opts = withDefaults(opts)
 
-	clientOptions := append([]surge.Option{surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst)}, opts.SurgeClientOptions...)
+	clientOptions := append([]surge.Option{
+		surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
+		surge.WithObserver(metrics.SurgeObserver{}),
+	}, opts.SurgeClientOptions...)
 	surgeClient, err := surge.New(opts.SurgeAPIURL, opts.SurgeAPIKey, clientOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Surge client: %w", err)
@@ -123,6 +127,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)
 	}
+	metrics.WatchEndUsers(mgr.GetCache())
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
