@@ -66,6 +66,7 @@ type fixture struct {
 	account   string
 	surge     *emulator.Server
 	surgeURL  string
+	opts      []fixtureOption
 	stop      func()
 }
 
@@ -77,28 +78,34 @@ func withResync(d time.Duration) fixtureOption {
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
+	return newFixtureWithPageSize(t, 5, opts...)
+}
+
+func newFixtureWithPageSize(t *testing.T, pageSize int, opts ...fixtureOption) *fixture {
+	t.Helper()
 	n := serial.Add(1)
 	f := &fixture{
 		t:         t,
 		ctx:       context.Background(),
 		namespace: fmt.Sprintf("test-%d", n),
 		account:   fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
+		opts:      opts,
 	}
-	f.surge = emulator.New(emulator.Options{APIKey: testAPIKey, Accounts: []string{f.account}, PageSize: 5})
+	f.surge = emulator.New(emulator.Options{APIKey: testAPIKey, Accounts: []string{f.account}, PageSize: pageSize})
 	server := httptest.NewServer(f.surge)
 	t.Cleanup(server.Close)
 	f.surgeURL = server.URL
 	if err := k8s.Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.namespace}}); err != nil {
 		t.Fatalf("creating namespace: %v", err)
 	}
-	f.startOperator(opts...)
+	f.startOperator()
 	t.Cleanup(func() { f.stop() })
 	return f
 }
 
 // startOperator runs the real manager, as main.go builds it, against the
 // fixture's emulator.
-func (f *fixture) startOperator(opts ...fixtureOption) {
+func (f *fixture) startOperator() {
 	f.t.Helper()
 	options := operator.Options{
 		SurgeAPIURL:            f.surgeURL,
@@ -113,7 +120,7 @@ func (f *fixture) startOperator(opts ...fixtureOption) {
 			surge.WithMaxRetries(1),
 		},
 	}
-	for _, opt := range opts {
+	for _, opt := range f.opts {
 		opt(&options)
 	}
 	mgr, err := operator.NewManager(restConfig, options)
@@ -134,10 +141,13 @@ func (f *fixture) startOperator(opts ...fixtureOption) {
 	}
 }
 
-func (f *fixture) restartOperator(opts ...fixtureOption) {
+// restartOperator stops the operator, cancelling whatever it has in flight,
+// and starts a new one with empty memory, as after a crash or a change of
+// leader.
+func (f *fixture) restartOperator() {
 	f.t.Helper()
 	f.stop()
-	f.startOperator(opts...)
+	f.startOperator()
 }
 
 func (f *fixture) endUser(name string, mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {

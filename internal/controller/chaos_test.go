@@ -1,0 +1,177 @@
+package controller_test
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+const chaosResources = 240
+
+// TestChaos creates, updates and deletes a few hundred SurgeEndUsers while
+// Surge fails in every way it can and the operator is stopped mid-flight
+// again and again, then checks that Surge ends up holding exactly the
+// desired users: none missing, none duplicated, none left behind.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos test skipped in -short mode")
+	}
+	f := newFixtureWithPageSize(t, 25, func(o *operator.Options) {
+		o.MaxConcurrentReconciles = 8
+		o.SurgeRequestsPerSecond = 400
+		o.SurgeBurst = 100
+	})
+	f.surge.SetLatency(2 * time.Millisecond)
+	for _, fault := range []emulator.Fault{
+		{Status: http.StatusInternalServerError, Probability: 0.05},
+		{Status: http.StatusServiceUnavailable, Probability: 0.03},
+		{Status: http.StatusTooManyRequests, RetryAfter: 100 * time.Millisecond, Probability: 0.03},
+		{Method: http.MethodPost, DropResponse: true, Probability: 0.08},
+		{Method: http.MethodPatch, DropResponse: true, Probability: 0.08},
+		{Method: http.MethodDelete, DropResponse: true, Probability: 0.08},
+		{Latency: 300 * time.Millisecond, Probability: 0.02},
+	} {
+		f.surge.InjectFault(fault)
+	}
+
+	name := func(i int) string { return fmt.Sprintf("chaos-%03d", i) }
+	restarts := 0
+	restartSoon := func(after time.Duration) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(after)
+			f.restartOperator()
+		}()
+		restarts++
+		return &wg
+	}
+
+	// Phase 1: create everything, with restarts while creates are in flight.
+	restart := restartSoon(400 * time.Millisecond)
+	forEach(chaosResources, func(i int) {
+		f.create(f.endUser(name(i), func(o *surgev1alpha1.SurgeEndUser) { o.Spec.Metadata = map[string]string{"n": fmt.Sprint(i)} }))
+	})
+	restart.Wait()
+	restartSoon(time.Second).Wait()
+
+	// Phase 2: update a third and delete a third, some of them before their
+	// create has settled, with more restarts mid-flight.
+	deleted := map[string]bool{}
+	updated := map[string]bool{}
+	for i := range chaosResources {
+		switch i % 3 {
+		case 1:
+			updated[name(i)] = true
+		case 2:
+			deleted[name(i)] = true
+		}
+	}
+	restart = restartSoon(300 * time.Millisecond)
+	forEach(chaosResources, func(i int) {
+		switch {
+		case updated[name(i)]:
+			f.update(name(i), func(o *surgev1alpha1.SurgeEndUser) {
+				o.Spec.FirstName = "Updated"
+				o.Spec.LastName = fmt.Sprint(rand.IntN(1000))
+			})
+		case deleted[name(i)]:
+			f.delete(name(i))
+		}
+	})
+	restart.Wait()
+	restartSoon(800 * time.Millisecond).Wait()
+	restartSoon(1500 * time.Millisecond).Wait()
+
+	// Phase 3: Surge recovers; everything must converge.
+	f.surge.ClearFaults()
+	start := time.Now()
+	var live []surgev1alpha1.SurgeEndUser
+	f.eventually("every resource converged", 3*time.Minute, func() (bool, string) {
+		list := &surgev1alpha1.SurgeEndUserList{}
+		if err := k8s.List(f.ctx, list, client.InNamespace(f.namespace)); err != nil {
+			return false, err.Error()
+		}
+		if want := chaosResources - len(deleted); len(list.Items) != want {
+			return false, fmt.Sprintf("%d resources left, want %d", len(list.Items), want)
+		}
+		for _, obj := range list.Items {
+			ready := apimeta.FindStatusCondition(obj.Status.Conditions, "Ready")
+			if ready == nil || ready.Status != "True" || obj.Status.ObservedGeneration != obj.Generation {
+				return false, fmt.Sprintf("%s not Ready for its generation: %+v", obj.Name, obj.Status)
+			}
+		}
+		live = list.Items
+		return true, ""
+	})
+
+	remote := map[string]emulator.User{}
+	for _, user := range f.surge.Users(f.account) {
+		remote[user.ID] = user
+	}
+	if len(remote) != len(live) {
+		t.Errorf("%d remote users for %d resources", len(remote), len(live))
+	}
+	for _, obj := range live {
+		user, ok := remote[obj.Status.UserID]
+		if !ok {
+			t.Errorf("%s: status.userID %s is not in Surge", obj.Name, obj.Status.UserID)
+			continue
+		}
+		delete(remote, obj.Status.UserID)
+		want := maps.Clone(obj.Spec.Metadata)
+		want[controller.MetadataUID] = string(obj.UID)
+		want[controller.MetadataNamespace] = obj.Namespace
+		want[controller.MetadataName] = obj.Name
+		if user.FirstName != obj.Spec.FirstName || user.LastName != obj.Spec.LastName || !maps.Equal(user.Metadata, want) {
+			t.Errorf("%s: remote user %+v does not match the spec %+v", obj.Name, user, obj.Spec)
+		}
+	}
+	for id, user := range remote {
+		t.Errorf("remote user %s (%s) belongs to no resource", id, user.Metadata[controller.MetadataName])
+	}
+
+	requests := f.surge.Requests()
+	dropped, failed := 0, 0
+	for _, r := range requests {
+		if r.Dropped {
+			dropped++
+		} else if r.Status >= 400 {
+			failed++
+		}
+	}
+	t.Logf("chaos: %d resources created, %d updated, %d deleted, %d operator restarts; %d Surge requests (%d answers dropped, %d errors); converged %s after Surge recovered; checked %d remote users against %d resources",
+		chaosResources, len(updated), len(deleted), restarts, len(requests), dropped, failed, time.Since(start).Round(time.Millisecond), len(f.surge.Users(f.account)), len(live))
+}
+
+// forEach runs fn for 0..n-1 on a few goroutines, as several people or a
+// GitOps tool applying manifests would.
+func forEach(n int, fn func(int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
