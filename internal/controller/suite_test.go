@@ -1,12 +1,15 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,8 +40,33 @@ var (
 	serial     atomic.Int64
 )
 
+// operatorLogs holds everything the operator logged during the suite, at
+// every level, to be searched for secrets at the end.
+var operatorLogs lockedBuffer
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestMain(m *testing.M) {
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(logLevel())))
+	var logOutput io.Writer = &operatorLogs
+	if os.Getenv("TEST_VERBOSE_LOGS") != "" {
+		logOutput = io.MultiWriter(&operatorLogs, os.Stderr)
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(logOutput), zap.Level(zapcore.DebugLevel)))
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
@@ -53,8 +81,38 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	if code == 0 {
+		code = checkNoSecretsLeaked()
+	}
 	_ = env.Stop()
 	os.Exit(code)
+}
+
+// checkNoSecretsLeaked fails the suite if the API key or any component token
+// (a JWT: its header starts with {"alg":, base64url "eyJhbGciOi") shows up
+// in what the operator logged or in any event it recorded.
+func checkNoSecretsLeaked() int {
+	events := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), events); err != nil {
+		fmt.Fprintln(os.Stderr, "listing events:", err)
+		return 1
+	}
+	places := map[string]string{"the operator's logs": operatorLogs.String()}
+	var notes strings.Builder
+	for _, e := range events.Items {
+		notes.WriteString(e.Note + "\n")
+	}
+	places["events"] = notes.String()
+	code := 0
+	for place, text := range places {
+		for _, secret := range []string{testAPIKey, "eyJhbGciOi"} {
+			if strings.Contains(text, secret) {
+				fmt.Fprintf(os.Stderr, "FAIL: a secret (%.6s…) appears in %s\n", secret, place)
+				code = 1
+			}
+		}
+	}
+	return code
 }
 
 // fixture is one test's world: a namespace of its own, a Surge emulator with
@@ -293,13 +351,4 @@ func (f *fixture) consistently(what string, duration time.Duration, check func()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// logLevel keeps the expected reconcile errors of these tests out of the
-// output unless TEST_VERBOSE_LOGS is set.
-func logLevel() zapcore.Level {
-	if os.Getenv("TEST_VERBOSE_LOGS") != "" {
-		return zapcore.DebugLevel
-	}
-	return zapcore.FatalLevel
 }

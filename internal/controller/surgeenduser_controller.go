@@ -110,10 +110,14 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 	outcome.apply(&obj.Status, obj.Generation)
 	apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
 	if err != nil {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", outcome.ready.Message)
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
 	}
 	if !equality.Semantic.DeepEqual(original.Status, obj.Status) {
-		if patchErr := r.Status().Patch(ctx, obj, client.MergeFrom(original)); patchErr != nil {
+		// The base carries the current metadata, so that the patch holds the
+		// status alone and no stale resourceVersion.
+		base := obj.DeepCopy()
+		base.Status = original.Status
+		if patchErr := r.Status().Patch(ctx, obj, client.MergeFrom(base)); patchErr != nil {
 			return ctrl.Result{}, fmt.Errorf("recording status: %w", patchErr)
 		}
 	}

@@ -32,7 +32,7 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, Finalizer)
 		if createComing {
-			markCreatePending(o)
+			markCreatePending(o, r.Clock.Now())
 		}
 	}); err != nil {
 		return err
@@ -156,7 +156,9 @@ func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, obj *surge
 func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
 	// The marker must be stored before the request leaves: a crash or a lost
 	// answer from here on is recovered by findCreatedUser.
-	if err := r.patchMetadata(ctx, obj, markCreatePending); err != nil {
+	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+		markCreatePending(o, r.Clock.Now())
+	}); err != nil {
 		return err
 	}
 	user, err := r.Surge.CreateUser(ctx, obj.Spec.AccountID, desired)
@@ -170,14 +172,14 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 	return nil
 }
 
-func markCreatePending(obj *surgev1alpha1.SurgeEndUser) {
+func markCreatePending(obj *surgev1alpha1.SurgeEndUser, now time.Time) {
 	if hasCreatePending(obj) {
 		return
 	}
 	if obj.Annotations == nil {
 		obj.Annotations = map[string]string{}
 	}
-	obj.Annotations[AnnotationCreatePending] = time.Now().UTC().Format(time.RFC3339)
+	obj.Annotations[AnnotationCreatePending] = now.UTC().Format(time.RFC3339)
 }
 
 // desiredFields is the whole state the remote user must have: the spec plus
