@@ -28,6 +28,10 @@ manifests: controller-gen ## Generate the CRD and RBAC manifests from the marker
 generate: controller-gen ## Generate the DeepCopy methods from the markers.
 	$(CONTROLLER_GEN) object paths="./..."
 
+.PHONY: api-docs
+api-docs: ## Generate docs/api.md, the API reference, from the types in api/v1alpha1.
+	go run ./hack/gen-api-docs -out docs/api.md api/v1alpha1
+
 .PHONY: verify-generated
 verify-generated: controller-gen ## Fail when the committed generated code or manifests are stale.
 	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/verify-generated.sh
@@ -58,6 +62,10 @@ envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached 
 .PHONY: build
 build: ## Build the manager binary.
 	go build -o $(LOCALBIN)/manager .
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.
+	hack/build-installer.sh "$(IMG)" dist/install.yaml
 
 .PHONY: run
 run: envtest ## Run the operator locally on a local control plane and the Surge emulator, with the samples applied.

@@ -230,13 +230,9 @@ func TestSamplesAreValid(t *testing.T) {
 // kustomize builds dir with the kustomize embedded in kubectl, the way
 // `kubectl apply -k` does.
 func kustomize(dir string) ([]*unstructured.Unstructured, error) {
-	kubectl, err := exec.LookPath("kubectl")
+	kubectl, err := kubectlPath()
 	if err != nil {
-		// hack/envtest-binaries.sh links kubectl next to the envtest binaries.
-		kubectl = filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-		if _, statErr := os.Stat(kubectl); statErr != nil {
-			return nil, fmt.Errorf("kubectl is needed to build the kustomizations: %w", err)
-		}
+		return nil, err
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(kubectl, "kustomize", dir)
@@ -245,6 +241,18 @@ func kustomize(dir string) ([]*unstructured.Unstructured, error) {
 		return nil, fmt.Errorf("kubectl kustomize %s: %w\n%s", dir, err, stderr.String())
 	}
 	return decodeYAML(&stdout)
+}
+
+func kubectlPath() (string, error) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		// hack/envtest-binaries.sh links kubectl next to the envtest binaries.
+		kubectl = filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+		if _, statErr := os.Stat(kubectl); statErr != nil {
+			return "", fmt.Errorf("kubectl is needed to build the kustomizations: %w", err)
+		}
+	}
+	return kubectl, nil
 }
 
 // decodeYAML reads a stream of YAML documents.
