@@ -33,7 +33,7 @@ func TestChaos(t *testing.T) {
 		o.SurgeRequestsPerSecond = 400
 		o.SurgeBurst = 100
 	})
-	f.surge.SetLatency(2 * time.Millisecond)
+	f.Surge.SetLatency(2 * time.Millisecond)
 	for _, fault := range []emulator.Fault{
 		{Status: http.StatusInternalServerError, Probability: 0.05},
 		{Status: http.StatusServiceUnavailable, Probability: 0.03},
@@ -43,7 +43,7 @@ func TestChaos(t *testing.T) {
 		{Method: http.MethodDelete, DropResponse: true, Probability: 0.08},
 		{Latency: 300 * time.Millisecond, Probability: 0.02},
 	} {
-		f.surge.InjectFault(fault)
+		f.Surge.InjectFault(fault)
 	}
 
 	name := func(i int) string { return fmt.Sprintf("chaos-%03d", i) }
@@ -54,7 +54,7 @@ func TestChaos(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			time.Sleep(after)
-			f.restartOperator()
+			f.RestartOperator()
 		}()
 		restarts++
 		return &wg
@@ -63,7 +63,7 @@ func TestChaos(t *testing.T) {
 	// Phase 1: create everything, with restarts while creates are in flight.
 	restart := restartSoon(400 * time.Millisecond)
 	forEach(chaosResources, func(i int) {
-		f.create(f.endUser(name(i), func(o *surgev1alpha1.SurgeEndUser) { o.Spec.Metadata = map[string]string{"n": fmt.Sprint(i)} }))
+		f.Create(f.endUser(name(i), func(o *surgev1alpha1.SurgeEndUser) { o.Spec.Metadata = map[string]string{"n": fmt.Sprint(i)} }))
 	})
 	restart.Wait()
 	restartSoon(time.Second).Wait()
@@ -84,12 +84,12 @@ func TestChaos(t *testing.T) {
 	forEach(chaosResources, func(i int) {
 		switch {
 		case updated[name(i)]:
-			f.update(name(i), func(o *surgev1alpha1.SurgeEndUser) {
+			f.Update(name(i), func(o *surgev1alpha1.SurgeEndUser) {
 				o.Spec.FirstName = "Updated"
 				o.Spec.LastName = fmt.Sprint(rand.IntN(1000))
 			})
 		case deleted[name(i)]:
-			f.delete(name(i))
+			f.Delete(name(i))
 		}
 	})
 	restart.Wait()
@@ -97,12 +97,12 @@ func TestChaos(t *testing.T) {
 	restartSoon(1500 * time.Millisecond).Wait()
 
 	// Phase 3: Surge recovers; everything must converge.
-	f.surge.ClearFaults()
+	f.Surge.ClearFaults()
 	start := time.Now()
 	var live []surgev1alpha1.SurgeEndUser
-	f.eventually("every resource converged", 3*time.Minute, func() (bool, string) {
+	f.Eventually("every resource converged", 3*time.Minute, func() (bool, string) {
 		list := &surgev1alpha1.SurgeEndUserList{}
-		if err := k8s.List(f.ctx, list, client.InNamespace(f.namespace)); err != nil {
+		if err := k8s.List(f.Ctx, list, client.InNamespace(f.Namespace)); err != nil {
 			return false, err.Error()
 		}
 		if want := chaosResources - len(deleted); len(list.Items) != want {
@@ -119,7 +119,7 @@ func TestChaos(t *testing.T) {
 	})
 
 	remote := map[string]emulator.User{}
-	for _, user := range f.surge.Users(f.account) {
+	for _, user := range f.Surge.Users(f.Account) {
 		remote[user.ID] = user
 	}
 	if len(remote) != len(live) {
@@ -144,7 +144,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("remote user %s (%s) belongs to no resource", id, user.Metadata[controller.MetadataName])
 	}
 
-	requests := f.surge.Requests()
+	requests := f.Surge.Requests()
 	dropped, failed := 0, 0
 	for _, r := range requests {
 		if r.Dropped {
@@ -154,7 +154,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	t.Logf("chaos: %d resources created, %d updated, %d deleted, %d operator restarts; %d Surge requests (%d answers dropped, %d errors); converged %s after Surge recovered; checked %d remote users against %d resources",
-		chaosResources, len(updated), len(deleted), restarts, len(requests), dropped, failed, time.Since(start).Round(time.Millisecond), len(f.surge.Users(f.account)), len(live))
+		chaosResources, len(updated), len(deleted), restarts, len(requests), dropped, failed, time.Since(start).Round(time.Millisecond), len(f.Surge.Users(f.Account)), len(live))
 }
 
 // forEach runs fn for 0..n-1 on a few goroutines, as several people or a

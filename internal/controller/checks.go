@@ -30,7 +30,9 @@ func newCheckTracker() *checkTracker {
 }
 
 // due says whether obj must be compared with Surge now and, if not, how long
-// until it must.
+// until it must. The record, not obj's status, says whether this generation
+// was concluded: the cache may not have caught up with the status just
+// written, and a reconcile set off meanwhile must not go to Surge again.
 func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time, interval time.Duration) (bool, time.Duration) {
 	t.mu.Lock()
 	last, ok := t.checks[keyOf(obj)]
@@ -39,7 +41,6 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time, inter
 	case !ok,
 		last.uid != obj.UID,
 		last.generation != obj.Generation,
-		obj.Status.ObservedGeneration != obj.Generation,
 		last.requestedAt != obj.Annotations[AnnotationReconcileRequestedAt]:
 		return true, 0
 	}

@@ -43,15 +43,15 @@ func hasLabels(metric *dto.Metric, want map[string]string) bool {
 func TestMetricsDescribeSurgeCallsTokensAndReadiness(t *testing.T) {
 	f := newFixture(t)
 	createsBefore := metricValue(t, "surge_operator_surge_requests_total", map[string]string{"operation": "create_user", "code": "201"})
-	f.create(f.endUser("measured", withToken("measured-token", 900, 0)))
+	f.Create(f.endUser("measured", withToken("measured-token", 900, 0)))
 	obj := f.waitForReady("measured")
 	_, claims := f.waitForToken("measured-token", obj.Status.UserID, "")
 
 	if got := metricValue(t, "surge_operator_surge_requests_total", map[string]string{"operation": "create_user", "code": "201"}); got != createsBefore+1 {
 		t.Errorf("create_user 201 counted %v times, want %v", got, createsBefore+1)
 	}
-	f.eventually("token expiry exported", 5*time.Second, func() (bool, string) {
-		got := metricValue(t, "surge_operator_token_expiry_timestamp_seconds", map[string]string{"namespace": f.namespace, "name": "measured"})
+	f.Eventually("token expiry exported", 5*time.Second, func() (bool, string) {
+		got := metricValue(t, "surge_operator_token_expiry_timestamp_seconds", map[string]string{"namespace": f.Namespace, "name": "measured"})
 		return got == float64(claims.ExpiresAt.Unix()), "token expiry gauge does not match the token"
 	})
 	if got := metricValue(t, "surge_operator_end_users", map[string]string{"ready": "True", "stalled": "false"}); got < 1 {

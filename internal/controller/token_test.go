@@ -29,21 +29,21 @@ func withToken(name string, seconds int32, renewBefore time.Duration) func(*surg
 
 func (f *fixture) secret(name string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	return secret, k8s.Get(f.ctx, types.NamespacedName{Namespace: f.namespace, Name: name}, secret)
+	return secret, k8s.Get(f.Ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, secret)
 }
 
 // waitForToken waits until the Secret holds a token for userID that differs
 // from notToken, and returns it with its claims.
 func (f *fixture) waitForToken(secretName, userID, notToken string) (string, surge.TokenClaims) {
-	f.t.Helper()
+	f.T.Helper()
 	return f.waitForTokenWithin(20*time.Second, secretName, userID, notToken)
 }
 
 func (f *fixture) waitForTokenWithin(timeout time.Duration, secretName, userID, notToken string) (string, surge.TokenClaims) {
-	f.t.Helper()
+	f.T.Helper()
 	var token string
 	var claims surge.TokenClaims
-	f.eventually("token in Secret "+secretName, timeout, func() (bool, string) {
+	f.Eventually("token in Secret "+secretName, timeout, func() (bool, string) {
 		secret, err := f.secret(secretName)
 		if err != nil {
 			return false, err.Error()
@@ -62,12 +62,12 @@ func (f *fixture) waitForTokenWithin(timeout time.Duration, secretName, userID, 
 }
 
 func (f *fixture) tokenRequests() int {
-	return f.surge.CountRequests(http.MethodPost, "/users/")
+	return f.Surge.CountRequests(http.MethodPost, "/users/")
 }
 
 func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 	f := newFixture(t)
-	f.create(f.endUser("minted", withToken("minted-token", 60, 0), func(o *surgev1alpha1.SurgeEndUser) {
+	f.Create(f.endUser("minted", withToken("minted-token", 60, 0), func(o *surgev1alpha1.SurgeEndUser) {
 		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{
 			Labels:      map[string]string{"app": "inbox"},
 			Annotations: map[string]string{"reloader.example.com/match": "true"},
@@ -116,7 +116,7 @@ func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 
 func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
 	f := newFixture(t)
-	f.create(f.endUser("renewed", withToken("renewed-token", 15, 10*time.Second)))
+	f.Create(f.endUser("renewed", withToken("renewed-token", 15, 10*time.Second)))
 	userID := f.waitForReady("renewed").Status.UserID
 	first, firstClaims := f.waitForToken("renewed-token", userID, "")
 
@@ -131,18 +131,18 @@ func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
 
 func TestRestartDoesNotReMintAFreshToken(t *testing.T) {
 	f := newFixture(t)
-	f.create(f.endUser("steady", withToken("steady-token", 900, 0)))
+	f.Create(f.endUser("steady", withToken("steady-token", 900, 0)))
 	userID := f.waitForReady("steady").Status.UserID
 	token, _ := f.waitForToken("steady-token", userID, "")
-	f.eventually("token recorded in status", 10*time.Second, func() (bool, string) {
-		return f.get("steady").Status.Token != nil, "no status.token"
+	f.Eventually("token recorded in status", 10*time.Second, func() (bool, string) {
+		return f.Get("steady").Status.Token != nil, "no status.token"
 	})
 	minted := f.tokenRequests()
 
-	f.restartOperator()
+	f.RestartOperator()
 	// After a restart every resource is checked against Surge once.
-	f.eventually("the restarted operator checked the user", 10*time.Second, func() (bool, string) {
-		return f.surge.CountRequests(http.MethodGet, "/users/"+userID) > 0, "no check yet"
+	f.Eventually("the restarted operator checked the user", 10*time.Second, func() (bool, string) {
+		return f.Surge.CountRequests(http.MethodGet, "/users/"+userID) > 0, "no check yet"
 	})
 	time.Sleep(2 * time.Second)
 	if got := f.tokenRequests(); got != minted {
@@ -157,13 +157,13 @@ func TestRestartDoesNotReMintAFreshToken(t *testing.T) {
 func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
 	f := newFixture(t)
 	foreign := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: f.namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: f.Namespace},
 		StringData: map[string]string{"password": "hunter2"},
 	}
-	if err := k8s.Create(f.ctx, foreign); err != nil {
+	if err := k8s.Create(f.Ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	f.create(f.endUser("intruder", withToken("taken", 60, 0)))
+	f.Create(f.endUser("intruder", withToken("taken", 60, 0)))
 
 	obj := f.waitForCondition("intruder", "Ready", metav1.ConditionFalse, controller.ReasonSecretNotOwned)
 	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "taken") || !strings.Contains(msg, "not managed") {
@@ -177,26 +177,26 @@ func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
 
 func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 	f := newFixture(t)
-	f.create(f.endUser("repaired", withToken("repaired-token", 900, 0)))
+	f.Create(f.endUser("repaired", withToken("repaired-token", 900, 0)))
 	userID := f.waitForReady("repaired").Status.UserID
 	f.waitForToken("repaired-token", userID, "")
 
 	secret, _ := f.secret("repaired-token")
 	secret.Data["token"] = []byte("not-a-token")
 	delete(secret.Labels, "surge.app/end-user")
-	if err := k8s.Update(f.ctx, secret); err != nil {
+	if err := k8s.Update(f.Ctx, secret); err != nil {
 		t.Fatal(err)
 	}
 	f.waitForToken("repaired-token", userID, "not-a-token")
-	f.eventually("labels restored", 10*time.Second, func() (bool, string) {
+	f.Eventually("labels restored", 10*time.Second, func() (bool, string) {
 		secret, _ := f.secret("repaired-token")
 		return secret.Labels["surge.app/end-user"] == "repaired", fmt.Sprint(secret.Labels)
 	})
 
-	if err := k8s.Delete(f.ctx, secret); err != nil {
+	if err := k8s.Delete(f.Ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	f.eventually("deleted Secret recreated", 20*time.Second, func() (bool, string) {
+	f.Eventually("deleted Secret recreated", 20*time.Second, func() (bool, string) {
 		again, err := f.secret("repaired-token")
 		if err != nil {
 			return false, err.Error()
@@ -208,19 +208,19 @@ func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 
 func TestRemovingOrRenamingTokenSecretCleansUp(t *testing.T) {
 	f := newFixture(t)
-	f.create(f.endUser("moving", withToken("first-token", 900, 0)))
+	f.Create(f.endUser("moving", withToken("first-token", 900, 0)))
 	userID := f.waitForReady("moving").Status.UserID
 	f.waitForToken("first-token", userID, "")
 
-	f.update("moving", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.TokenSecret.Name = "second-token" })
+	f.Update("moving", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.TokenSecret.Name = "second-token" })
 	f.waitForToken("second-token", userID, "")
-	f.eventually("old Secret deleted", 10*time.Second, func() (bool, string) {
+	f.Eventually("old Secret deleted", 10*time.Second, func() (bool, string) {
 		_, err := f.secret("first-token")
 		return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprint(err)
 	})
 
-	f.update("moving", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.TokenSecret = nil })
-	f.eventually("Secret deleted with tokenSecret removed", 10*time.Second, func() (bool, string) {
+	f.Update("moving", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.TokenSecret = nil })
+	f.Eventually("Secret deleted with tokenSecret removed", 10*time.Second, func() (bool, string) {
 		_, err := f.secret("second-token")
 		return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprint(err)
 	})
@@ -231,10 +231,10 @@ func TestRemovingOrRenamingTokenSecretCleansUp(t *testing.T) {
 
 func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 	f := newFixture(t)
-	f.create(f.endUser("degraded", withToken("degraded-token", 15, 10*time.Second)))
+	f.Create(f.endUser("degraded", withToken("degraded-token", 15, 10*time.Second)))
 	userID := f.waitForReady("degraded").Status.UserID
 	token, claims := f.waitForToken("degraded-token", userID, "")
-	f.surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
 
 	obj := f.waitForCondition("degraded", "Ready", metav1.ConditionTrue, controller.ReasonTokenRenewalFailing)
 	if !time.Now().Before(claims.ExpiresAt) {
@@ -256,7 +256,7 @@ func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 		t.Errorf("Reconciling not set while retrying the mint")
 	}
 
-	f.surge.ClearFaults()
+	f.Surge.ClearFaults()
 	f.waitForTokenWithin(time.Minute, "degraded-token", userID, token)
 	f.waitForReady("degraded")
 }

@@ -63,12 +63,12 @@ func TestReadyEndUserIsCurrentAndHealthy(t *testing.T) {
 
 func TestEndUserWaitingForSurgeIsInProgressAndProgressing(t *testing.T) {
 	f := newFixture(t)
-	f.surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/", Status: http.StatusServiceUnavailable})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/", Status: http.StatusServiceUnavailable})
 	f.create("ada")
 	obj := f.waitForState("ada", "Reconciling", reconciling)
 	expectGitOpsView(t, obj, status.InProgressStatus, "Progressing", "will retry")
 
-	f.surge.ClearFaults()
+	f.Surge.ClearFaults()
 	obj = f.waitForState("ada", "Ready", ready)
 	expectGitOpsView(t, obj, status.CurrentStatus, "Healthy", "matches the spec")
 }
@@ -78,7 +78,7 @@ func TestStalledEndUserIsFailedAndDegraded(t *testing.T) {
 	f.create("ada")
 	f.waitForState("ada", "Ready", ready)
 
-	f.surge.SetAPIKey("sk_live_rotated")
+	f.Surge.SetAPIKey("sk_live_rotated")
 	f.requestReconcile("ada")
 	obj := f.waitForState("ada", "Stalled", stalled)
 	expectGitOpsView(t, obj, status.FailedStatus, "Degraded", "rejected the API key")
@@ -86,7 +86,7 @@ func TestStalledEndUserIsFailedAndDegraded(t *testing.T) {
 		t.Errorf("kstatus message %q should carry the Stalled condition's message", result.Message)
 	}
 
-	f.surge.SetAPIKey(testAPIKey)
+	f.Surge.SetAPIKey(testAPIKey)
 	f.requestReconcile("ada")
 	obj = f.waitForState("ada", "Ready again", ready)
 	expectGitOpsView(t, obj, status.CurrentStatus, "Healthy", "matches the spec")
@@ -100,12 +100,12 @@ func TestUnappliedSpecChangeIsInProgressAndProgressing(t *testing.T) {
 	f.create("ada")
 	f.waitForState("ada", "Ready", ready)
 
-	f.stop()
-	f.update("ada", func(obj *surgev1alpha1.SurgeEndUser) { obj.Spec.FirstName = "Augusta" })
+	f.StopOperator()
+	f.Update("ada", func(obj *surgev1alpha1.SurgeEndUser) { obj.Spec.FirstName = "Augusta" })
 	obj := f.waitForState("ada", "changed", func(obj *surgev1alpha1.SurgeEndUser) bool { return obj.Generation == 2 })
 	expectGitOpsView(t, obj, status.InProgressStatus, "Progressing", "generation 2")
 
-	f.startOperator()
+	f.StartOperator()
 	obj = f.waitForState("ada", "Ready for generation 2", ready)
 	expectGitOpsView(t, obj, status.CurrentStatus, "Healthy", "matches the spec")
 }
@@ -115,15 +115,15 @@ func TestEndUserBeingDeletedIsTerminatingAndProgressing(t *testing.T) {
 	f.create("ada")
 	f.waitForState("ada", "Ready", ready)
 
-	f.surge.InjectFault(emulator.Fault{Method: http.MethodDelete, PathPrefix: "/users/", Status: http.StatusServiceUnavailable})
-	f.delete("ada")
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodDelete, PathPrefix: "/users/", Status: http.StatusServiceUnavailable})
+	f.Delete("ada")
 	obj := f.waitForState("ada", "waiting to delete", func(obj *surgev1alpha1.SurgeEndUser) bool {
 		return obj.DeletionTimestamp != nil && reconciling(obj)
 	})
 	expectGitOpsView(t, obj, status.TerminatingStatus, "Progressing", "Being deleted")
 
-	f.surge.ClearFaults()
-	f.waitForGone("ada")
+	f.Surge.ClearFaults()
+	f.WaitForGone("ada")
 }
 
 // TestPausedEndUserIsSuspended: Argo CD shows a paused resource as
@@ -133,7 +133,7 @@ func TestPausedEndUserIsSuspended(t *testing.T) {
 	f.create("ada")
 	f.waitForState("ada", "Ready", ready)
 
-	f.update("ada", func(obj *surgev1alpha1.SurgeEndUser) {
+	f.Update("ada", func(obj *surgev1alpha1.SurgeEndUser) {
 		obj.Annotations = map[string]string{"surge.app/paused": "true"}
 	})
 	obj := f.waitForState("ada", "Paused", func(obj *surgev1alpha1.SurgeEndUser) bool { return isTrue(obj, "Paused") })

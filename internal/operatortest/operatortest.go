@@ -1,0 +1,231 @@
+// Package operatortest runs the real operator for tests: a kube-apiserver
+// and etcd from envtest, the Surge emulator over real HTTP, and the manager
+// exactly as main.go builds it. Each test gets a world of its own: a
+// namespace, an emulator with one account, and an operator watching only
+// that namespace.
+package operatortest
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+// Cluster is a running envtest API server with the CRDs installed.
+type Cluster struct {
+	Config *rest.Config
+	Client client.Client
+	env    *envtest.Environment
+}
+
+// StartCluster starts envtest with the CRDs of the checkout at repoRoot.
+// Its binaries come from KUBEBUILDER_ASSETS, which make test sets.
+func StartCluster(repoRoot string) (*Cluster, error) {
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest (run through make test, which builds its binaries): %w", err)
+	}
+	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Cluster{Config: cfg, Client: k8s, env: env}, nil
+}
+
+// Stop stops the API server and etcd.
+func (c *Cluster) Stop() error { return c.env.Stop() }
+
+var worlds atomic.Int64
+
+// World is one test's namespace, emulator and operator.
+type World struct {
+	T         *testing.T
+	Ctx       context.Context
+	K8s       client.Client
+	Namespace string
+	Account   string
+	APIKey    string
+	Surge     *emulator.Server
+	SurgeURL  string
+
+	cluster *Cluster
+	options []func(*operator.Options)
+	stop    func()
+}
+
+// Settings of a World.
+type Settings struct {
+	// NamespacePrefix names the World's namespace.
+	NamespacePrefix string
+	APIKey          string
+	// PageSize of the emulator's user lists.
+	PageSize int
+	// Operator adjusts the operator's options.
+	Operator []func(*operator.Options)
+}
+
+// NewWorld creates the namespace and the emulator and starts the operator;
+// all of it ends with the test.
+func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
+	t.Helper()
+	n := worlds.Add(1)
+	w := &World{
+		T:         t,
+		Ctx:       context.Background(),
+		K8s:       cluster.Client,
+		Namespace: fmt.Sprintf("%s-%d", settings.NamespacePrefix, n),
+		Account:   fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
+		APIKey:    settings.APIKey,
+		cluster:   cluster,
+		options:   settings.Operator,
+	}
+	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize})
+	server := httptest.NewServer(w.Surge)
+	t.Cleanup(server.Close)
+	w.SurgeURL = server.URL
+	if err := w.K8s.Create(w.Ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	w.StartOperator()
+	t.Cleanup(func() { w.StopOperator() })
+	return w
+}
+
+// StartOperator runs the real manager against the World's emulator, with
+// retries quick enough for tests.
+func (w *World) StartOperator() {
+	w.T.Helper()
+	options := operator.Options{
+		SurgeAPIURL:            w.SurgeURL,
+		SurgeAPIKey:            w.APIKey,
+		ResyncInterval:         time.Minute,
+		Namespaces:             []string{w.Namespace},
+		MetricsBindAddress:     "0",
+		HealthProbeBindAddress: "0",
+		Rebuildable:            true,
+		SurgeClientOptions: []surge.Option{
+			surge.WithBackoff(10*time.Millisecond, 50*time.Millisecond),
+			surge.WithMaxRetries(1),
+		},
+	}
+	for _, adjust := range w.options {
+		adjust(&options)
+	}
+	mgr, err := operator.NewManager(w.cluster.Config, options)
+	if err != nil {
+		w.T.Fatalf("building the operator: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			w.T.Errorf("operator stopped: %v", err)
+		}
+	}()
+	w.stop = func() {
+		cancel()
+		<-done
+	}
+}
+
+// StopOperator stops the operator, cancelling whatever it has in flight.
+func (w *World) StopOperator() { w.stop() }
+
+// RestartOperator stops the operator and starts a new one with empty
+// memory, as after a crash or a change of leader.
+func (w *World) RestartOperator() {
+	w.T.Helper()
+	w.StopOperator()
+	w.StartOperator()
+}
+
+// Get reads the named SurgeEndUser.
+func (w *World) Get(name string) *surgev1alpha1.SurgeEndUser {
+	w.T.Helper()
+	obj := &surgev1alpha1.SurgeEndUser{}
+	if err := w.K8s.Get(w.Ctx, client.ObjectKey{Namespace: w.Namespace, Name: name}, obj); err != nil {
+		w.T.Fatalf("reading %s: %v", name, err)
+	}
+	return obj
+}
+
+// Create creates obj, failing the test if the API server refuses it.
+func (w *World) Create(obj *surgev1alpha1.SurgeEndUser) {
+	w.T.Helper()
+	if err := w.K8s.Create(w.Ctx, obj); err != nil {
+		w.T.Fatalf("creating %s: %v", obj.Name, err)
+	}
+}
+
+// Update applies a change to the live object, retrying on conflicts with
+// the operator's own writes, as kubectl edit would have a person do.
+func (w *World) Update(name string, mutate func(*surgev1alpha1.SurgeEndUser)) {
+	w.T.Helper()
+	w.Eventually("update "+name, 10*time.Second, func() (bool, string) {
+		obj := w.Get(name)
+		mutate(obj)
+		if err := w.K8s.Update(w.Ctx, obj); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
+// Delete deletes the named SurgeEndUser.
+func (w *World) Delete(name string) {
+	w.T.Helper()
+	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.Namespace}}
+	if err := w.K8s.Delete(w.Ctx, obj); err != nil {
+		w.T.Fatalf("deleting %s: %v", name, err)
+	}
+}
+
+// WaitForGone waits until the named SurgeEndUser no longer exists.
+func (w *World) WaitForGone(name string) {
+	w.T.Helper()
+	w.Eventually(name+" deleted", 20*time.Second, func() (bool, string) {
+		err := w.K8s.Get(w.Ctx, client.ObjectKey{Namespace: w.Namespace, Name: name}, &surgev1alpha1.SurgeEndUser{})
+		if err == nil {
+			return false, "still there"
+		}
+		return client.IgnoreNotFound(err) == nil, err.Error()
+	})
+}
+
+// Eventually polls check until it holds or the timeout passes; the last
+// reason it gave is the failure message.
+func (w *World) Eventually(what string, timeout time.Duration, check func() (bool, string)) {
+	w.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, reason := check()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.T.Fatalf("%s: not within %s: %s", what, timeout, reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
