@@ -93,9 +93,6 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err == nil {
 		err = r.reconcileToken(remoteCtx, obj)
 	}
-	if apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
-	}
 	return r.finish(ctx, original, obj, err, userDue)
 }
 
@@ -103,14 +100,22 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // conditions, patches status only when it changed, and then removes a create
 // marker that the recorded user id has made moot.
 func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
-	outcome := summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), r.jitteredResync())
-	if token := obj.Status.Token; token != nil && outcome.requeueAfter > 0 {
-		outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
-	}
-	outcome.apply(&obj.Status, obj.Generation)
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
-	if err != nil {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
+	var outcome outcomeResult
+	if apierrors.IsConflict(err) {
+		// A write lost a race on the Kubernetes side and the newer object is
+		// on its way: keep the conditions, but still record what was learnt
+		// of Surge (a new user id, a new token) before trying again.
+		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
+	} else {
+		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), r.jitteredResync())
+		if token := obj.Status.Token; token != nil && outcome.requeueAfter > 0 {
+			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
+		}
+		outcome.apply(&obj.Status, obj.Generation)
+		apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
+		if err != nil {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
+		}
 	}
 	if !equality.Semantic.DeepEqual(original.Status, obj.Status) {
 		// The base carries the current metadata, so that the patch holds the
