@@ -158,7 +158,7 @@ type TokenStatus struct {
 // +kubebuilder:printcolumn:name="User ID",type=string,JSONPath=`.status.userID`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
-// +kubebuilder:printcolumn:name="Token Expires",type=date,JSONPath=`.status.token.expiresAt`,priority=1
+// +kubebuilder:printcolumn:name="Token Expires",type=string,JSONPath=`.status.token.expiresAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type SurgeEndUser struct {
 	metav1.TypeMeta   `json:",inline"`
