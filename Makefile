@@ -83,3 +83,11 @@ $(CONTROLLER_GEN):
 	mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+##@ Benchmark
+
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: envtest ## Benchmark the manager binary against a local API server and the Surge emulator; flags in BENCH_FLAGS (docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_FLAGS)

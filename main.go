@@ -22,7 +22,7 @@ func main() {
 	flag.StringVar(&opts.SurgeAPIURL, "surge-api-url", defaultURL, "Base URL of the Surge API (env SURGE_API_URL).")
 	flag.DurationVar(&opts.ResyncInterval, "resync-interval", operator.DefaultResyncInterval, "How often a settled SurgeEndUser is compared with Surge.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "How many SurgeEndUsers are reconciled at once.")
-	flag.Float64Var(&opts.SurgeRequestsPerSecond, "surge-requests-per-second", operator.DefaultSurgeRequestsPerSecond, "Client-side limit on Surge API requests per second, shared by all reconciles (0 or less: no limit).")
+	flag.Float64Var(&opts.SurgeRequestsPerSecond, "surge-requests-per-second", operator.DefaultSurgeRequestsPerSecond, "Client-side limit on Surge API requests per second, shared by all reconciles; keep it under Surge's own limit (a negative value: no limit).")
 	flag.IntVar(&opts.SurgeBurst, "surge-burst", operator.DefaultSurgeBurst, "Burst allowed above --surge-requests-per-second.")
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&opts.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for authenticated and authorized clients only.")

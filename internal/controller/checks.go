@@ -22,7 +22,7 @@ type check struct {
 	uid         types.UID
 	generation  int64
 	requestedAt string
-	at          time.Time
+	dueAt       time.Time
 }
 
 func newCheckTracker() *checkTracker {
@@ -33,7 +33,7 @@ func newCheckTracker() *checkTracker {
 // until it must. The record, not obj's status, says whether this generation
 // was concluded: the cache may not have caught up with the status just
 // written, and a reconcile set off meanwhile must not go to Surge again.
-func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time, interval time.Duration) (bool, time.Duration) {
+func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool, time.Duration) {
 	t.mu.Lock()
 	last, ok := t.checks[keyOf(obj)]
 	t.mu.Unlock()
@@ -44,19 +44,20 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time, inter
 		last.requestedAt != obj.Annotations[AnnotationReconcileRequestedAt]:
 		return true, 0
 	}
-	wait := last.at.Add(interval).Sub(now)
+	wait := last.dueAt.Sub(now)
 	return wait <= 0, wait
 }
 
-// record notes that obj was compared with Surge with a final outcome.
-func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, now time.Time) {
+// record notes that obj was compared with Surge with a final outcome, and
+// when it is due again.
+func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.checks[keyOf(obj)] = check{
 		uid:         obj.UID,
 		generation:  obj.Generation,
 		requestedAt: obj.Annotations[AnnotationReconcileRequestedAt],
-		at:          now,
+		dueAt:       dueAt,
 	}
 }
 

@@ -38,7 +38,6 @@ const (
 	EventRecreated      = "Recreated"
 	EventDeleted        = "Deleted"
 	EventOrphaned       = "Orphaned"
-	EventTokenIssued    = "TokenIssued"
 	EventFailed         = "Failed"
 )
 

@@ -104,29 +104,29 @@ func TestCheckTracker(t *testing.T) {
 	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
 	obj.Status.ObservedGeneration = 2
 
-	if due, _ := tracker.due(obj, now, time.Minute); !due {
+	if due, _ := tracker.due(obj, now); !due {
 		t.Fatal("never checked, yet not due")
 	}
-	tracker.record(obj, now)
-	if due, wait := tracker.due(obj, now.Add(10*time.Second), time.Minute); due || wait != 50*time.Second {
+	tracker.record(obj, now.Add(time.Minute))
+	if due, wait := tracker.due(obj, now.Add(10*time.Second)); due || wait != 50*time.Second {
 		t.Errorf("checked 10s ago: due=%v wait=%s, want not due for 50s", due, wait)
 	}
-	if due, _ := tracker.due(obj, now.Add(time.Minute), time.Minute); !due {
-		t.Error("not due after the interval")
+	if due, _ := tracker.due(obj, now.Add(time.Minute)); !due {
+		t.Error("not due at the recorded time")
 	}
 	changed := obj.DeepCopy()
 	changed.Generation = 3
-	if due, _ := tracker.due(changed, now, time.Minute); !due {
+	if due, _ := tracker.due(changed, now); !due {
 		t.Error("spec changed, yet not due")
 	}
 	requested := obj.DeepCopy()
 	requested.Annotations = map[string]string{AnnotationReconcileRequestedAt: "now"}
-	if due, _ := tracker.due(requested, now, time.Minute); !due {
+	if due, _ := tracker.due(requested, now); !due {
 		t.Error("check requested by annotation, yet not due")
 	}
 	recreated := obj.DeepCopy()
 	recreated.UID = "u2"
-	if due, _ := tracker.due(recreated, now, time.Minute); !due {
+	if due, _ := tracker.due(recreated, now); !due {
 		t.Error("a new resource of the same name, yet not due")
 	}
 }

@@ -27,6 +27,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, obj *surge
 		return r.finish(ctx, original, obj, err, true)
 	}
 	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
+	r.refusedCreates.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, Finalizer)
 	})
@@ -45,7 +46,7 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surg
 		return nil
 	}
 	userID := obj.Status.UserID
-	if userID == "" && hasCreatePending(obj) {
+	if userID == "" && hasCreatePending(obj) && !r.refusedCreates.refused(obj) {
 		// A create may have happened whose answer was lost: find its user
 		// first, or it would outlive the resource.
 		user, found, err := r.findCreatedUser(ctx, obj)

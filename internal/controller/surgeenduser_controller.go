@@ -45,8 +45,9 @@ type SurgeEndUserReconciler struct {
 	// MaxConcurrentReconciles is how many resources are reconciled at once.
 	MaxConcurrentReconciles int
 
-	checks     *checkTracker
-	identities *identityIndex
+	checks         *checkTracker
+	identities     *identityIndex
+	refusedCreates *refusedCreateMarkers
 }
 
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
@@ -71,7 +72,7 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return r.reconcileDelete(ctx, obj)
 	}
 
-	userDue, userWait := r.checks.due(obj, r.Clock.Now(), r.ResyncInterval)
+	userDue, userWait := r.checks.due(obj, r.Clock.Now())
 	// Between user checks the token is looked after on its own, but only for
 	// a user known to be in order.
 	tokenDue, tokenWait := false, time.Duration(0)
@@ -101,13 +102,14 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // marker that the recorded user id has made moot.
 func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
 	var outcome outcomeResult
+	resync := r.jitteredResync()
 	if apierrors.IsConflict(err) {
 		// A write lost a race on the Kubernetes side and the newer object is
 		// on its way: keep the conditions, but still record what was learnt
 		// of Surge (a new user id, a new token) before trying again.
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
-		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), r.jitteredResync())
+		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync)
 		if token := obj.Status.Token; token != nil && outcome.requeueAfter > 0 {
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
@@ -127,7 +129,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		}
 	}
 	if outcome.final && userChecked {
-		r.checks.record(obj, r.Clock.Now())
+		r.checks.record(obj, r.Clock.Now().Add(resync))
 	}
 	if obj.Status.UserID != "" && hasCreatePending(obj) {
 		if patchErr := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
@@ -210,6 +212,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.checks = newCheckTracker()
 	r.identities = newIdentityIndex(r.Surge)
+	r.refusedCreates = newRefusedCreateMarkers()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
 		Owns(&corev1.Secret{}).

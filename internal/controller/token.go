@@ -84,14 +84,9 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, obj *surgev
 	if minted.Subject != obj.Status.UserID {
 		return fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
 	}
-	firstToken := obj.Status.Token == nil
 	r.recordToken(obj, minted.ExpiresAt, plannedRenewal(nil, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec)))
 	if err := r.writeTokenSecret(ctx, obj, secret, []byte(token), minted); err != nil {
 		return err
-	}
-	if firstToken {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenIssued, "Mint",
-			"Issued a component token in Secret %s, valid until %s", spec.Name, minted.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -111,7 +111,6 @@ func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 	if strings.Contains(fmt.Sprint(obj.Status), string(secret.Data["token"])) {
 		t.Errorf("token value leaked into status")
 	}
-	f.waitForEvent("minted", controller.EventTokenIssued)
 }
 
 func TestRenewsTheTokenBeforeItExpires(t *testing.T) {

@@ -2,10 +2,13 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -27,7 +30,7 @@ const (
 func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
 	// Read before the marker is written below: only a marker left by an
 	// earlier reconcile means a create may have happened.
-	createMayHaveHappened := hasCreatePending(obj)
+	createMayHaveHappened := hasCreatePending(obj) && !r.refusedCreates.refused(obj)
 	createComing := obj.Status.UserID == "" && obj.Spec.UserID == ""
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, Finalizer)
@@ -163,9 +166,14 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 	}
 	user, err := r.Surge.CreateUser(ctx, obj.Spec.AccountID, desired)
 	if err != nil {
+		var apiErr *surge.Error
+		if errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 {
+			r.refusedCreates.remember(obj)
+		}
 		return classifySurgeError("create the end user", err, &obj.Spec)
 	}
 	obj.Status.UserID = user.ID
+	r.refusedCreates.forget(obj.UID)
 	r.identities.remember(obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
@@ -204,4 +212,37 @@ func userMatches(remote surge.User, desired surge.UserFields) bool {
 		remote.LastName == desired.LastName &&
 		remote.PhotoURL == desired.PhotoURL &&
 		maps.Equal(remote.Metadata, desired.Metadata)
+}
+
+// refusedCreateMarkers remembers, per resource, the create marker whose
+// create Surge refused with a 4xx answer (a 429, a validation error): that
+// create certainly did not happen, so the next attempt need not search the
+// account first. It lives in memory: after a restart the search is made,
+// which costs time but never correctness.
+type refusedCreateMarkers struct {
+	mu      sync.Mutex
+	markers map[types.UID]string
+}
+
+func newRefusedCreateMarkers() *refusedCreateMarkers {
+	return &refusedCreateMarkers{markers: map[types.UID]string{}}
+}
+
+func (m *refusedCreateMarkers) remember(obj *surgev1alpha1.SurgeEndUser) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.markers[obj.UID] = obj.Annotations[AnnotationCreatePending]
+}
+
+func (m *refusedCreateMarkers) refused(obj *surgev1alpha1.SurgeEndUser) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	marker, ok := m.markers[obj.UID]
+	return ok && marker == obj.Annotations[AnnotationCreatePending]
+}
+
+func (m *refusedCreateMarkers) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.markers, uid)
 }
