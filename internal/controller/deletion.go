@@ -46,7 +46,7 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surg
 		return nil
 	}
 	userID := obj.Status.UserID
-	if userID == "" && hasCreatePending(obj) && !r.refusedCreates.refused(obj) {
+	if userID == "" && r.createMayHaveHappened(obj) {
 		// A create may have happened whose answer was lost: find its user
 		// first, or it would outlive the resource.
 		user, found, err := r.findCreatedUser(ctx, obj)

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -30,7 +29,7 @@ const (
 func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
 	// Read before the marker is written below: only a marker left by an
 	// earlier reconcile means a create may have happened.
-	createMayHaveHappened := hasCreatePending(obj) && !r.refusedCreates.refused(obj)
+	createMayHaveHappened := r.createMayHaveHappened(obj)
 	createComing := obj.Status.UserID == "" && obj.Spec.UserID == ""
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, Finalizer)
@@ -166,8 +165,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 	}
 	user, err := r.Surge.CreateUser(ctx, obj.Spec.AccountID, desired)
 	if err != nil {
-		var apiErr *surge.Error
-		if errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 {
+		if surge.IsRefused(err) {
 			r.refusedCreates.remember(obj)
 		}
 		return classifySurgeError("create the end user", err, &obj.Spec)
@@ -178,6 +176,13 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil
+}
+
+// createMayHaveHappened says whether an earlier create of obj may have
+// happened without its user id reaching status: its marker is set, and
+// Surge did not refuse that very attempt.
+func (r *SurgeEndUserReconciler) createMayHaveHappened(obj *surgev1alpha1.SurgeEndUser) bool {
+	return hasCreatePending(obj) && !r.refusedCreates.refused(obj)
 }
 
 func markCreatePending(obj *surgev1alpha1.SurgeEndUser, now time.Time) {

@@ -229,16 +229,17 @@ func TestErrorClasses(t *testing.T) {
 		name                                                    string
 		err                                                     error
 		notFound, accountNotFound, unauthorized, invalid, retry bool
+		refused                                                 bool
 	}{
-		{name: "blank first name", err: blank, invalid: true},
-		{name: "missing user", err: missingUser, notFound: true},
-		{name: "missing account", err: missingAccount, notFound: true, accountNotFound: true},
-		{name: "bad photo url", err: badPhoto, invalid: true},
-		{name: "archived account", err: archived, invalid: true},
-		{name: "demo key", err: demoKey, unauthorized: true},
+		{name: "blank first name", err: blank, invalid: true, refused: true},
+		{name: "missing user", err: missingUser, notFound: true, refused: true},
+		{name: "missing account", err: missingAccount, notFound: true, accountNotFound: true, refused: true},
+		{name: "bad photo url", err: badPhoto, invalid: true, refused: true},
+		{name: "archived account", err: archived, invalid: true, refused: true},
+		{name: "demo key", err: demoKey, unauthorized: true, refused: true},
 		{name: "unavailable", err: unavailable, retry: true},
-		{name: "conflict", err: conflict, retry: true},
-		{name: "rejected key", err: rejected, unauthorized: true},
+		{name: "conflict", err: conflict, retry: true, refused: true},
+		{name: "rejected key", err: rejected, unauthorized: true, refused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,11 +247,11 @@ func TestErrorClasses(t *testing.T) {
 			if !errors.As(tt.err, &apiErr) {
 				t.Fatalf("error %v is not a *surge.Error", tt.err)
 			}
-			got := [5]bool{surge.IsNotFound(tt.err), surge.IsAccountNotFound(tt.err), surge.IsUnauthorized(tt.err),
-				surge.IsInvalid(tt.err), surge.IsRetryable(tt.err)}
-			want := [5]bool{tt.notFound, tt.accountNotFound, tt.unauthorized, tt.invalid, tt.retry}
+			got := [6]bool{surge.IsNotFound(tt.err), surge.IsAccountNotFound(tt.err), surge.IsUnauthorized(tt.err),
+				surge.IsInvalid(tt.err), surge.IsRetryable(tt.err), surge.IsRefused(tt.err)}
+			want := [6]bool{tt.notFound, tt.accountNotFound, tt.unauthorized, tt.invalid, tt.retry, tt.refused}
 			if got != want {
-				t.Errorf("%v: [notFound accountNotFound unauthorized invalid retryable] = %v, want %v", tt.err, got, want)
+				t.Errorf("%v: [notFound accountNotFound unauthorized invalid retryable refused] = %v, want %v", tt.err, got, want)
 			}
 		})
 	}

@@ -163,6 +163,14 @@ func IsInvalid(err error) bool {
 	return false
 }
 
+// IsRefused reports that Surge answered with a 4xx: it did not carry the
+// request out. Unlike a lost answer or a 5xx, this rules out that a create
+// happened.
+func IsRefused(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode >= 400 && e.StatusCode < 500
+}
+
 // IsRetryable reports a failure that may pass if the request is repeated:
 // no response, a timeout, 408, 409, 429 or 5xx, unless the server said
 // otherwise with x-should-retry. A cancelled context is not retryable.

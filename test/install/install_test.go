@@ -133,14 +133,11 @@ func dryRunApply(ctx context.Context, obj *unstructured.Unstructured) ([]string,
 	return warnings.reset(), err
 }
 
-// TestInstallManifestsApply applies every object of config/default, the way
-// `kubectl apply --server-side -k config/default` would, and expects no
-// error and no warning: the API server would show either to the user.
-func TestInstallManifestsApply(t *testing.T) {
-	ctx := context.Background()
-	kinds := map[string]int{}
-	for _, obj := range installed {
-		kinds[obj.GetKind()]++
+// expectCleanDryRun dry-run applies every object and fails the test for
+// each error or warning the API server answers: a user would see either.
+func expectCleanDryRun(ctx context.Context, t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	for _, obj := range objs {
 		warns, err := dryRunApply(ctx, obj)
 		if err != nil {
 			t.Errorf("applying %s: %v", describe(obj), err)
@@ -150,6 +147,18 @@ func TestInstallManifestsApply(t *testing.T) {
 			t.Errorf("applying %s, the API server warned:\n  %s", describe(obj), strings.Join(warns, "\n  "))
 		}
 	}
+}
+
+// TestInstallManifestsApply applies every object of config/default, the way
+// `kubectl apply --server-side -k config/default` would, and expects no
+// error and no warning: the API server would show either to the user.
+func TestInstallManifestsApply(t *testing.T) {
+	ctx := context.Background()
+	kinds := map[string]int{}
+	for _, obj := range installed {
+		kinds[obj.GetKind()]++
+	}
+	expectCleanDryRun(ctx, t, installed)
 	for _, kind := range []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"} {
 		if kinds[kind] == 0 {
 			t.Errorf("config/default installs no %s; got %v", kind, kinds)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -121,14 +120,5 @@ func TestInstallerApplies(t *testing.T) {
 			t.Fatalf("CRD %s is not established: %v", obj.GetName(), err)
 		}
 	}
-	for _, obj := range bundle {
-		warns, err := dryRunApply(ctx, obj)
-		if err != nil {
-			t.Errorf("applying %s: %v", describe(obj), err)
-			continue
-		}
-		if len(warns) > 0 {
-			t.Errorf("applying %s, the API server warned:\n  %s", describe(obj), strings.Join(warns, "\n  "))
-		}
-	}
+	expectCleanDryRun(ctx, t, bundle)
 }
