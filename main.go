@@ -28,7 +28,8 @@ func main() {
 	flag.BoolVar(&opts.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for authenticated and authorized clients only.")
 	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the health probes bind to; 0 turns them off.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
-	var watchNamespaces string
+	var watchNamespaces, allowedURLs string
+	flag.StringVar(&allowedURLs, "allowed-surge-api-urls", "", "Comma-separated Surge API URLs a namespaced SurgeProject may name in spec.apiURL, besides --surge-api-url.")
 	flag.StringVar(&watchNamespaces, "watch-namespace", "", "Comma-separated namespaces to watch; empty watches all.")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
@@ -37,6 +38,9 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 
 	opts.SurgeAPIKey = os.Getenv("SURGE_API_KEY")
+	if allowedURLs != "" {
+		opts.AllowedSurgeAPIURLs = strings.Split(allowedURLs, ",")
+	}
 	if watchNamespaces != "" {
 		opts.Namespaces = strings.Split(watchNamespaces, ",")
 	}

@@ -23,7 +23,14 @@ const ReservedMetadataPrefix = "surge-operator/"
 
 // SurgeEndUserSpec is the desired state of an end user in Surge.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.userID) || (has(self.userID) && self.userID == oldSelf.userID)",message="userID can be set once and never changed or removed"
+// +kubebuilder:validation:XValidation:rule="has(self.projectRef) == has(oldSelf.projectRef) && (!has(self.projectRef) || self.projectRef == oldSelf.projectRef)",message="projectRef is immutable: it can only be set when the SurgeEndUser is created"
 type SurgeEndUserSpec struct {
+	// ProjectRef names the SurgeProject (in this namespace) or
+	// ClusterSurgeProject whose API key manages this end user. Without it,
+	// the operator's own key (SURGE_API_KEY) is used. It cannot change.
+	// +optional
+	ProjectRef *ProjectReference `json:"projectRef,omitempty"`
+
 	// AccountID is the Surge account that owns the end user, such as
 	// acct_01j9a43avnfqzbjfch6pygv1td. It cannot be changed: to move a user to
 	// another account, create a new SurgeEndUser.
@@ -75,6 +82,21 @@ type SurgeEndUserSpec struct {
 	// a Secret of the same namespace.
 	// +optional
 	TokenSecret *TokenSecretSpec `json:"tokenSecret,omitempty"`
+}
+
+// ProjectReference names a SurgeProject or a ClusterSurgeProject.
+type ProjectReference struct {
+	// Kind is SurgeProject or ClusterSurgeProject.
+	// +required
+	// +kubebuilder:validation:Enum=SurgeProject;ClusterSurgeProject
+	Kind string `json:"kind"`
+
+	// Name of the project. A SurgeProject is looked up in the SurgeEndUser's
+	// own namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // TokenSecretSpec describes the Secret that holds the end user's component token.

@@ -22,6 +22,8 @@ const (
 	ReasonAccountNotFound     = "AccountNotFound"
 	ReasonRequestRejected     = "RequestRejected"
 	ReasonAdoptedUserNotFound = "AdoptedUserNotFound"
+	ReasonUserClaimed         = "UserClaimed"
+	ReasonUserNotInAccount    = "UserNotInAccount"
 	ReasonDeleteFailed        = "DeleteFailed"
 	ReasonSecretNotOwned      = "SecretNotOwned"
 	ReasonTokenRenewalFailing = "TokenRenewalFailing"
@@ -38,6 +40,7 @@ const (
 	EventRecreated      = "Recreated"
 	EventDeleted        = "Deleted"
 	EventOrphaned       = "Orphaned"
+	EventReleased       = "Released"
 	EventFailed         = "Failed"
 )
 

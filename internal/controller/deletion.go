@@ -15,15 +15,20 @@ import (
 )
 
 // reconcileDelete honours the deletion policy and releases the finalizer only
-// once the remote user is gone (or orphaned on purpose).
-func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+// once the remote user is gone (or orphaned on purpose, or managed by
+// another resource). credentialsErr is why obj may not reach Surge, if it
+// may not: the finalizer then stays only while a user may exist.
+func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeAPI, credentialsErr error, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	original := obj.DeepCopy()
+	if credentialsErr != nil && r.deletionNeedsSurge(obj) {
+		return r.finish(ctx, original, obj, credentialsErr, false)
+	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	if err := r.deleteRemoteUser(remoteCtx, obj); err != nil {
+	if err := r.deleteRemoteUser(remoteCtx, api, obj); err != nil {
 		return r.finish(ctx, original, obj, err, true)
 	}
 	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
@@ -37,7 +42,14 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, obj *surge
 	return ctrl.Result{}, client.IgnoreNotFound(err)
 }
 
-func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+// deletionNeedsSurge says whether deleting obj calls Surge: a user may
+// exist and the policy is to delete it.
+func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndUser) bool {
+	return obj.Spec.DeletionPolicy != surgev1alpha1.DeletionPolicyOrphan &&
+		(obj.Status.UserID != "" || r.createMayHaveHappened(obj))
+}
+
+func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
 	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
 		if obj.Status.UserID != "" {
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventOrphaned, "Delete",
@@ -49,7 +61,7 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surg
 	if userID == "" && r.createMayHaveHappened(obj) {
 		// A create may have happened whose answer was lost: find its user
 		// first, or it would outlive the resource.
-		user, found, err := r.findCreatedUser(ctx, obj)
+		user, found, err := r.findCreatedUser(ctx, api, obj)
 		if err != nil {
 			return err
 		}
@@ -60,11 +72,19 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, obj *surg
 	if userID == "" {
 		return nil
 	}
-	err := r.Surge.DeleteUser(ctx, userID)
+	if err := r.checkClaim(ctx, obj, surge.User{ID: userID}); err != nil {
+		if !isStall(err, ReasonUserClaimed) {
+			return err
+		}
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventReleased, "Delete",
+			"Left end user %s in Surge: %s", userID, err)
+		return nil
+	}
+	err := api.DeleteUser(ctx, userID)
 	if err != nil && !surge.IsNotFound(err) {
 		return classifySurgeError("delete the end user", err, &obj.Spec)
 	}
-	r.identities.forget(obj.Spec.AccountID, keyOf(obj), userID)
+	r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDeleted, "Delete",
 		"Deleted end user %s", userID)
 	return nil

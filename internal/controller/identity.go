@@ -10,7 +10,8 @@ import (
 )
 
 // identityIndex maps each resource identity (namespace and name, from the
-// reserved metadata keys) to the remote user carrying it, per account. It
+// reserved metadata keys) to the remote user carrying it, per account and
+// per key: what one project's key saw is never shown to another's. It
 // lets a resource created anew, say after a cluster was rebuilt or after a
 // deletion with deletionPolicy Orphan, find its user again instead of making a
 // second one.
@@ -20,10 +21,14 @@ import (
 // resource that may claim it, so a listing taken at any time after the user
 // was created, plus what the process did since, is enough to find it.
 type identityIndex struct {
-	surge SurgeAPI
-
 	mu       sync.Mutex
-	accounts map[string]*accountIdentities
+	accounts map[accountScope]*accountIdentities
+}
+
+// accountScope is an account as seen through one key (SurgeAPI.Scope).
+type accountScope struct {
+	scope     string
+	accountID string
 }
 
 type accountIdentities struct {
@@ -32,13 +37,13 @@ type accountIdentities struct {
 	users  map[types.NamespacedName]string
 }
 
-func newIdentityIndex(surgeAPI SurgeAPI) *identityIndex {
-	return &identityIndex{surge: surgeAPI, accounts: map[string]*accountIdentities{}}
+func newIdentityIndex() *identityIndex {
+	return &identityIndex{accounts: map[accountScope]*accountIdentities{}}
 }
 
 // lookup returns the id of the user that carries identity in the account.
-func (x *identityIndex) lookup(ctx context.Context, accountID string, identity types.NamespacedName) (string, bool, error) {
-	account, err := x.load(ctx, accountID)
+func (x *identityIndex) lookup(ctx context.Context, api SurgeAPI, accountID string, identity types.NamespacedName) (string, bool, error) {
+	account, err := x.load(ctx, api, accountScope{scope: api.Scope(), accountID: accountID})
 	if err != nil {
 		return "", false, err
 	}
@@ -50,18 +55,18 @@ func (x *identityIndex) lookup(ctx context.Context, accountID string, identity t
 
 // load lists the account the first time it is needed; concurrent callers
 // wait for that one listing. A failed listing is forgotten, to be tried again.
-func (x *identityIndex) load(ctx context.Context, accountID string) (*accountIdentities, error) {
+func (x *identityIndex) load(ctx context.Context, api SurgeAPI, key accountScope) (*accountIdentities, error) {
 	x.mu.Lock()
-	account, ok := x.accounts[accountID]
+	account, ok := x.accounts[key]
 	if !ok {
 		account = &accountIdentities{loaded: make(chan struct{})}
-		x.accounts[accountID] = account
+		x.accounts[key] = account
 		x.mu.Unlock()
-		users, err := x.surge.ListUsers(ctx, accountID)
+		users, err := api.ListUsers(ctx, key.accountID)
 		x.mu.Lock()
 		if err != nil {
 			account.err = err
-			delete(x.accounts, accountID)
+			delete(x.accounts, key)
 		} else {
 			account.users = identitiesOf(users)
 		}
@@ -83,28 +88,28 @@ func (x *identityIndex) load(ctx context.Context, accountID string) (*accountIde
 
 // remember records that the user now carries identity, when the account is
 // indexed; an account not yet listed will see it in its listing.
-func (x *identityIndex) remember(accountID string, identity types.NamespacedName, userID string) {
+func (x *identityIndex) remember(scope, accountID string, identity types.NamespacedName, userID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[accountID]; ok && account.users != nil {
+	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && account.users != nil {
 		account.users[identity] = userID
 	}
 }
 
 // forget drops the user, deleted in Surge, from the index.
-func (x *identityIndex) forget(accountID string, identity types.NamespacedName, userID string) {
+func (x *identityIndex) forget(scope, accountID string, identity types.NamespacedName, userID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[accountID]; ok && account.users != nil && account.users[identity] == userID {
+	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && account.users != nil && account.users[identity] == userID {
 		delete(account.users, identity)
 	}
 }
 
 // refresh replaces the account's entries with a fresh listing.
-func (x *identityIndex) refresh(accountID string, users []surge.User) {
+func (x *identityIndex) refresh(scope, accountID string, users []surge.User) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[accountID]; ok && account.users != nil {
+	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && account.users != nil {
 		account.users = identitiesOf(users)
 	}
 }

@@ -27,6 +27,12 @@ func stalled(reason, format string, args ...any) error {
 	return &stalledError{reason: reason, message: fmt.Sprintf(format, args...)}
 }
 
+// isStall says whether err is a stall for this reason.
+func isStall(err error, reason string) bool {
+	stall, ok := errors.AsType[*stalledError](err)
+	return ok && stall.reason == reason
+}
+
 // transientError is an outcome that fixes itself: Surge is unavailable or
 // rate limiting. It is retried with exponential backoff.
 type transientError struct {
@@ -142,12 +148,17 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 // apply writes the outcome into status: the three conditions and, for a
 // final outcome, the observed generation.
 func (o outcomeResult) apply(status *surgev1alpha1.SurgeEndUserStatus, generation int64) {
+	o.applyTo(&status.Conditions, &status.ObservedGeneration, generation)
+}
+
+// applyTo is apply for the status of any kind.
+func (o outcomeResult) applyTo(conditions *[]metav1.Condition, observedGeneration *int64, generation int64) {
 	o.ready.ObservedGeneration = generation
-	apimeta.SetStatusCondition(&status.Conditions, o.ready)
-	setOrRemove(&status.Conditions, ConditionReconciling, o.reconciling, generation)
-	setOrRemove(&status.Conditions, ConditionStalled, o.stalled, generation)
+	apimeta.SetStatusCondition(conditions, o.ready)
+	setOrRemove(conditions, ConditionReconciling, o.reconciling, generation)
+	setOrRemove(conditions, ConditionStalled, o.stalled, generation)
 	if o.final {
-		status.ObservedGeneration = generation
+		*observedGeneration = generation
 	}
 }
 

@@ -4,6 +4,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -19,9 +20,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/credentials"
 )
 
 // conflictRetryDelay is how soon a reconcile that lost a write race on the
@@ -34,8 +38,9 @@ type SurgeEndUserReconciler struct {
 	// APIReader reads around the cache, which holds only the operator's own
 	// Secrets.
 	APIReader client.Reader
-	Surge     SurgeAPI
-	Recorder  events.EventRecorder
+	// Credentials says which Surge client serves each resource.
+	Credentials Credentials
+	Recorder    events.EventRecorder
 	Clock     clock.PassiveClock
 
 	// ResyncInterval is how often a settled resource is compared with Surge.
@@ -68,8 +73,15 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if obj.Annotations[AnnotationPaused] == "true" {
 		return r.reconcilePaused(ctx, obj)
 	}
+	api, credentialsErr := r.surgeFor(ctx, obj)
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj)
+		return r.reconcileDelete(ctx, api, credentialsErr, obj)
+	}
+	if credentialsErr != nil {
+		// Checked at every reconcile, so that a change of the project takes
+		// effect at once, both ways.
+		r.checks.forget(req.NamespacedName)
+		return r.finish(ctx, obj.DeepCopy(), obj, credentialsErr, false)
 	}
 
 	userDue, userWait := r.checks.due(obj, r.Clock.Now())
@@ -89,12 +101,27 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	defer cancel()
 	var err error
 	if userDue {
-		err = r.reconcileUser(remoteCtx, obj)
+		err = r.reconcileUser(remoteCtx, api, obj)
 	}
-	if err == nil {
-		err = r.reconcileToken(remoteCtx, obj)
+	if isStall(err, ReasonUserClaimed) {
+		err = errors.Join(err, r.dropTokenSecret(ctx, obj))
+	} else if err == nil {
+		err = r.reconcileToken(remoteCtx, api, obj)
 	}
 	return r.finish(ctx, original, obj, err, userDue)
+}
+
+// surgeFor returns the Surge client that serves obj, or the stall that says
+// why obj may not reach Surge.
+func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (SurgeAPI, error) {
+	api, err := r.Credentials.ClientFor(ctx, obj)
+	if refusal, refused := errors.AsType[*credentials.Refusal](err); refused {
+		return nil, stalled(refusal.Reason, "%s", refusal.Message)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api, nil
 }
 
 // finish is the one place that writes status: it maps the outcome to
@@ -211,11 +238,20 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	r.checks = newCheckTracker()
-	r.identities = newIdentityIndex(r.Surge)
+	r.identities = newIdentityIndex()
 	r.refusedCreates = newRefusedCreateMarkers()
+	if err := indexEndUsers(mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
 		Owns(&corev1.Secret{}).
+		Watches(&surgev1alpha1.SurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&surgev1alpha1.ClusterSurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			RateLimiter:             newRateLimiter(),

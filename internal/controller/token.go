@@ -40,7 +40,7 @@ const (
 // reconcileToken keeps a fresh component token in the Secret named by
 // spec.tokenSecret, renewing it before it expires, and removes a Secret the
 // spec no longer names. It sets status.token.
-func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
 	spec := obj.Spec.TokenSecret
 	if err := r.removeUnwantedTokenSecret(ctx, obj); err != nil {
 		return err
@@ -65,7 +65,7 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, obj *surgev
 		}
 	}
 
-	token, err := r.Surge.CreateToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
+	token, err := api.CreateToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
 	if err != nil {
 		failure := classifySurgeError("mint a component token", err, &obj.Spec)
 		if intact && now.Before(claims.ExpiresAt) {
@@ -189,6 +189,27 @@ func (r *SurgeEndUserReconciler) removeUnwantedTokenSecret(ctx context.Context, 
 	if err := r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting token Secret %s: %w", secret.Name, err)
 	}
+	return nil
+}
+
+// dropTokenSecret deletes the token Secret recorded in status, for a
+// resource that has let go of its user: the token it holds must not outlive
+// that.
+func (r *SurgeEndUserReconciler) dropTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	status := obj.Status.Token
+	if status == nil {
+		return nil
+	}
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: status.SecretName}, secret)
+	if err == nil && ownedBy(secret, obj) {
+		err = r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}})
+	}
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting token Secret %s: %w", status.SecretName, err)
+	}
+	obj.Status.Token = nil
+	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
 	return nil
 }
 

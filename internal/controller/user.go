@@ -26,7 +26,7 @@ const (
 
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
-func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
 	// Read before the marker is written below: only a marker left by an
 	// earlier reconcile means a create may have happened.
 	createMayHaveHappened := r.createMayHaveHappened(obj)
@@ -41,17 +41,17 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1
 	}
 
 	desired := desiredFields(obj)
-	remote, found, err := r.observeUser(ctx, obj, createMayHaveHappened)
+	remote, found, err := r.observeUser(ctx, api, obj, createMayHaveHappened)
 	if err != nil {
 		return err
 	}
 	if !found {
-		return r.createUser(ctx, obj, desired)
+		return r.createUser(ctx, api, obj, desired)
 	}
 	if userMatches(remote, desired) {
 		return nil
 	}
-	if _, err := r.Surge.UpdateUser(ctx, remote.ID, desired); err != nil {
+	if _, err := api.UpdateUser(ctx, remote.ID, desired); err != nil {
 		return classifySurgeError("update the end user", err, &obj.Spec)
 	}
 	if obj.Status.ObservedGeneration == obj.Generation {
@@ -67,12 +67,17 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, obj *surgev1
 
 // observeUser finds the remote user of obj: the one in status, the one named
 // in spec.userID, or one whose create answer was lost. found is false when a
-// new user must be created.
-func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, createMayHaveHappened bool) (surge.User, bool, error) {
+// new user must be created. A user that another SurgeEndUser manages is
+// never obj's: obj lets go of it and stalls.
+func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, createMayHaveHappened bool) (surge.User, bool, error) {
 	switch {
 	case obj.Status.UserID != "":
-		user, err := r.Surge.GetUser(ctx, obj.Status.UserID)
+		user, err := api.GetUser(ctx, obj.Status.UserID)
 		if err == nil {
+			if claimErr := r.checkClaim(ctx, obj, user); claimErr != nil {
+				obj.Status.UserID = ""
+				return surge.User{}, false, claimErr
+			}
 			return user, true, nil
 		}
 		if !surge.IsNotFound(err) {
@@ -89,7 +94,7 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, obj *surgev1al
 		return surge.User{}, false, nil
 
 	case obj.Spec.UserID != "":
-		user, err := r.Surge.GetUser(ctx, obj.Spec.UserID)
+		user, err := api.GetUser(ctx, obj.Spec.UserID)
 		if surge.IsNotFound(err) {
 			return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
 				"Surge has no end user %s: check spec.userID", obj.Spec.UserID)
@@ -97,13 +102,19 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, obj *surgev1al
 		if err != nil {
 			return surge.User{}, false, classifySurgeError("read the end user to adopt", err, &obj.Spec)
 		}
+		if err := r.checkInAccount(ctx, api, obj, user.ID); err != nil {
+			return surge.User{}, false, err
+		}
+		if err := r.checkClaim(ctx, obj, user); err != nil {
+			return surge.User{}, false, err
+		}
 		obj.Status.UserID = user.ID
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
 			"Adopted existing end user %s", user.ID)
 		return user, true, nil
 
 	case createMayHaveHappened:
-		user, found, err := r.findCreatedUser(ctx, obj)
+		user, found, err := r.findCreatedUser(ctx, api, obj)
 		if err != nil || !found {
 			return surge.User{}, false, err
 		}
@@ -112,27 +123,54 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, obj *surgev1al
 			"Found end user %s, created by an earlier attempt whose answer was lost", user.ID)
 		return user, true, nil
 	}
-	return r.findUserOfSameName(ctx, obj)
+	return r.findUserOfSameName(ctx, api, obj)
+}
+
+// checkInAccount returns a UserNotInAccount stall unless Surge lists userID
+// in spec.accountID: spec.userID adopts only a user of the resource's own
+// account, which its project may allow.
+func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string) error {
+	found := false
+	err := api.EachUser(ctx, obj.Spec.AccountID, func(user surge.User) bool {
+		found = user.ID == userID
+		return !found
+	})
+	if err != nil {
+		return classifySurgeError("check that the end user to adopt is in the account", err, &obj.Spec)
+	}
+	if !found {
+		return stalled(ReasonUserNotInAccount,
+			"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
+	}
+	return nil
 }
 
 // findUserOfSameName looks for a user made for an earlier SurgeEndUser of
 // the same namespace and name, left in Surge by deletionPolicy Orphan or by a
 // cluster that was rebuilt, and adopts it.
-func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	userID, found, err := r.identities.lookup(ctx, obj.Spec.AccountID, keyOf(obj))
+func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	userID, found, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj))
 	if err != nil {
 		return surge.User{}, false, classifySurgeError("look for an end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
 	}
 	if !found {
 		return surge.User{}, false, nil
 	}
-	user, err := r.Surge.GetUser(ctx, userID)
+	user, err := api.GetUser(ctx, userID)
 	if surge.IsNotFound(err) {
-		r.identities.forget(obj.Spec.AccountID, keyOf(obj), userID)
+		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
 		return surge.User{}, false, nil
 	}
 	if err != nil {
 		return surge.User{}, false, classifySurgeError("read the end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
+	}
+	if err := r.checkClaim(ctx, obj, user); err != nil {
+		// Another resource has taken the user over since: this one gets a
+		// user of its own.
+		if isStall(err, ReasonUserClaimed) {
+			return surge.User{}, false, nil
+		}
+		return surge.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
@@ -141,12 +179,12 @@ func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, obj *su
 }
 
 // findCreatedUser searches the account for a user this resource created.
-func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	users, err := r.Surge.ListUsers(ctx, obj.Spec.AccountID)
+func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	users, err := api.ListUsers(ctx, obj.Spec.AccountID)
 	if err != nil {
 		return surge.User{}, false, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
 	}
-	r.identities.refresh(obj.Spec.AccountID, users)
+	r.identities.refresh(api.Scope(), obj.Spec.AccountID, users)
 	for _, user := range users {
 		if user.Metadata[MetadataUID] == string(obj.UID) {
 			return user, true, nil
@@ -155,7 +193,7 @@ func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, obj *surge
 	return surge.User{}, false, nil
 }
 
-func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
+func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
 	// The marker must be stored before the request leaves: a crash or a lost
 	// answer from here on is recovered by findCreatedUser.
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
@@ -163,7 +201,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 	}); err != nil {
 		return err
 	}
-	user, err := r.Surge.CreateUser(ctx, obj.Spec.AccountID, desired)
+	user, err := api.CreateUser(ctx, obj.Spec.AccountID, desired)
 	if err != nil {
 		if surge.IsRefused(err) {
 			r.refusedCreates.remember(obj)
@@ -172,7 +210,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, obj *surgev1alp
 	}
 	obj.Status.UserID = user.ID
 	r.refusedCreates.forget(obj.UID)
-	r.identities.remember(obj.Spec.AccountID, keyOf(obj), user.ID)
+	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil

@@ -4,7 +4,6 @@
 package operator
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
@@ -35,8 +35,12 @@ const DefaultSurgeAPIURL = "https://api.surge.app"
 // Options configures the operator. Zero values take the defaults below.
 type Options struct {
 	SurgeAPIURL string
-	// SurgeAPIKey is the project's API key. It is required.
+	// SurgeAPIKey is the operator's own API key, for SurgeEndUsers without
+	// spec.projectRef. Optional: without it, such resources stall.
 	SurgeAPIKey string
+	// AllowedSurgeAPIURLs are the API URLs a SurgeProject may name besides
+	// SurgeAPIURL.
+	AllowedSurgeAPIURLs []string
 
 	ResyncInterval          time.Duration
 	MaxConcurrentReconciles int
@@ -66,6 +70,10 @@ const (
 	DefaultSurgeRequestsPerSecond  = 40
 	DefaultSurgeBurst              = 40
 	remoteTimeout                  = 2 * time.Minute
+	// projectRecheckInterval is how often a project's key is read and
+	// checked again, for its status; SurgeEndUsers read a rotated key
+	// sooner (credentials.KeyRefreshInterval).
+	projectRecheckInterval = time.Minute
 )
 
 // Scheme knows the built-in types and SurgeEndUser.
@@ -76,23 +84,18 @@ func Scheme() *runtime.Scheme {
 	return scheme
 }
 
-// ErrMissingAPIKey is returned when no Surge API key is configured.
-var ErrMissingAPIKey = errors.New("no Surge API key: set SURGE_API_KEY (the deployment reads it from a Secret)")
-
-// NewManager builds a manager running the SurgeEndUser controller.
+// NewManager builds a manager running the SurgeEndUser and project
+// controllers.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
-	if opts.SurgeAPIKey == "" {
-		return nil, ErrMissingAPIKey
-	}
 	opts = withDefaults(opts)
-
-	clientOptions := append([]surge.Option{
-		surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
-		surge.WithObserver(metrics.SurgeObserver{}),
-	}, opts.SurgeClientOptions...)
-	surgeClient, err := surge.New(opts.SurgeAPIURL, opts.SurgeAPIKey, clientOptions...)
-	if err != nil {
-		return nil, fmt.Errorf("configuring the Surge client: %w", err)
+	// Each key gets a client of its own, with its own rate limit and its
+	// own pause after a 429: one throttled project does not slow another.
+	newClient := func(apiURL, apiKey string) (*surge.Client, error) {
+		clientOptions := append([]surge.Option{
+			surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
+			surge.WithObserver(metrics.SurgeObserver{}),
+		}, opts.SurgeClientOptions...)
+		return surge.New(apiURL, apiKey, clientOptions...)
 	}
 
 	metricsOptions := metricsserver.Options{
@@ -115,10 +118,21 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 
+	credentialsManager, err := credentials.NewManager(credentials.Options{
+		Cache:         mgr.GetClient(),
+		Secrets:       mgr.GetAPIReader(),
+		DefaultAPIKey: opts.SurgeAPIKey,
+		DefaultURL:    opts.SurgeAPIURL,
+		AllowedURLs:   opts.AllowedSurgeAPIURLs,
+		NewClient:     newClient,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Surge client: %w", err)
+	}
 	reconciler := &controller.SurgeEndUserReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Surge:                   surgeClient,
+		Credentials:             credentialsManager,
 		Recorder:                mgr.GetEventRecorder("surge-operator"),
 		ResyncInterval:          opts.ResyncInterval,
 		RemoteTimeout:           remoteTimeout,
@@ -126,6 +140,18 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)
+	}
+	for _, kind := range []string{surgev1alpha1.KindSurgeProject, surgev1alpha1.KindClusterSurgeProject} {
+		projects := &controller.ProjectReconciler{
+			Client:          mgr.GetClient(),
+			Keys:            credentialsManager,
+			Kind:            kind,
+			RecheckInterval: projectRecheckInterval,
+			RemoteTimeout:   remoteTimeout,
+		}
+		if err := projects.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
+		}
 	}
 	metrics.WatchEndUsers(mgr.GetCache())
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

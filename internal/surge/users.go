@@ -134,11 +134,25 @@ type listPage struct {
 
 // ListUsers returns every user of an account, reading all pages.
 func (c *Client) ListUsers(ctx context.Context, accountID string) ([]User, error) {
+	users := []User{}
+	err := c.EachUser(ctx, accountID, func(u User) bool {
+		users = append(users, u)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// EachUser calls visit with every user of an account, page by page, until
+// visit returns false: a search stops reading pages once it has found what
+// it looks for.
+func (c *Client) EachUser(ctx context.Context, accountID string, visit func(User) bool) error {
 	const operation = "list_users"
 	if accountID == "" {
-		return nil, errEmptyID(operation, "account")
+		return errEmptyID(operation, "account")
 	}
-	users := []User{}
 	seen := map[string]bool{}
 	cursor := ""
 	for {
@@ -157,17 +171,21 @@ func (c *Client) ListUsers(ctx context.Context, accountID string) ([]User, error
 			out:           &page,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		users = append(users, page.Data...)
+		for _, u := range page.Data {
+			if !visit(u) {
+				return nil
+			}
+		}
 		if page.Pagination.NextCursor == nil || *page.Pagination.NextCursor == "" {
-			return users, nil
+			return nil
 		}
 		cursor = *page.Pagination.NextCursor
 		// A server handing back a cursor already followed would keep this
 		// loop going forever.
 		if seen[cursor] {
-			return nil, fmt.Errorf("surge %s: pagination repeated cursor %q", operation, cursor)
+			return fmt.Errorf("surge %s: pagination repeated cursor %q", operation, cursor)
 		}
 		seen[cursor] = true
 	}
@@ -204,6 +222,20 @@ func (c *Client) CreateToken(ctx context.Context, userID string, durationSeconds
 		return "", errors.New("surge create_token: response has no token")
 	}
 	return out.Token, nil
+}
+
+// probeUserID is an id no user has, in Surge's id format.
+const probeUserID = "usr_00000000000000000000000000"
+
+// CheckKey asks Surge whether it accepts the client's key, with a read
+// that changes nothing: reading a user that does not exist answers 404
+// not_found to an accepted key, and 401 or 403 to a rejected one.
+func (c *Client) CheckKey(ctx context.Context) error {
+	_, err := c.GetUser(ctx, probeUserID)
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 func userPath(userID string) string { return "/users/" + url.PathEscape(userID) }

@@ -153,58 +153,63 @@ func (s *Server) process(r *http.Request) response {
 	if resp, limited := s.rateLimited(); limited {
 		return resp
 	}
-	if resp, authenticated := s.authenticate(r); !authenticated {
+	project, resp, authenticated := s.authenticate(r)
+	if !authenticated {
 		return resp
 	}
-	return s.route(r)
+	return s.route(project, r)
 }
 
-func (s *Server) authenticate(r *http.Request) (response, bool) {
+// authenticate returns the project whose key the request carries.
+func (s *Server) authenticate(r *http.Request) (string, response, bool) {
 	header := r.Header.Get("Authorization")
 	if header == "" {
-		return apiError(http.StatusUnauthorized, "missing_api_key", "No API key provided. Send it as Authorization: Bearer <key>", nil), false
+		return "", apiError(http.StatusUnauthorized, "missing_api_key", "No API key provided. Send it as Authorization: Bearer <key>", nil), false
 	}
 	key, bearer := strings.CutPrefix(header, "Bearer ")
 	s.mu.Lock()
-	want := s.apiKey
-	s.mu.Unlock()
-	if !bearer || subtle.ConstantTimeCompare([]byte(key), []byte(want)) != 1 {
-		return apiError(http.StatusUnauthorized, "invalid_api_key", "The API key provided is invalid", nil), false
+	defer s.mu.Unlock()
+	if bearer {
+		for known, project := range s.projects {
+			if subtle.ConstantTimeCompare([]byte(key), []byte(known)) == 1 {
+				return project, response{}, true
+			}
+		}
 	}
-	return response{}, true
+	return "", apiError(http.StatusUnauthorized, "invalid_api_key", "The API key provided is invalid", nil), false
 }
 
-func (s *Server) route(r *http.Request) response {
+func (s *Server) route(project string, r *http.Request) response {
 	segments := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
 	case len(segments) == 3 && segments[0] == "accounts" && segments[2] == "users":
 		switch r.Method {
 		case http.MethodPost:
-			return s.createUser(segments[1], r)
+			return s.createUser(project, segments[1], r)
 		case http.MethodGet:
-			return s.listUsers(segments[1], r.URL.Query())
+			return s.listUsers(project, segments[1], r.URL.Query())
 		}
 	case len(segments) == 2 && segments[0] == "users":
 		switch r.Method {
 		case http.MethodGet:
-			return s.getUser(segments[1])
+			return s.getUser(project, segments[1])
 		case http.MethodPatch:
-			return s.updateUser(segments[1], r)
+			return s.updateUser(project, segments[1], r)
 		case http.MethodDelete:
-			return s.deleteUser(segments[1])
+			return s.deleteUser(project, segments[1])
 		}
 	case len(segments) == 3 && segments[0] == "users" && segments[2] == "tokens" && r.Method == http.MethodPost:
-		return s.createToken(segments[1], r)
+		return s.createToken(project, segments[1], r)
 	}
 	return notFound(fmt.Sprintf("No route for %s %s", r.Method, r.URL.Path))
 }
 
-func (s *Server) createUser(accountID string, r *http.Request) response {
+func (s *Server) createUser(project, accountID string, r *http.Request) response {
 	var in userInput
 	decodeErr := decodeBody(r, &in)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.accounts[accountID] {
+	if s.accounts[accountID] != project {
 		return accountNotFound(accountID)
 	}
 	if decodeErr != nil {
@@ -220,10 +225,10 @@ func (s *Server) createUser(accountID string, r *http.Request) response {
 	return ok(http.StatusCreated, toWire(u))
 }
 
-func (s *Server) getUser(id string) response {
+func (s *Server) getUser(project, id string) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stored, found := s.users[id]
+	stored, found := s.userOfLocked(project, id)
 	if !found {
 		return userNotFound(id)
 	}
@@ -234,12 +239,12 @@ func (s *Server) getUser(id string) response {
 // cleared. Surge does not document this either way, and the client always
 // sends the whole state, so the stricter reading catches a client that does
 // not.
-func (s *Server) updateUser(id string, r *http.Request) response {
+func (s *Server) updateUser(project, id string, r *http.Request) response {
 	var in userInput
 	decodeErr := decodeBody(r, &in)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stored, found := s.users[id]
+	stored, found := s.userOfLocked(project, id)
 	if !found {
 		return userNotFound(id)
 	}
@@ -255,10 +260,10 @@ func (s *Server) updateUser(id string, r *http.Request) response {
 	return ok(http.StatusOK, toWire(updated))
 }
 
-func (s *Server) deleteUser(id string) response {
+func (s *Server) deleteUser(project, id string) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stored, found := s.users[id]
+	stored, found := s.userOfLocked(project, id)
 	if !found {
 		return userNotFound(id)
 	}
@@ -266,10 +271,10 @@ func (s *Server) deleteUser(id string) response {
 	return ok(http.StatusOK, toWire(stored.user))
 }
 
-func (s *Server) listUsers(accountID string, query url.Values) response {
+func (s *Server) listUsers(project, accountID string, query url.Values) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.accounts[accountID] {
+	if s.accounts[accountID] != project {
 		return accountNotFound(accountID)
 	}
 	var users []*storedUser
@@ -348,11 +353,11 @@ func invalidCursor(param string) response {
 		map[string][]string{param: {"is not a valid cursor"}})
 }
 
-func (s *Server) createToken(userID string, r *http.Request) response {
+func (s *Server) createToken(project, userID string, r *http.Request) response {
 	var in tokenInput
 	decodeErr := decodeBody(r, &in)
 	s.mu.Lock()
-	_, found := s.users[userID]
+	_, found := s.userOfLocked(project, userID)
 	s.mu.Unlock()
 	if !found {
 		return userNotFound(userID)
@@ -388,6 +393,16 @@ func (s *Server) signToken(userID string, now time.Time, ttl time.Duration) stri
 	signingInput := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
 	signature := ed25519.Sign(s.signingKey, []byte(signingInput))
 	return signingInput + "." + base64.RawURLEncoding.EncodeToString(signature)
+}
+
+// userOfLocked finds a user that the project's key can reach: a user of
+// another project's account does not exist for it.
+func (s *Server) userOfLocked(project, id string) (*storedUser, bool) {
+	stored, found := s.users[id]
+	if !found || s.accounts[stored.user.AccountID] != project {
+		return nil, false
+	}
+	return stored, true
 }
 
 func accountNotFound(id string) response {

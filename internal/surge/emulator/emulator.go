@@ -22,14 +22,18 @@ import (
 const (
 	defaultAPIKey   = "sk_demo_emulator"
 	defaultPageSize = 20
+	// DefaultProject is the project of Options.APIKey and Options.Accounts.
+	DefaultProject = "default"
 )
 
 // Options configures a Server.
 type Options struct {
-	// APIKey is the only bearer key accepted; "sk_demo_emulator" when empty.
+	// APIKey is the key of DefaultProject; "sk_demo_emulator" when empty.
+	// AddProject adds the keys of other projects.
 	APIKey string
-	// Accounts are the known account ids; any other account answers 404
-	// account_not_found.
+	// Accounts are the accounts of DefaultProject. An account of another
+	// project, or no project, answers 404 account_not_found, and its users
+	// 404 not_found, as Surge answers a key that cannot reach them.
 	Accounts []string
 	// PageSize is the number of users per list page; 20 when zero.
 	PageSize int
@@ -69,9 +73,12 @@ type Server struct {
 	signingKey ed25519.PrivateKey
 	keyID      string
 
-	mu       sync.Mutex
-	apiKey   string
-	accounts map[string]bool
+	mu sync.Mutex
+	// projects maps each accepted API key to its project, and accounts
+	// each account to its project: a key reaches only its project's
+	// accounts and their users.
+	projects map[string]string
+	accounts map[string]string
 	users    map[string]*storedUser
 	lastSeq  uint64
 	faults   []*activeFault
@@ -101,31 +108,51 @@ func New(opts Options) *Server {
 		pageSize:   opts.PageSize,
 		signingKey: signingKey,
 		keyID:      newID("sgn_", opts.Now()),
-		apiKey:     opts.APIKey,
-		accounts:   map[string]bool{},
+		projects:   map[string]string{opts.APIKey: DefaultProject},
+		accounts:   map[string]string{},
 		users:      map[string]*storedUser{},
 		// A fixed seed makes a chaos run with probabilistic faults
 		// reproducible.
 		chance: mathrand.New(mathrand.NewPCG(1, 2)),
 	}
 	for _, id := range opts.Accounts {
-		s.accounts[id] = true
+		s.accounts[id] = DefaultProject
 	}
 	return s
 }
 
-// SetAPIKey replaces the accepted key, as when a key is rotated or revoked.
+// SetAPIKey makes key the only key of DefaultProject, as when its key is
+// rotated and the old one revoked.
 func (s *Server) SetAPIKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.apiKey = key
+	maps.DeleteFunc(s.projects, func(_, project string) bool { return project == DefaultProject })
+	s.projects[key] = DefaultProject
 }
 
-// AddAccount makes an account known.
+// AddProject adds a project, or adds to one: apiKey becomes one of its
+// accepted keys, and the accounts become its own.
+func (s *Server) AddProject(project, apiKey string, accounts ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.projects[apiKey] = project
+	for _, id := range accounts {
+		s.accounts[id] = project
+	}
+}
+
+// RevokeAPIKey makes Surge refuse key from now on, with 401 invalid_api_key.
+func (s *Server) RevokeAPIKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.projects, key)
+}
+
+// AddAccount makes an account of DefaultProject known.
 func (s *Server) AddAccount(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.accounts[id] = true
+	s.accounts[id] = DefaultProject
 }
 
 // PublicKey is the key that verifies the tokens the emulator issues.
@@ -170,7 +197,8 @@ func (s *Server) User(id string) (User, bool) {
 
 // PutUser stores a user as if created outside the operator, assigning an id
 // when u.ID is empty and replacing the user when the id exists. The account
-// becomes known, since a user only exists inside an account.
+// becomes known, in DefaultProject when it was unknown, since a user only
+// exists inside an account.
 func (s *Server) PutUser(accountID string, u User) User {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,7 +207,9 @@ func (s *Server) PutUser(accountID string, u User) User {
 	if u.ID == "" {
 		u.ID = newID("usr_", s.now())
 	}
-	s.accounts[accountID] = true
+	if _, known := s.accounts[accountID]; !known {
+		s.accounts[accountID] = DefaultProject
+	}
 	if existing, ok := s.users[u.ID]; ok {
 		existing.user = u
 		return u.clone()

@@ -177,6 +177,41 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+func TestAKeyReachesOnlyItsOwnProject(t *testing.T) {
+	h := newHarness(t, emulator.Options{})
+	const otherKey, otherAccount = "sk_live_other_project", "acct_01j9a43avnfqzbjfch6pygv2zz"
+	h.emu.AddProject("other", otherKey, otherAccount)
+	ours := h.createUser("Ada")
+	other := "Bearer " + otherKey
+
+	if a := h.callWithAuth(http.MethodGet, "/users/"+ours, nil, other); a.status != 404 || a.errorType() != "not_found" {
+		t.Errorf("another project's user read: %d %q", a.status, a.errorType())
+	}
+	if a := h.callWithAuth(http.MethodPatch, "/users/"+ours, map[string]any{"first_name": "Mallory"}, other); a.status != 404 {
+		t.Errorf("another project's user patched: %d", a.status)
+	}
+	if a := h.callWithAuth(http.MethodPost, "/users/"+ours+"/tokens", map[string]any{}, other); a.status != 404 {
+		t.Errorf("token minted for another project's user: %d", a.status)
+	}
+	if a := h.callWithAuth(http.MethodDelete, "/users/"+ours, nil, other); a.status != 404 {
+		t.Errorf("another project's user deleted: %d", a.status)
+	}
+	if a := h.callWithAuth(http.MethodGet, "/accounts/"+testAccount+"/users", nil, other); a.status != 404 || a.errorType() != "account_not_found" {
+		t.Errorf("another project's account listed: %d %q", a.status, a.errorType())
+	}
+	if a := h.callWithAuth(http.MethodPost, "/accounts/"+otherAccount+"/users", map[string]any{"first_name": "Grace"}, other); a.status != 201 {
+		t.Errorf("create in its own account: %d", a.status)
+	}
+	if u, _ := h.emu.User(ours); u.FirstName != "Ada" {
+		t.Errorf("user of the default project changed to %q", u.FirstName)
+	}
+
+	h.emu.RevokeAPIKey(otherKey)
+	if a := h.callWithAuth(http.MethodGet, "/accounts/"+otherAccount+"/users", nil, other); a.status != 401 || a.errorType() != "invalid_api_key" {
+		t.Errorf("revoked key: %d %q", a.status, a.errorType())
+	}
+}
+
 func TestListWalksPagesInCreationOrder(t *testing.T) {
 	h := newHarness(t, emulator.Options{PageSize: 2})
 	var created []string

@@ -1,0 +1,164 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// indexUserID indexes SurgeEndUsers by the remote user they name, in
+// spec.userID or status.userID, so that finding every resource that claims
+// a user is a lookup in the cache.
+const indexUserID = "surge.app/user-id"
+
+// claimant is a SurgeEndUser that claims a remote user.
+type claimant struct {
+	name    types.NamespacedName
+	uid     types.UID
+	created time.Time
+	// holds is true for a resource that manages the user: it recorded the
+	// user's id in status, or the user carries its identity tags.
+	holds bool
+}
+
+// ahead says whether a comes before b for the same remote user: a resource
+// that holds it before one that only asks for it, then the older one, then
+// an arbitrary but stable order.
+func ahead(a, b claimant) bool {
+	if a.holds != b.holds {
+		return a.holds
+	}
+	if !a.created.Equal(b.created) {
+		return a.created.Before(b.created)
+	}
+	return cmp.Less(a.uid, b.uid)
+}
+
+// claimHolder returns the first of others that comes before me, if any:
+// the live resource that keeps the user from me.
+func claimHolder(me claimant, others []claimant) (claimant, bool) {
+	var holder claimant
+	found := false
+	for _, other := range others {
+		if other.uid == me.uid || !ahead(other, me) {
+			continue
+		}
+		if !found || ahead(other, holder) {
+			holder, found = other, true
+		}
+	}
+	return holder, found
+}
+
+// userClaimed is the stall of a resource kept from a user that another
+// resource manages.
+func userClaimed(userID string, holder claimant) error {
+	return stalled(ReasonUserClaimed,
+		"End user %s is managed by SurgeEndUser %s; one end user can be managed by one SurgeEndUser only, so this one makes no call that would touch it: remove spec.userID or delete this SurgeEndUser (its deletion leaves the user alone)",
+		userID, holder.name)
+}
+
+// checkClaim returns a UserClaimed stall when another live SurgeEndUser
+// comes before obj for user. The evidence is the cache's index of user ids
+// and, when user was read from Surge, its identity tags.
+func (r *SurgeEndUserReconciler) checkClaim(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, user surge.User) error {
+	me := claimant{
+		name:    keyOf(obj),
+		uid:     obj.UID,
+		created: obj.CreationTimestamp.Time,
+		holds:   obj.Status.UserID == user.ID || user.Metadata[MetadataUID] == string(obj.UID),
+	}
+	others, err := r.claimantsOf(ctx, user)
+	if err != nil {
+		return err
+	}
+	if holder, claimed := claimHolder(me, others); claimed {
+		return userClaimed(user.ID, holder)
+	}
+	return nil
+}
+
+// claimantsOf lists the live SurgeEndUsers that claim user: those naming it
+// in spec or status, and the one its identity tags name, when that one still
+// exists with the same uid. A resource being deleted with deletionPolicy
+// Orphan has let go of its user.
+func (r *SurgeEndUserReconciler) claimantsOf(ctx context.Context, user surge.User) ([]claimant, error) {
+	list := &surgev1alpha1.SurgeEndUserList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexUserID: user.ID}); err != nil {
+		return nil, fmt.Errorf("listing the SurgeEndUsers of end user %s: %w", user.ID, err)
+	}
+	var claimants []claimant
+	taggedUID := types.UID(user.Metadata[MetadataUID])
+	taggedFound := false
+	for i := range list.Items {
+		item := &list.Items[i]
+		if releasedItsUser(item) {
+			continue
+		}
+		tagged := item.UID == taggedUID
+		taggedFound = taggedFound || tagged
+		claimants = append(claimants, claimantOf(item, item.Status.UserID == user.ID || tagged))
+	}
+	if taggedUID == "" || taggedFound {
+		return claimants, nil
+	}
+	owner, err := r.taggedOwner(ctx, user)
+	if err != nil || owner == nil || owner.UID != taggedUID || releasedItsUser(owner) {
+		return claimants, err
+	}
+	return append(claimants, claimantOf(owner, true)), nil
+}
+
+// taggedOwner reads the resource user's identity tags name, nil when there
+// is none. The cache may not cover its namespace; the API server then
+// answers.
+func (r *SurgeEndUserReconciler) taggedOwner(ctx context.Context, user surge.User) (*surgev1alpha1.SurgeEndUser, error) {
+	key := types.NamespacedName{Namespace: user.Metadata[MetadataNamespace], Name: user.Metadata[MetadataName]}
+	if key.Namespace == "" || key.Name == "" {
+		return nil, nil
+	}
+	owner := &surgev1alpha1.SurgeEndUser{}
+	err := r.Get(ctx, key, owner)
+	if err != nil && !apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, owner)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading SurgeEndUser %s, named by the tags of end user %s: %w", key, user.ID, err)
+	}
+	return owner, nil
+}
+
+func claimantOf(obj *surgev1alpha1.SurgeEndUser, holds bool) claimant {
+	return claimant{name: keyOf(obj), uid: obj.UID, created: obj.CreationTimestamp.Time, holds: holds}
+}
+
+func releasedItsUser(obj *surgev1alpha1.SurgeEndUser) bool {
+	return !obj.DeletionTimestamp.IsZero() && obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan
+}
+
+// userIDsOf is the index function of indexUserID.
+func userIDsOf(o client.Object) []string {
+	obj, ok := o.(*surgev1alpha1.SurgeEndUser)
+	if !ok {
+		return nil
+	}
+	var ids []string
+	if obj.Spec.UserID != "" {
+		ids = append(ids, obj.Spec.UserID)
+	}
+	if obj.Status.UserID != "" && obj.Status.UserID != obj.Spec.UserID {
+		ids = append(ids, obj.Status.UserID)
+	}
+	return ids
+}

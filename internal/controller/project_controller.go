@@ -1,0 +1,184 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/credentials"
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// ProjectFinalizer keeps a project while SurgeEndUsers use it, so that their
+// deletions can still reach Surge.
+const ProjectFinalizer = "surge.app/project-in-use"
+
+// Condition reasons of a project.
+const (
+	ReasonKeyAccepted = "APIKeyAccepted"
+	ReasonInUse       = "InUse"
+)
+
+// ProjectKeys is what a project reconciler needs of the credentials: the
+// client of a project, built from its Secret as it is now.
+type ProjectKeys interface {
+	ProjectClient(ctx context.Context, ref credentials.Ref, refresh bool) (*surge.Client, error)
+	Forget(ref credentials.Ref)
+}
+
+// ProjectReconciler keeps a project's status (is its key readable and
+// accepted, how many SurgeEndUsers use it) and its in-use finalizer. One
+// runs for each project kind.
+type ProjectReconciler struct {
+	client.Client
+	Keys ProjectKeys
+	// Kind is KindSurgeProject or KindClusterSurgeProject.
+	Kind string
+	// RecheckInterval is how often the key is checked again: its Secret
+	// is read on demand, not watched.
+	RecheckInterval time.Duration
+	// RemoteTimeout bounds the key check.
+	RemoteTimeout time.Duration
+}
+
+// +kubebuilder:rbac:groups=surge.app,resources=surgeprojects;clustersurgeprojects,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=surge.app,resources=surgeprojects/status;clustersurgeprojects/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=surge.app,resources=surgeprojects/finalizers;clustersurgeprojects/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// projectObject is either project kind.
+type projectObject interface {
+	client.Object
+	GetProjectStatus() *surgev1alpha1.SurgeProjectStatus
+}
+
+func (r *ProjectReconciler) newObject() projectObject {
+	if r.Kind == surgev1alpha1.KindClusterSurgeProject {
+		return &surgev1alpha1.ClusterSurgeProject{}
+	}
+	return &surgev1alpha1.SurgeProject{}
+}
+
+// Reconcile records whether the project's key works and how many
+// SurgeEndUsers use it, and lets a deleted project go once none does.
+func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	ref := refOfProject(obj)
+	endUsers, err := endUsersUsing(ctx, r.Client, ref)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !obj.GetDeletionTimestamp().IsZero() {
+		return r.reconcileDelete(ctx, obj, ref, len(endUsers))
+	}
+	if controllerutil.AddFinalizer(obj, ProjectFinalizer) {
+		if err := r.Update(ctx, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	original := obj.DeepCopyObject().(projectObject)
+	status := obj.GetProjectStatus()
+	status.EndUsers = int32(len(endUsers))
+	outcome := summarize(r.checkKey(ctx, ref), "Surge accepts the API key", r.RecheckInterval)
+	if outcome.ready.Status == metav1.ConditionTrue {
+		outcome.ready.Reason = ReasonKeyAccepted
+	}
+	outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
+	return ctrl.Result{RequeueAfter: r.RecheckInterval}, r.writeStatus(ctx, original, obj)
+}
+
+// checkKey reads the project's key again and asks Surge whether it accepts
+// it. The outcome is classified as an end user's would be.
+func (r *ProjectReconciler) checkKey(ctx context.Context, ref credentials.Ref) error {
+	surgeClient, err := r.Keys.ProjectClient(ctx, ref, true)
+	if refusal, refused := errors.AsType[*credentials.Refusal](err); refused {
+		return stalled(refusal.Reason, "%s", refusal.Message)
+	}
+	if err != nil {
+		return err
+	}
+	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
+	defer cancel()
+	if err := surgeClient.CheckKey(remoteCtx); err != nil {
+		if surge.IsUnauthorized(err) {
+			return stalled(ReasonAPIKeyRejected, "Surge rejected the API key of %s: put a valid key in its Secret; it is picked up without a restart", ref)
+		}
+		return classifySurgeError("check the API key", err, &surgev1alpha1.SurgeEndUserSpec{})
+	}
+	return nil
+}
+
+// reconcileDelete keeps the finalizer while SurgeEndUsers use the project:
+// their deletions need its key.
+func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObject, ref credentials.Ref, endUsers int) (ctrl.Result, error) {
+	original := obj.DeepCopyObject().(projectObject)
+	if endUsers > 0 {
+		message := fmt.Sprintf("Deletion waits for the %d SurgeEndUsers that use %s to be deleted: their deletions need its key", endUsers, ref)
+		outcome := outcomeResult{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonInUse, Message: message},
+			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue, Reason: ReasonInUse, Message: message}}
+		status := obj.GetProjectStatus()
+		status.EndUsers = int32(endUsers)
+		outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
+		return ctrl.Result{}, r.writeStatus(ctx, original, obj)
+	}
+	r.Keys.Forget(ref)
+	if controllerutil.RemoveFinalizer(obj, ProjectFinalizer) {
+		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, obj))
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *ProjectReconciler) writeStatus(ctx context.Context, original, obj projectObject) error {
+	if equality.Semantic.DeepEqual(original.GetProjectStatus(), obj.GetProjectStatus()) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(original)); err != nil {
+		return fmt.Errorf("recording status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler for its kind. A project is
+// reconciled again whenever a SurgeEndUser starts or stops using it.
+func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Kind == surgev1alpha1.KindClusterSurgeProject {
+		b = b.For(&surgev1alpha1.ClusterSurgeProject{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	} else {
+		b = b.For(&surgev1alpha1.SurgeProject{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	}
+	return b.
+		Watches(&surgev1alpha1.SurgeEndUser{}, handler.EnqueueRequestsFromMapFunc(r.projectOfEndUser),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		Named(r.Kind).
+		Complete(r)
+}
+
+func (r *ProjectReconciler) projectOfEndUser(_ context.Context, o client.Object) []reconcile.Request {
+	obj, ok := o.(*surgev1alpha1.SurgeEndUser)
+	if !ok {
+		return nil
+	}
+	ref, named := credentials.RefOf(obj)
+	if !named || ref.Kind != r.Kind {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}}}
+}

@@ -1,0 +1,101 @@
+package credentials
+
+import (
+	"context"
+
+	"github.com/surge-operator/surge-operator/internal/surge"
+)
+
+// Client is the Surge client of one resource for one reconcile. When Surge
+// rejects a project's key, it reads the key again and, if the key was
+// rotated meanwhile, repeats the call once with the new one: a 401 is a
+// refusal, so nothing happened that repeating could double.
+type Client struct {
+	scope   string
+	current *surge.Client
+	// reload rereads the project's key; nil for the operator's own key,
+	// which only a restart changes.
+	reload func(context.Context) (*surge.Client, error)
+}
+
+// Scope names the project whose key the client uses, empty for the
+// operator's own key: what one key can see is cached per scope.
+func (c *Client) Scope() string { return c.scope }
+
+func (c *Client) retryOnRotatedKey(ctx context.Context, call func(*surge.Client) error) error {
+	err := call(c.current)
+	if !surge.IsUnauthorized(err) || c.reload == nil {
+		return err
+	}
+	fresh, reloadErr := c.reload(ctx)
+	if reloadErr != nil || fresh == c.current {
+		return err
+	}
+	c.current = fresh
+	return call(fresh)
+}
+
+// CreateUser creates a user in an account.
+func (c *Client) CreateUser(ctx context.Context, accountID string, fields surge.UserFields) (surge.User, error) {
+	var user surge.User
+	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
+		user, err = s.CreateUser(ctx, accountID, fields)
+		return err
+	})
+	return user, err
+}
+
+// GetUser reads a user.
+func (c *Client) GetUser(ctx context.Context, userID string) (surge.User, error) {
+	var user surge.User
+	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
+		user, err = s.GetUser(ctx, userID)
+		return err
+	})
+	return user, err
+}
+
+// UpdateUser replaces the whole state of a user.
+func (c *Client) UpdateUser(ctx context.Context, userID string, fields surge.UserFields) (surge.User, error) {
+	var user surge.User
+	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
+		user, err = s.UpdateUser(ctx, userID, fields)
+		return err
+	})
+	return user, err
+}
+
+// DeleteUser deletes a user.
+func (c *Client) DeleteUser(ctx context.Context, userID string) error {
+	return c.retryOnRotatedKey(ctx, func(s *surge.Client) error {
+		return s.DeleteUser(ctx, userID)
+	})
+}
+
+// ListUsers returns every user of an account.
+func (c *Client) ListUsers(ctx context.Context, accountID string) ([]surge.User, error) {
+	var users []surge.User
+	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
+		users, err = s.ListUsers(ctx, accountID)
+		return err
+	})
+	return users, err
+}
+
+// EachUser visits the users of an account until visit returns false. After
+// a rotated key, the walk starts over, so visit may see a user twice.
+func (c *Client) EachUser(ctx context.Context, accountID string, visit func(surge.User) bool) error {
+	return c.retryOnRotatedKey(ctx, func(s *surge.Client) error {
+		return s.EachUser(ctx, accountID, visit)
+	})
+}
+
+// CreateToken issues a component token for a user.
+func (c *Client) CreateToken(ctx context.Context, userID string, durationSeconds int) (string, error) {
+	var token string
+	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
+		token, err = s.CreateToken(ctx, userID, durationSeconds)
+		return err
+	})
+	return token, err
+}
