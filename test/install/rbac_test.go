@@ -195,6 +195,11 @@ func TestManagerCanDoItsJob(t *testing.T) {
 		{Namespace: "default", Group: "surge.app", Resource: "surgeendusers", Verb: "update"},
 		{Namespace: "default", Group: "surge.app", Resource: "surgeendusers", Subresource: "status", Verb: "patch"},
 		{Namespace: "default", Group: "surge.app", Resource: "surgeendusers", Subresource: "finalizers", Verb: "update"},
+		{Group: "surge.app", Resource: "surgeprojects", Verb: "watch"},
+		{Group: "surge.app", Resource: "clustersurgeprojects", Verb: "watch"},
+		{Namespace: "default", Group: "surge.app", Resource: "surgeprojects", Subresource: "status", Verb: "patch"},
+		{Group: "surge.app", Resource: "clustersurgeprojects", Subresource: "finalizers", Verb: "update"},
+		{Resource: "namespaces", Verb: "watch"},
 		{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"},
 		{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create"},
 	}
