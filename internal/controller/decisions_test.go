@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 )
@@ -138,4 +139,39 @@ func findCondition(status *surgev1alpha1.SurgeEndUserStatus, conditionType strin
 		}
 	}
 	return nil
+}
+
+func TestClaimHolder(t *testing.T) {
+	older := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	newer := older.Add(time.Hour)
+	claim := func(uid string, created time.Time, holds bool) claimant {
+		return claimant{name: types.NamespacedName{Namespace: "ns", Name: uid}, uid: types.UID(uid), created: created, holds: holds}
+	}
+	for _, tc := range []struct {
+		name   string
+		me     claimant
+		others []claimant
+		want   string
+	}{
+		{"nobody else claims the user", claim("me", newer, false), nil, ""},
+		{"the holder keeps it from a newcomer", claim("me", older, false), []claimant{claim("ada", newer, true)}, "ada"},
+		{"a holder is not displaced by an older asker", claim("me", newer, true), []claimant{claim("old", older, false)}, ""},
+		{"of two asking, the older goes first", claim("me", newer, false), []claimant{claim("old", older, false)}, "old"},
+		{"of two holding, the older keeps it", claim("me", newer, true), []claimant{claim("old", older, true)}, "old"},
+		{"the older of two holders keeps it", claim("me", older, true), []claimant{claim("new", newer, true)}, ""},
+		{"the same age is settled by uid", claim("b", older, false), []claimant{claim("a", older, false)}, "a"},
+		{"the resource itself does not count", claim("me", newer, false), []claimant{claim("me", older, true)}, ""},
+		{"the first in order is named", claim("me", newer, false), []claimant{claim("asker", older, false), claim("holder", newer, true)}, "holder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			holder, claimed := claimHolder(tc.me, tc.others)
+			got := ""
+			if claimed {
+				got = string(holder.uid)
+			}
+			if got != tc.want {
+				t.Errorf("claimHolder = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -128,6 +128,19 @@ func newFixtureWithPageSize(t *testing.T, pageSize int, opts ...fixtureOption) *
 	})}
 }
 
+// newTenantsFixture is a fixture whose operator also watches a namespace
+// per tenant, found in f.Namespaces by these names.
+func newTenantsFixture(t *testing.T, tenants []string, opts ...fixtureOption) *fixture {
+	t.Helper()
+	return &fixture{World: operatortest.NewWorld(t, cluster, operatortest.Settings{
+		NamespacePrefix: "tenancy",
+		APIKey:          testAPIKey,
+		PageSize:        5,
+		ExtraNamespaces: tenants,
+		Operator:        opts,
+	})}
+}
+
 func (f *fixture) endUser(name string, mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {
 	obj := &surgev1alpha1.SurgeEndUser{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.Namespace},
@@ -148,9 +161,17 @@ func (f *fixture) endUser(name string, mutate ...func(*surgev1alpha1.SurgeEndUse
 // this status (and reason, when given) for its current generation.
 func (f *fixture) waitForCondition(name, conditionType string, status metav1.ConditionStatus, reason string) *surgev1alpha1.SurgeEndUser {
 	f.T.Helper()
+	return f.waitForConditionIn(f.Namespace, name, conditionType, status, reason)
+}
+
+func (f *fixture) waitForConditionIn(namespace, name, conditionType string, status metav1.ConditionStatus, reason string) *surgev1alpha1.SurgeEndUser {
+	f.T.Helper()
 	var obj *surgev1alpha1.SurgeEndUser
-	f.Eventually(fmt.Sprintf("%s %s=%s %s", name, conditionType, status, reason), 20*time.Second, func() (bool, string) {
-		obj = f.Get(name)
+	f.Eventually(fmt.Sprintf("%s/%s %s=%s %s", namespace, name, conditionType, status, reason), 20*time.Second, func() (bool, string) {
+		obj = &surgev1alpha1.SurgeEndUser{}
+		if err := k8s.Get(f.Ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj); err != nil {
+			return false, err.Error()
+		}
 		c := apimeta.FindStatusCondition(obj.Status.Conditions, conditionType)
 		if c == nil {
 			return false, fmt.Sprintf("no %s condition in %+v", conditionType, obj.Status)

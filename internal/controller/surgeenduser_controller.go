@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
@@ -41,7 +41,7 @@ type SurgeEndUserReconciler struct {
 	// Credentials says which Surge client serves each resource.
 	Credentials Credentials
 	Recorder    events.EventRecorder
-	Clock     clock.PassiveClock
+	Clock       clock.PassiveClock
 
 	// ResyncInterval is how often a settled resource is compared with Surge.
 	ResyncInterval time.Duration

@@ -42,7 +42,10 @@ type Options struct {
 	// SurgeAPIURL.
 	AllowedSurgeAPIURLs []string
 
-	ResyncInterval          time.Duration
+	ResyncInterval time.Duration
+	// ProjectRecheckInterval is how often each project's key is read and
+	// checked again for its status.
+	ProjectRecheckInterval  time.Duration
 	MaxConcurrentReconciles int
 	SurgeRequestsPerSecond  float64
 	SurgeBurst              int
@@ -70,10 +73,10 @@ const (
 	DefaultSurgeRequestsPerSecond  = 40
 	DefaultSurgeBurst              = 40
 	remoteTimeout                  = 2 * time.Minute
-	// projectRecheckInterval is how often a project's key is read and
-	// checked again, for its status; SurgeEndUsers read a rotated key
-	// sooner (credentials.KeyRefreshInterval).
-	projectRecheckInterval = time.Minute
+	// DefaultProjectRecheckInterval: SurgeEndUsers read a rotated key
+	// sooner (credentials.KeyRefreshInterval); this only refreshes the
+	// project's status.
+	DefaultProjectRecheckInterval = time.Minute
 )
 
 // Scheme knows the built-in types and SurgeEndUser.
@@ -146,7 +149,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			Client:          mgr.GetClient(),
 			Keys:            credentialsManager,
 			Kind:            kind,
-			RecheckInterval: projectRecheckInterval,
+			RecheckInterval: opts.ProjectRecheckInterval,
 			RemoteTimeout:   remoteTimeout,
 		}
 		if err := projects.SetupWithManager(mgr); err != nil {
@@ -169,6 +172,9 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = DefaultResyncInterval
+	}
+	if opts.ProjectRecheckInterval <= 0 {
+		opts.ProjectRecheckInterval = DefaultProjectRecheckInterval
 	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles

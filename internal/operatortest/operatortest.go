@@ -63,10 +63,13 @@ type World struct {
 	Ctx       context.Context
 	K8s       client.Client
 	Namespace string
-	Account   string
-	APIKey    string
-	Surge     *emulator.Server
-	SurgeURL  string
+	// Namespaces are the World's further namespaces, by the names asked
+	// for in Settings.ExtraNamespaces; the operator watches them too.
+	Namespaces map[string]string
+	Account    string
+	APIKey     string
+	Surge      *emulator.Server
+	SurgeURL   string
 
 	cluster *Cluster
 	options []func(*operator.Options)
@@ -80,6 +83,9 @@ type Settings struct {
 	APIKey          string
 	// PageSize of the emulator's user lists.
 	PageSize int
+	// ExtraNamespaces are further namespaces to create and watch, as for
+	// several tenants.
+	ExtraNamespaces []string
 	// Operator adjusts the operator's options.
 	Operator []func(*operator.Options)
 }
@@ -90,21 +96,27 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 	t.Helper()
 	n := worlds.Add(1)
 	w := &World{
-		T:         t,
-		Ctx:       context.Background(),
-		K8s:       cluster.Client,
-		Namespace: fmt.Sprintf("%s-%d", settings.NamespacePrefix, n),
-		Account:   fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
-		APIKey:    settings.APIKey,
-		cluster:   cluster,
-		options:   settings.Operator,
+		T:          t,
+		Ctx:        context.Background(),
+		K8s:        cluster.Client,
+		Namespace:  fmt.Sprintf("%s-%d", settings.NamespacePrefix, n),
+		Account:    fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
+		APIKey:     settings.APIKey,
+		Namespaces: map[string]string{},
+		cluster:    cluster,
+		options:    settings.Operator,
 	}
 	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize})
 	server := httptest.NewServer(w.Surge)
 	t.Cleanup(server.Close)
 	w.SurgeURL = server.URL
-	if err := w.K8s.Create(w.Ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}); err != nil {
-		t.Fatalf("creating namespace: %v", err)
+	for _, extra := range settings.ExtraNamespaces {
+		w.Namespaces[extra] = fmt.Sprintf("%s-%s", w.Namespace, extra)
+	}
+	for _, namespace := range w.watched() {
+		if err := w.K8s.Create(w.Ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+			t.Fatalf("creating namespace: %v", err)
+		}
 	}
 	w.StartOperator()
 	t.Cleanup(func() { w.StopOperator() })
@@ -119,7 +131,8 @@ func (w *World) StartOperator() {
 		SurgeAPIURL:            w.SurgeURL,
 		SurgeAPIKey:            w.APIKey,
 		ResyncInterval:         time.Minute,
-		Namespaces:             []string{w.Namespace},
+		ProjectRecheckInterval: time.Second,
+		Namespaces:             w.watched(),
 		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: "0",
 		Rebuildable:            true,
@@ -147,6 +160,14 @@ func (w *World) StartOperator() {
 		cancel()
 		<-done
 	}
+}
+
+func (w *World) watched() []string {
+	namespaces := []string{w.Namespace}
+	for _, namespace := range w.Namespaces {
+		namespaces = append(namespaces, namespace)
+	}
+	return namespaces
 }
 
 // StopOperator stops the operator, cancelling whatever it has in flight.
