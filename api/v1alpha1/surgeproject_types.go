@@ -103,7 +103,8 @@ type SurgeProjectStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready is True when the API key's Secret is readable and
+	// Conditions are Ready, Reconciling and Stalled, following the kstatus
+	// conventions. Ready is True when the API key's Secret is readable and
 	// Surge accepts the key.
 	// +optional
 	// +listType=map
