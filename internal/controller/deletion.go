@@ -32,7 +32,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 		return r.finish(ctx, original, obj, err, true)
 	}
 	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
-	r.refusedCreates.forget(obj.UID)
+	r.unsentCreates.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, Finalizer)
 	})
@@ -57,21 +57,32 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api Surge
 		}
 		return nil
 	}
-	userID := obj.Status.UserID
-	if userID == "" && r.createMayHaveHappened(obj) {
-		// A create may have happened whose answer was lost: find its user
-		// first, or it would outlive the resource.
+	var userIDs []string
+	if obj.Status.UserID != "" {
+		userIDs = append(userIDs, obj.Status.UserID)
+	}
+	if r.createMayHaveHappened(obj) {
+		// A create may have happened whose answer was lost, a re-create
+		// included: find its user too, or it would outlive the resource.
 		user, found, err := r.findCreatedUser(ctx, api, obj)
 		if err != nil {
 			return err
 		}
-		if found {
-			userID = user.ID
+		if found && user.ID != obj.Status.UserID {
+			userIDs = append(userIDs, user.ID)
 		}
 	}
-	if userID == "" {
-		return nil
+	for _, userID := range userIDs {
+		if err := r.deleteUser(ctx, api, obj, userID); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// deleteUser deletes one user of obj in Surge, unless another resource
+// holds it.
+func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string) error {
 	if err := r.checkClaim(ctx, obj, surge.User{ID: userID}); err != nil {
 		if !isStall(err, ReasonUserClaimed) {
 			return err

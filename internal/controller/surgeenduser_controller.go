@@ -50,9 +50,9 @@ type SurgeEndUserReconciler struct {
 	// MaxConcurrentReconciles is how many resources are reconciled at once.
 	MaxConcurrentReconciles int
 
-	checks         *checkTracker
-	identities     *identityIndex
-	refusedCreates *refusedCreateMarkers
+	checks        *checkTracker
+	identities    *identityIndex
+	unsentCreates *unsentCreateMarkers
 }
 
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
@@ -239,7 +239,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.checks = newCheckTracker()
 	r.identities = newIdentityIndex()
-	r.refusedCreates = newRefusedCreateMarkers()
+	r.unsentCreates = newUnsentCreateMarkers()
 	if err := indexEndUsers(mgr); err != nil {
 		return err
 	}

@@ -30,14 +30,18 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 	// Read before the marker is written below: only a marker left by an
 	// earlier reconcile means a create may have happened.
 	createMayHaveHappened := r.createMayHaveHappened(obj)
-	createComing := obj.Status.UserID == "" && obj.Spec.UserID == ""
+	freshMarker := obj.Status.UserID == "" && obj.Spec.UserID == "" && !hasCreatePending(obj)
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, Finalizer)
-		if createComing {
+		if freshMarker {
 			markCreatePending(o, r.Clock.Now())
 		}
 	}); err != nil {
 		return err
+	}
+	if freshMarker {
+		// No create has been sent under this marker yet.
+		r.unsentCreates.remember(obj)
 	}
 
 	desired := desiredFields(obj)
@@ -83,6 +87,11 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 		if !surge.IsNotFound(err) {
 			return surge.User{}, false, classifySurgeError("read the end user", err, &obj.Spec)
 		}
+		if createMayHaveHappened {
+			// The user was re-created once already, and the process
+			// stopped before status recorded the new id.
+			return r.recoverCreatedUser(ctx, api, obj)
+		}
 		if obj.Spec.UserID != "" {
 			return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
 				"End user %s, adopted through spec.userID, was deleted in Surge outside the operator; delete this SurgeEndUser and create it again without spec.userID to make a new user",
@@ -114,16 +123,23 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 		return user, true, nil
 
 	case createMayHaveHappened:
-		user, found, err := r.findCreatedUser(ctx, api, obj)
-		if err != nil || !found {
-			return surge.User{}, false, err
-		}
-		obj.Status.UserID = user.ID
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRecovered, "Adopt",
-			"Found end user %s, created by an earlier attempt whose answer was lost", user.ID)
-		return user, true, nil
+		return r.recoverCreatedUser(ctx, api, obj)
 	}
 	return r.findUserOfSameName(ctx, api, obj)
+}
+
+// recoverCreatedUser takes the user an earlier create of obj made, whose
+// answer was lost, if there is one.
+func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	user, found, err := r.findCreatedUser(ctx, api, obj)
+	if err != nil || !found {
+		obj.Status.UserID = ""
+		return surge.User{}, false, err
+	}
+	obj.Status.UserID = user.ID
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRecovered, "Adopt",
+		"Found end user %s, created by an earlier attempt whose answer was lost", user.ID)
+	return user, true, nil
 }
 
 // checkInAccount returns a UserNotInAccount stall unless Surge lists userID
@@ -201,15 +217,16 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	}); err != nil {
 		return err
 	}
+	// From here on, this marker's create may happen.
+	r.unsentCreates.forget(obj.UID)
 	user, err := api.CreateUser(ctx, obj.Spec.AccountID, desired)
 	if err != nil {
 		if surge.IsRefused(err) {
-			r.refusedCreates.remember(obj)
+			r.unsentCreates.remember(obj)
 		}
 		return classifySurgeError("create the end user", err, &obj.Spec)
 	}
 	obj.Status.UserID = user.ID
-	r.refusedCreates.forget(obj.UID)
 	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
@@ -217,10 +234,10 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 }
 
 // createMayHaveHappened says whether an earlier create of obj may have
-// happened without its user id reaching status: its marker is set, and
-// Surge did not refuse that very attempt.
+// happened without its user id reaching status: its marker is set, and a
+// create was sent under it that Surge did not refuse.
 func (r *SurgeEndUserReconciler) createMayHaveHappened(obj *surgev1alpha1.SurgeEndUser) bool {
-	return hasCreatePending(obj) && !r.refusedCreates.refused(obj)
+	return hasCreatePending(obj) && !r.unsentCreates.unsent(obj)
 }
 
 func markCreatePending(obj *surgev1alpha1.SurgeEndUser, now time.Time) {
@@ -257,34 +274,35 @@ func userMatches(remote surge.User, desired surge.UserFields) bool {
 		maps.Equal(remote.Metadata, desired.Metadata)
 }
 
-// refusedCreateMarkers remembers, per resource, the create marker whose
-// create Surge refused with a 4xx answer (a 429, a validation error): that
-// create certainly did not happen, so the next attempt need not search the
-// account first. It lives in memory: after a restart the search is made,
-// which costs time but never correctness.
-type refusedCreateMarkers struct {
+// unsentCreateMarkers remembers, per resource, a create marker under which
+// no create can have happened: none was sent yet, or the last one sent was
+// refused with a 4xx answer (a 429, a validation error). The next attempt
+// then need not search the account first. An entry is dropped the moment a
+// create is sent under it. It lives in memory: after a restart the search is
+// made, which costs time but never correctness.
+type unsentCreateMarkers struct {
 	mu      sync.Mutex
 	markers map[types.UID]string
 }
 
-func newRefusedCreateMarkers() *refusedCreateMarkers {
-	return &refusedCreateMarkers{markers: map[types.UID]string{}}
+func newUnsentCreateMarkers() *unsentCreateMarkers {
+	return &unsentCreateMarkers{markers: map[types.UID]string{}}
 }
 
-func (m *refusedCreateMarkers) remember(obj *surgev1alpha1.SurgeEndUser) {
+func (m *unsentCreateMarkers) remember(obj *surgev1alpha1.SurgeEndUser) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.markers[obj.UID] = obj.Annotations[AnnotationCreatePending]
 }
 
-func (m *refusedCreateMarkers) refused(obj *surgev1alpha1.SurgeEndUser) bool {
+func (m *unsentCreateMarkers) unsent(obj *surgev1alpha1.SurgeEndUser) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	marker, ok := m.markers[obj.UID]
 	return ok && marker == obj.Annotations[AnnotationCreatePending]
 }
 
-func (m *refusedCreateMarkers) forget(uid types.UID) {
+func (m *unsentCreateMarkers) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.markers, uid)

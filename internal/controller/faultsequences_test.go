@@ -1,0 +1,137 @@
+package controller_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+// These tests replay sequences of ordinary faults against one long-lived
+// operator, so that what it keeps in memory between attempts is exercised.
+
+func (f *fixture) usersNamed(name string) []emulator.User {
+	var named []emulator.User
+	for _, user := range f.Surge.Users(f.Account) {
+		if user.Metadata[controller.MetadataName] == name {
+			named = append(named, user)
+		}
+	}
+	return named
+}
+
+// settleAccount makes the operator know the account, so that a create that
+// follows is sent without listing it first.
+func (f *fixture) settleAccount() {
+	f.T.Helper()
+	f.Create(f.endUser("first"))
+	f.waitForReady("first")
+}
+
+func TestARefusedThenLostCreateDoesNotDuplicate(t *testing.T) {
+	f := newFixture(t)
+	f.settleAccount()
+	creates := "/accounts/" + f.Account
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: creates, Status: http.StatusTooManyRequests, Count: 1})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: creates, DropResponse: true, Count: 1})
+	f.Create(f.endUser("unlucky"))
+
+	obj := f.waitForReady("unlucky")
+	if users := f.usersNamed("unlucky"); len(users) != 1 || users[0].ID != obj.Status.UserID {
+		t.Errorf("remote users %+v after a 429 then a lost answer, want exactly the one in status (%s)", users, obj.Status.UserID)
+	}
+}
+
+func TestDeletionAfterARefusedThenLostCreateLeavesNoUser(t *testing.T) {
+	f := newFixture(t)
+	f.settleAccount()
+	creates := "/accounts/" + f.Account
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: creates, Status: http.StatusTooManyRequests, Count: 1})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: creates, DropResponse: true, Count: 1})
+	// Whatever is sent after the lost answer fails, so the resource is
+	// deleted while its create is unresolved.
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: creates, Status: http.StatusServiceUnavailable})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: creates, Status: http.StatusServiceUnavailable, Count: 3})
+	f.Create(f.endUser("doomed"))
+	f.Eventually("the lost create committed", 20*time.Second, func() (bool, string) {
+		return len(f.usersNamed("doomed")) == 1, "no user yet"
+	})
+
+	f.Delete("doomed")
+	f.WaitForGone("doomed")
+	if users := f.usersNamed("doomed"); len(users) != 0 {
+		t.Errorf("the deletion left %+v in Surge", users)
+	}
+}
+
+func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
+	_, ok := obj.Annotations[controller.AnnotationCreatePending]
+	return ok
+}
+
+// crashedDuringRecreate leaves the world as a crash leaves it when the
+// operator re-created a user deleted in Surge, the create was committed, and
+// the process died before status recorded the new id: status names the old,
+// deleted user and the create marker is set.
+func (f *fixture) crashedDuringRecreate(name string) (oldID, newID string) {
+	f.T.Helper()
+	oldID = f.waitForReady(name).Status.UserID
+	f.StopOperator()
+	obj := f.Get(name)
+	f.Surge.RemoveUser(oldID)
+	recreated := f.Surge.PutUser(f.Account, emulator.User{FirstName: obj.Spec.FirstName, LastName: obj.Spec.LastName, Metadata: map[string]string{
+		"team": "analytics", controller.MetadataUID: string(obj.UID), controller.MetadataNamespace: obj.Namespace, controller.MetadataName: obj.Name,
+	}})
+	f.Update(name, func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339)}
+	})
+	return oldID, recreated.ID
+}
+
+func TestACrashDuringARecreateDoesNotDuplicate(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("phoenix"))
+	_, newID := f.crashedDuringRecreate("phoenix")
+
+	f.StartOperator()
+	f.Eventually("the re-created user recorded", 20*time.Second, func() (bool, string) {
+		obj := f.Get("phoenix")
+		return obj.Status.UserID == newID && !hasCreatePending(obj), fmt.Sprintf("status.userID %s, annotations %v", obj.Status.UserID, obj.Annotations)
+	})
+	f.waitForReady("phoenix")
+	if users := f.usersNamed("phoenix"); len(users) != 1 {
+		t.Errorf("%d remote users after a crash during a re-create, want 1: %+v", len(users), users)
+	}
+}
+
+func TestDeletionAfterACrashDuringARecreateLeavesNoUser(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("phoenix"))
+	f.crashedDuringRecreate("phoenix")
+	f.Delete("phoenix")
+
+	f.StartOperator()
+	f.WaitForGone("phoenix")
+	if users := f.usersNamed("phoenix"); len(users) != 0 {
+		t.Errorf("the deletion left %+v in Surge", users)
+	}
+}
+
+// TestAnAccountThatCannotBeListedDoesNotBlockCreates: looking for a user
+// of an earlier resource of the same name needs the whole account listed,
+// which for a large account takes long; new resources do not wait for it.
+func TestAnAccountThatCannotBeListedDoesNotBlockCreates(t *testing.T) {
+	f := newFixture(t)
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/accounts/" + f.Account, Status: http.StatusServiceUnavailable})
+	f.Create(f.endUser("newcomer"))
+	f.waitForCondition("newcomer", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+	if users := f.usersNamed("newcomer"); len(users) != 1 {
+		t.Errorf("%d remote users, want 1", len(users))
+	}
+}
