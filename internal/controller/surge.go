@@ -18,6 +18,7 @@ type SurgeAPI interface {
 	DeleteUser(ctx context.Context, userID string) error
 	ListUsers(ctx context.Context, accountID string) ([]surge.User, error)
 	EachUser(ctx context.Context, accountID string, visit func(surge.User) bool) error
+	ListUsersPage(ctx context.Context, accountID, cursor string) ([]surge.User, string, error)
 	CreateToken(ctx context.Context, userID string, durationSeconds int) (string, error)
 	// Scope names the key's project; what one key can see is cached per
 	// scope.

@@ -243,6 +243,9 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexEndUsers(mgr); err != nil {
 		return err
 	}
+	if err := mgr.Add(r.identities); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
 		Owns(&corev1.Secret{}).

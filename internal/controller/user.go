@@ -165,10 +165,7 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 // the same namespace and name, left in Surge by deletionPolicy Orphan or by a
 // cluster that was rebuilt, and adopts it.
 func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	userID, found, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj))
-	if err != nil {
-		return surge.User{}, false, classifySurgeError("look for an end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
-	}
+	userID, found := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj))
 	if !found {
 		return surge.User{}, false, nil
 	}

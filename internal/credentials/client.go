@@ -90,6 +90,17 @@ func (c *Client) EachUser(ctx context.Context, accountID string, visit func(surg
 	})
 }
 
+// ListUsersPage reads one page of an account's users.
+func (c *Client) ListUsersPage(ctx context.Context, accountID, cursor string) ([]surge.User, string, error) {
+	var users []surge.User
+	var next string
+	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
+		users, next, err = s.ListUsersPage(ctx, accountID, cursor)
+		return err
+	})
+	return users, next, err
+}
+
 // CreateToken issues a component token for a user.
 func (c *Client) CreateToken(ctx context.Context, userID string, durationSeconds int) (string, error) {
 	var token string

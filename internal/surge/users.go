@@ -149,46 +149,60 @@ func (c *Client) ListUsers(ctx context.Context, accountID string) ([]User, error
 // visit returns false: a search stops reading pages once it has found what
 // it looks for.
 func (c *Client) EachUser(ctx context.Context, accountID string, visit func(User) bool) error {
-	const operation = "list_users"
-	if accountID == "" {
-		return errEmptyID(operation, "account")
-	}
 	seen := map[string]bool{}
 	cursor := ""
 	for {
-		var query url.Values
-		if cursor != "" {
-			query = url.Values{"after": {cursor}}
-		}
-		var page listPage
-		err := c.do(ctx, call{
-			operation:     operation,
-			method:        http.MethodGet,
-			path:          "/accounts/" + url.PathEscape(accountID) + "/users",
-			query:         query,
-			retrySafe:     true,
-			accountScoped: true,
-			out:           &page,
-		})
+		users, next, err := c.ListUsersPage(ctx, accountID, cursor)
 		if err != nil {
 			return err
 		}
-		for _, u := range page.Data {
+		for _, u := range users {
 			if !visit(u) {
 				return nil
 			}
 		}
-		if page.Pagination.NextCursor == nil || *page.Pagination.NextCursor == "" {
+		if next == "" {
 			return nil
 		}
-		cursor = *page.Pagination.NextCursor
 		// A server handing back a cursor already followed would keep this
 		// loop going forever.
-		if seen[cursor] {
-			return fmt.Errorf("surge %s: pagination repeated cursor %q", operation, cursor)
+		if seen[next] {
+			return fmt.Errorf("surge list_users: pagination repeated cursor %q", next)
 		}
-		seen[cursor] = true
+		seen[next] = true
+		cursor = next
 	}
+}
+
+// ListUsersPage reads one page of an account's users: the first when cursor
+// is empty, else the one after cursor. next is empty on the last page. A walk
+// through a large account can resume from the last cursor after a failure.
+func (c *Client) ListUsersPage(ctx context.Context, accountID, cursor string) (users []User, next string, err error) {
+	const operation = "list_users"
+	if accountID == "" {
+		return nil, "", errEmptyID(operation, "account")
+	}
+	var query url.Values
+	if cursor != "" {
+		query = url.Values{"after": {cursor}}
+	}
+	var page listPage
+	err = c.do(ctx, call{
+		operation:     operation,
+		method:        http.MethodGet,
+		path:          "/accounts/" + url.PathEscape(accountID) + "/users",
+		query:         query,
+		retrySafe:     true,
+		accountScoped: true,
+		out:           &page,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if page.Pagination.NextCursor != nil {
+		next = *page.Pagination.NextCursor
+	}
+	return page.Data, next, nil
 }
 
 // CreateToken issues a token for the embedded components of a user, valid
