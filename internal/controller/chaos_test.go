@@ -20,14 +20,31 @@ import (
 
 const chaosResources = 240
 
+// chaosMode says how the operator is treated while Surge misbehaves.
+type chaosMode struct {
+	// restarts stops the operator mid-flight again and again, so that every
+	// decision must be taken from what Kubernetes and Surge hold.
+	restarts bool
+	// rounds of updates and deletions, each followed by a pause with the
+	// faults still on: in one long-lived process, what it keeps in memory
+	// between attempts ages through longer sequences of faults.
+	rounds int
+}
+
 // TestChaos creates, updates and deletes a few hundred SurgeEndUsers while
-// Surge fails in every way it can and the operator is stopped mid-flight
-// again and again, then checks that Surge ends up holding exactly the
-// desired users: none missing, none duplicated, none left behind.
+// Surge fails in every way it can, then checks that Surge ends up holding
+// exactly the desired users: none missing, none duplicated, none left
+// behind. It runs once with the operator restarted mid-flight again and
+// again, and once with one operator that lives through it all.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test skipped in -short mode")
 	}
+	t.Run("restarts", func(t *testing.T) { runChaos(t, chaosMode{restarts: true, rounds: 1}) })
+	t.Run("long-lived", func(t *testing.T) { runChaos(t, chaosMode{rounds: 3}) })
+}
+
+func runChaos(t *testing.T, mode chaosMode) {
 	f := newFixtureWithPageSize(t, 25, func(o *operator.Options) {
 		o.MaxConcurrentReconciles = 8
 		o.SurgeRequestsPerSecond = 400
@@ -54,9 +71,13 @@ func TestChaos(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			time.Sleep(after)
-			f.RestartOperator()
+			if mode.restarts {
+				f.RestartOperator()
+			}
 		}()
-		restarts++
+		if mode.restarts {
+			restarts++
+		}
 		return &wg
 	}
 
@@ -68,33 +89,43 @@ func TestChaos(t *testing.T) {
 	restart.Wait()
 	restartSoon(time.Second).Wait()
 
-	// Phase 2: update a third and delete a third, some of them before their
-	// create has settled, with more restarts mid-flight.
+	// Phase 2: in each round, update a share of what is left and delete
+	// another, some of them before their create has settled, with more
+	// restarts mid-flight.
 	deleted := map[string]bool{}
 	updated := map[string]bool{}
-	for i := range chaosResources {
-		switch i % 3 {
-		case 1:
-			updated[name(i)] = true
-		case 2:
+	for round := range mode.rounds {
+		var updating, deleting []int
+		for i := range chaosResources {
+			if deleted[name(i)] {
+				continue
+			}
+			switch (i + round) % (3 + round) {
+			case 1:
+				updating = append(updating, i)
+			case 2:
+				deleting = append(deleting, i)
+			}
+		}
+		restart = restartSoon(300 * time.Millisecond)
+		forEach(len(updating)+len(deleting), func(j int) {
+			if j < len(updating) {
+				i := updating[j]
+				updated[name(i)] = true
+				f.Update(name(i), func(o *surgev1alpha1.SurgeEndUser) {
+					o.Spec.FirstName = fmt.Sprintf("Updated%d", round)
+					o.Spec.LastName = fmt.Sprint(rand.IntN(1000))
+				})
+				return
+			}
+			i := deleting[j-len(updating)]
 			deleted[name(i)] = true
-		}
-	}
-	restart = restartSoon(300 * time.Millisecond)
-	forEach(chaosResources, func(i int) {
-		switch {
-		case updated[name(i)]:
-			f.Update(name(i), func(o *surgev1alpha1.SurgeEndUser) {
-				o.Spec.FirstName = "Updated"
-				o.Spec.LastName = fmt.Sprint(rand.IntN(1000))
-			})
-		case deleted[name(i)]:
 			f.Delete(name(i))
-		}
-	})
-	restart.Wait()
-	restartSoon(800 * time.Millisecond).Wait()
-	restartSoon(1500 * time.Millisecond).Wait()
+		})
+		restart.Wait()
+		restartSoon(800 * time.Millisecond).Wait()
+		restartSoon(1500 * time.Millisecond).Wait()
+	}
 
 	// Phase 3: Surge recovers; everything must converge.
 	f.Surge.ClearFaults()
@@ -153,8 +184,8 @@ func TestChaos(t *testing.T) {
 			failed++
 		}
 	}
-	t.Logf("chaos: %d resources created, %d updated, %d deleted, %d operator restarts; %d Surge requests (%d answers dropped, %d errors); converged %s after Surge recovered; checked %d remote users against %d resources",
-		chaosResources, len(updated), len(deleted), restarts, len(requests), dropped, failed, time.Since(start).Round(time.Millisecond), len(f.Surge.Users(f.Account)), len(live))
+	t.Logf("chaos: %d resources created, %d updated, %d deleted in %d rounds, %d operator restarts; %d Surge requests (%d answers dropped, %d errors); converged %s after Surge recovered; checked %d remote users against %d resources",
+		chaosResources, len(updated), len(deleted), mode.rounds, restarts, len(requests), dropped, failed, time.Since(start).Round(time.Millisecond), len(f.Surge.Users(f.Account)), len(live))
 }
 
 // forEach runs fn for 0..n-1 on a few goroutines, as several people or a
