@@ -56,8 +56,8 @@ lint: vet ## Check formatting and vet the code.
 	if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted"; exit 1; fi
 
 .PHONY: test
-test: verify-generated lint envtest ## Run every test: unit, envtest, CRD validation (the README's test command).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...
+test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD validation, the Helm chart, the image (the README's test command).
+	HELM=$(HELM) KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached per user).

@@ -32,15 +32,19 @@ func TestViolationsCatchEachBreach(t *testing.T) {
 		t.Fatalf("a restricted pod is reported: %v", problems)
 	}
 	mutations := map[string]func(*corev1.PodSpec){
-		"runAsNonRoot unset":       func(s *corev1.PodSpec) { s.SecurityContext.RunAsNonRoot = nil },
-		"running as root":          func(s *corev1.PodSpec) { s.SecurityContext.RunAsUser = ptr.To[int64](0) },
-		"seccomp unset":            func(s *corev1.PodSpec) { s.SecurityContext.SeccompProfile = nil },
-		"privilege escalation":     func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true) },
-		"capabilities kept":        func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Capabilities = nil },
-		"capability added":         func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"} },
+		"runAsNonRoot unset":   func(s *corev1.PodSpec) { s.SecurityContext.RunAsNonRoot = nil },
+		"running as root":      func(s *corev1.PodSpec) { s.SecurityContext.RunAsUser = ptr.To[int64](0) },
+		"seccomp unset":        func(s *corev1.PodSpec) { s.SecurityContext.SeccompProfile = nil },
+		"privilege escalation": func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true) },
+		"capabilities kept":    func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Capabilities = nil },
+		"capability added": func(s *corev1.PodSpec) {
+			s.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+		},
 		"writable root filesystem": func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.ReadOnlyRootFilesystem = nil },
 		"host network":             func(s *corev1.PodSpec) { s.HostNetwork = true },
-		"host port":                func(s *corev1.PodSpec) { s.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}} },
+		"host port": func(s *corev1.PodSpec) {
+			s.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}}
+		},
 	}
 	for name, mutate := range mutations {
 		spec := restrictedSpec()
