@@ -2,6 +2,7 @@ package helm_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -284,4 +285,33 @@ func restrictedNamespace(ctx context.Context, t *testing.T, name string) string 
 		t.Fatal(err)
 	}
 	return name
+}
+
+// TestMonitoringObjects: the PrometheusRule holds the rules of config/alerts
+// and the dashboard ConfigMap the dashboard's JSON, labelled for Grafana's
+// sidecar.
+func TestMonitoringObjects(t *testing.T) {
+	objects := render(t, "--set", "prometheusRule.enabled=true", "--set", "prometheusRule.labels.release=prometheus",
+		"--set", "grafanaDashboard.enabled=true")
+	rule := find(t, objects, "PrometheusRule", "surge-operator")
+	alerts := readYAMLFile(t, filepath.Join(repoRoot, "config", "alerts", "prometheus_rule.yaml"))
+	if len(alerts) != 1 || !reflect.DeepEqual(rule.Object["spec"], alerts[0].Object["spec"]) {
+		t.Errorf("the chart's PrometheusRule differs from config/alerts; run make chart")
+	}
+	if rule.GetLabels()["release"] != "prometheus" {
+		t.Errorf("prometheusRule.labels do not reach the PrometheusRule: %v", rule.GetLabels())
+	}
+
+	dashboard := find(t, objects, "ConfigMap", "surge-operator-dashboard")
+	if dashboard.GetLabels()["grafana_dashboard"] != "1" {
+		t.Errorf("the dashboard ConfigMap lacks the label Grafana's sidecar looks for: %v", dashboard.GetLabels())
+	}
+	want, err := os.ReadFile(filepath.Join(chartDir, "dashboards", "surge-operator.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, _ := unstructured.NestedStringMap(dashboard.Object, "data")
+	if strings.TrimSpace(data["surge-operator.json"]) != strings.TrimSpace(string(want)) {
+		t.Errorf("the dashboard ConfigMap does not hold dashboards/surge-operator.json")
+	}
 }
