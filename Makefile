@@ -1,9 +1,11 @@
 # Tool versions are pinned; every tool is built from the Go module proxy into bin/.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+HELM_VERSION ?= v3.22.0
 K8S_VERSION ?= 1.37.2
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 IMG ?= surge-operator:latest
 
 GOTEST_FLAGS ?= -count=1 -timeout=30m
@@ -23,6 +25,10 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: chart
+chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (hack/sync-chart).
+	go run ./hack/sync-chart
 
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods from the markers.
@@ -50,8 +56,8 @@ lint: vet ## Check formatting and vet the code.
 	if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted"; exit 1; fi
 
 .PHONY: test
-test: verify-generated lint envtest ## Run every test: unit, envtest, CRD validation (the README's test command).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...
+test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD validation, the Helm chart, the image (the README's test command).
+	HELM=$(HELM) KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached per user).
@@ -62,6 +68,15 @@ envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached 
 .PHONY: build
 build: ## Build the manager binary.
 	go build -o $(LOCALBIN)/manager .
+
+# The image's timestamps; the last commit's time gives the same image for the
+# same commit on any machine.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_TAG ?= latest
+
+.PHONY: image
+image: ## Build the manager's image for linux/amd64 and linux/arm64 as an OCI layout in dist/image, without a container engine.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -out dist/image -tag $(IMAGE_TAG)
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.
@@ -83,6 +98,18 @@ $(CONTROLLER_GEN):
 	mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+.PHONY: helm
+helm: $(HELM)
+# helm's release builds stamp its version and the Kubernetes version it
+# assumes offline (helm template, helm lint); go install leaves them at old
+# defaults, under which charts that need a recent Kubernetes do not render.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)
+HELM_LDFLAGS += $(foreach pkg,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=$(word 1,$(subst ., ,$(K8S_VERSION))) -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=$(word 2,$(subst ., ,$(K8S_VERSION))))
+$(HELM):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $(HELM)
 
 ##@ Benchmark
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +19,9 @@ import (
 )
 
 var (
-	healthScriptPath   = filepath.Join(repoRoot, "config", "argocd", "surge.app", "SurgeEndUser", "health.lua")
+	// healthCheckDir is laid out as Argo CD's resource_customizations/<group>/<kind>.
+	healthCheckDir     = filepath.Join(repoRoot, "config", "argocd", "resource_customizations", "surge.app", "SurgeEndUser")
+	healthScriptPath   = filepath.Join(healthCheckDir, "health.lua")
 	configMapPatchPath = filepath.Join(repoRoot, "config", "argocd", "argocd-cm-patch.yaml")
 	// configMapKey is where argocd-cm holds the health script of a group and kind.
 	configMapKey = "resource.customizations.health." + surgev1alpha1.GroupVersion.Group + "_SurgeEndUser"
@@ -28,8 +29,8 @@ var (
 
 // argoHealth is the health Argo CD shows for a resource.
 type argoHealth struct {
-	Status  string
-	Message string
+	Status  string `json:"status"`
+	Message string `json:"message"`
 }
 
 func readHealthScript(t *testing.T) string {
@@ -113,127 +114,46 @@ func toLua(state *lua.LState, value any) lua.LValue {
 	return lua.LNil
 }
 
-// TestArgoCDHealthOfHandBuiltObjects covers the states the live tests do not
-// reach: no status yet, paused, and combinations of conditions.
-func TestArgoCDHealthOfHandBuiltObjects(t *testing.T) {
-	const metadata = `
-apiVersion: surge.app/v1alpha1
-kind: SurgeEndUser
-metadata: {name: ada, namespace: default, generation: 2}
-`
-	cases := []struct {
-		name        string
-		object      string
-		wantStatus  string
-		wantMessage string
-	}{{
-		name:        "just created, no status",
-		object:      metadata,
-		wantStatus:  "Progressing",
-		wantMessage: "Waiting for the operator",
-	}, {
-		name: "paused while stalled",
-		object: `
-apiVersion: surge.app/v1alpha1
-kind: SurgeEndUser
-metadata: {name: ada, namespace: default, generation: 2, annotations: {surge.app/paused: "true"}}
-status:
-  observedGeneration: 2
-  conditions:
-  - {type: Ready, status: "False", reason: APIKeyRejected, message: key rejected}
-  - {type: Stalled, status: "True", reason: APIKeyRejected, message: key rejected}
-`,
-		wantStatus:  "Suspended",
-		wantMessage: "surge.app/paused",
-	}, {
-		name: "paused annotation not true",
-		object: `
-apiVersion: surge.app/v1alpha1
-kind: SurgeEndUser
-metadata: {name: ada, namespace: default, generation: 2, annotations: {surge.app/paused: "false"}}
-status:
-  observedGeneration: 2
-  conditions:
-  - {type: Ready, status: "True", reason: Synced, message: in sync}
-`,
-		wantStatus:  "Healthy",
-		wantMessage: "in sync",
-	}, {
-		name: "stalled on an earlier generation",
-		object: metadata + `
-status:
-  observedGeneration: 1
-  conditions:
-  - {type: Ready, status: "False", reason: RequestRejected, message: refused}
-  - {type: Stalled, status: "True", reason: RequestRejected, message: refused}
-`,
-		wantStatus:  "Progressing",
-		wantMessage: "generation 2",
-	}, {
-		name: "first attempt failing, no generation observed yet",
-		object: metadata + `
-status:
-  conditions:
-  - {type: Ready, status: "False", reason: SurgeUnavailable, message: "failed to create, will retry"}
-  - {type: Reconciling, status: "True", reason: SurgeUnavailable, message: "failed to create, will retry"}
-`,
-		wantStatus:  "Progressing",
-		wantMessage: "will retry",
-	}, {
-		name: "not ready, neither reconciling nor stalled",
-		object: metadata + `
-status:
-  observedGeneration: 2
-  conditions:
-  - {type: Ready, status: "False", reason: Failing, message: "something is wrong"}
-`,
-		wantStatus:  "Degraded",
-		wantMessage: "something is wrong",
-	}, {
-		name: "ready while a token renewal fails",
-		object: metadata + `
-status:
-  observedGeneration: 2
-  conditions:
-  - {type: Ready, status: "True", reason: TokenRenewalFailing, message: "in sync; renewal failing"}
-`,
-		wantStatus:  "Healthy",
-		wantMessage: "renewal failing",
-	}, {
-		name: "ready unknown",
-		object: metadata + `
-status:
-  observedGeneration: 2
-  conditions:
-  - {type: Ready, status: Unknown, reason: Progressing, message: working on it}
-`,
-		wantStatus:  "Progressing",
-		wantMessage: "working on it",
-	}, {
-		name: "deleted, finalizer held",
-		object: `
-apiVersion: surge.app/v1alpha1
-kind: SurgeEndUser
-metadata: {name: ada, namespace: default, generation: 2, deletionTimestamp: "2026-01-02T03:04:05Z", finalizers: [surge.app/end-user]}
-status:
-  observedGeneration: 2
-  conditions:
-  - {type: Ready, status: "True", reason: Synced, message: in sync}
-`,
-		wantStatus:  "Progressing",
-		wantMessage: "Being deleted",
-	}}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var obj map[string]any
-			if err := yaml.Unmarshal([]byte(tc.object), &obj); err != nil {
+// TestArgoCDHealthTestCases runs the cases of health_test.yaml, which
+// Argo CD's own test suite reads when the check is contributed upstream, and
+// expects the status and message they name, exactly, as Argo CD's does. They
+// cover the states the live tests do not reach: no status yet, paused, and
+// combinations of conditions.
+func TestArgoCDHealthTestCases(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(healthCheckDir, "health_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases struct {
+		Tests []struct {
+			HealthStatus argoHealth `json:"healthStatus"`
+			InputPath    string     `json:"inputPath"`
+		} `json:"tests"`
+	}
+	if err := yaml.UnmarshalStrict(raw, &cases); err != nil {
+		t.Fatalf("reading health_test.yaml: %v", err)
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases.Tests {
+		t.Run(tc.InputPath, func(t *testing.T) {
+			input, err := os.ReadFile(filepath.Join(healthCheckDir, tc.InputPath))
+			if err != nil {
 				t.Fatal(err)
 			}
-			got := argoCDHealth(t, obj)
-			if got.Status != tc.wantStatus || !strings.Contains(got.Message, tc.wantMessage) {
-				t.Errorf("got %s %q, want %s with a message containing %q", got.Status, got.Message, tc.wantStatus, tc.wantMessage)
+			var obj map[string]any
+			if err := yaml.Unmarshal(input, &obj); err != nil {
+				t.Fatal(err)
+			}
+			if got := argoCDHealth(t, obj); got != tc.HealthStatus {
+				t.Errorf("got %s %q, want %s %q", got.Status, got.Message, tc.HealthStatus.Status, tc.HealthStatus.Message)
 			}
 		})
+		covered[tc.HealthStatus.Status] = true
+	}
+	for _, status := range []string{"Healthy", "Progressing", "Degraded", "Suspended"} {
+		if !covered[status] {
+			t.Errorf("health_test.yaml has no case for %s", status)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package install_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,11 +9,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/surge-operator/surge-operator/test/podsecurity"
 )
 
 func managerDeployment(t *testing.T) *appsv1.Deployment {
@@ -46,120 +43,10 @@ func TestNamespaceEnforcesRestrictedPodSecurity(t *testing.T) {
 }
 
 // TestManagerPodIsRestricted checks the manager's pod against the restricted
-// Pod Security Standard twice: field by field, and by creating (as a dry run)
-// a pod from the Deployment's template in the operator's namespace, where
-// Pod Security admission enforces it.
+// Pod Security Standard, field by field and through Pod Security admission in
+// the operator's namespace.
 func TestManagerPodIsRestricted(t *testing.T) {
-	deployment := managerDeployment(t)
-	spec := deployment.Spec.Template.Spec
-	if problems := restrictedViolations(spec); len(problems) > 0 {
-		t.Errorf("the manager's pod does not meet the restricted Pod Security Standard:\n  %s", strings.Join(problems, "\n  "))
-	}
-
-	// The field checks can fail: each of these breaks the standard.
-	mutations := map[string]func(*corev1.PodSpec){
-		"runAsNonRoot unset":       func(s *corev1.PodSpec) { s.SecurityContext.RunAsNonRoot = nil },
-		"seccomp unset":            func(s *corev1.PodSpec) { s.SecurityContext.SeccompProfile = nil },
-		"privilege escalation":     func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true) },
-		"capabilities kept":        func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Capabilities = nil },
-		"writable root filesystem": func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.ReadOnlyRootFilesystem = nil },
-	}
-	for name, mutate := range mutations {
-		broken := spec.DeepCopy()
-		mutate(broken)
-		if len(restrictedViolations(*broken)) == 0 {
-			t.Errorf("the field checks accept a pod with %s", name)
-		}
-	}
-
-	ctx := context.Background()
-	if err := createPodFromTemplate(ctx, "manager", spec); err != nil {
-		t.Errorf("the API server refuses the manager's pod in %s: %v", namespace, err)
-	}
-	// Pod Security admission really enforces in that namespace: a pod that
-	// may escalate its privileges is refused.
-	escalating := spec.DeepCopy()
-	escalating.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true)
-	if err := createPodFromTemplate(ctx, "escalating", *escalating); !apierrors.IsForbidden(err) {
-		t.Errorf("a pod allowing privilege escalation in %s: got %v, want it forbidden by Pod Security admission", namespace, err)
-	}
-}
-
-func createPodFromTemplate(ctx context.Context, name string, spec corev1.PodSpec) error {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec:       spec,
-	}
-	return k8s.Create(ctx, pod, client.DryRunAll, fieldOwner)
-}
-
-// restrictedViolations checks a pod spec against the restricted Pod Security
-// Standard (the "latest" version of its controls that apply to this pod).
-func restrictedViolations(spec corev1.PodSpec) []string {
-	var problems []string
-	pod := spec.SecurityContext
-	if pod == nil {
-		pod = &corev1.PodSecurityContext{}
-	}
-	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
-		problems = append(problems, "uses host namespaces")
-	}
-	for _, v := range spec.Volumes {
-		if v.HostPath != nil {
-			problems = append(problems, fmt.Sprintf("volume %s is a hostPath", v.Name))
-		}
-	}
-	if pod.RunAsUser != nil && *pod.RunAsUser == 0 {
-		problems = append(problems, "pod runs as user 0")
-	}
-	containers := append(slices.Clone(spec.InitContainers), spec.Containers...)
-	if len(containers) == 0 {
-		problems = append(problems, "no containers")
-	}
-	for _, c := range containers {
-		sc := c.SecurityContext
-		if sc == nil {
-			sc = &corev1.SecurityContext{}
-		}
-		fail := func(format string, args ...any) {
-			problems = append(problems, fmt.Sprintf("container %s: ", c.Name)+fmt.Sprintf(format, args...))
-		}
-		if !ptr.Deref(sc.RunAsNonRoot, ptr.Deref(pod.RunAsNonRoot, false)) {
-			fail("runAsNonRoot is not true")
-		}
-		if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
-			fail("runs as user 0")
-		}
-		seccomp := sc.SeccompProfile
-		if seccomp == nil {
-			seccomp = pod.SeccompProfile
-		}
-		if seccomp == nil || (seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault && seccomp.Type != corev1.SeccompProfileTypeLocalhost) {
-			fail("seccompProfile is not RuntimeDefault or Localhost")
-		}
-		if !ptr.Equal(sc.AllowPrivilegeEscalation, ptr.To(false)) {
-			fail("allowPrivilegeEscalation is not false")
-		}
-		if ptr.Deref(sc.Privileged, false) {
-			fail("is privileged")
-		}
-		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
-			fail("does not drop ALL capabilities")
-		} else if slices.ContainsFunc(sc.Capabilities.Add, func(c corev1.Capability) bool { return c != "NET_BIND_SERVICE" }) {
-			fail("adds capabilities %v", sc.Capabilities.Add)
-		}
-		// Not part of the standard, but asked of the manager: it writes
-		// nothing to disk.
-		if !ptr.Deref(sc.ReadOnlyRootFilesystem, false) {
-			fail("readOnlyRootFilesystem is not true")
-		}
-		for _, p := range c.Ports {
-			if p.HostPort != 0 {
-				fail("uses host port %d", p.HostPort)
-			}
-		}
-	}
-	return problems
+	podsecurity.ExpectRestricted(context.Background(), t, k8s, namespace, managerDeployment(t).Spec.Template.Spec)
 }
 
 // TestManagerWiring checks what decides whether the manager starts, stays

@@ -93,3 +93,48 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertsComponent follows config/alerts' instructions: listed under
+// components in config/default, it installs the PrometheusRule in the
+// operator's namespace, with the operator's prefix.
+func TestAlertsComponent(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
+		t.Fatal(err)
+	}
+	kustomization := filepath.Join(config, "default", "kustomization.yaml")
+	raw, err := os.ReadFile(kustomization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k map[string]any
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		t.Fatal(err)
+	}
+	k["components"] = []any{"../alerts"}
+	if raw, err = yaml.Marshal(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kustomization, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objects, err := kustomize(filepath.Join(config, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []*unstructured.Unstructured
+	for _, obj := range objects {
+		if obj.GetKind() == "PrometheusRule" {
+			rules = append(rules, obj)
+		}
+	}
+	if len(rules) != 1 {
+		t.Fatalf("config/default with config/alerts builds %d PrometheusRules, want 1", len(rules))
+	}
+	if rules[0].GetNamespace() != namespace || rules[0].GetName() != namePrefix+"alerts" {
+		t.Errorf("the alerts land as %s, want %s/%salerts", describe(rules[0]), namespace, namePrefix)
+	}
+	if len(objects) != len(installed)+1 {
+		t.Errorf("config/default with config/alerts builds %d objects, want its own %d and the PrometheusRule", len(objects), len(installed))
+	}
+}

@@ -1,0 +1,272 @@
+// Command build-image builds the manager's image for linux/amd64 and
+// linux/arm64 and writes it as an OCI image layout, with no container engine
+// (make image):
+//
+//	go run ./hack/build-image -out dist/image -tag v0.1.0
+//
+// The image has the layout of the Dockerfile's: a static /manager as the
+// entrypoint, run as the non-root user 65532, on a base of /etc/passwd,
+// /etc/group, a CA bundle and a writable /tmp. Every timestamp is
+// SOURCE_DATE_EPOCH, so that the same source gives the same digests.
+//
+// The CA bundle is the Mozilla root store as golang.org/x/crypto's
+// x509roots/fallback module ships it, pinned by go.sum, rather than the
+// build machine's /etc/ssl/certs, which differs from one machine to the
+// next and would break reproducibility.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+)
+
+const (
+	user       = "65532:65532"
+	uid        = 65532
+	entrypoint = "/manager"
+	caBundle   = "etc/ssl/certs/ca-certificates.crt"
+	source     = "https://github.com/surge-operator/surge-operator"
+)
+
+var platforms = []v1.Platform{
+	{OS: "linux", Architecture: "amd64"},
+	{OS: "linux", Architecture: "arm64", Variant: "v8"},
+}
+
+func main() {
+	out := flag.String("out", "dist/image", "Directory to write the OCI image layout to; it is replaced.")
+	tag := flag.String("tag", "latest", "Tag recorded in the layout's index (org.opencontainers.image.ref.name).")
+	flag.Parse()
+	if err := run(*out, *tag); err != nil {
+		fmt.Fprintln(os.Stderr, "build-image:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out, tag string) error {
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	base, err := baseLayer(epoch)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "build-image-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+
+	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, platform := range platforms {
+		binary := filepath.Join(work, "manager-"+platform.Architecture)
+		if err := buildManager(platform, binary); err != nil {
+			return err
+		}
+		image, err := platformImage(platform, base, binary, epoch)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", platform.OS, platform.Architecture, err)
+		}
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{
+			Add:        image,
+			Descriptor: v1.Descriptor{Platform: &platform},
+		})
+	}
+
+	// Written next to out first, so that a failed build never leaves half a
+	// layout behind.
+	staging := out + ".tmp"
+	if err := os.RemoveAll(staging); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	path, err := layout.Write(staging, mutate.IndexMediaType(empty.Index, types.OCIImageIndex))
+	if err != nil {
+		return err
+	}
+	if err := path.AppendIndex(index, layout.WithAnnotations(map[string]string{
+		"org.opencontainers.image.ref.name": tag,
+	})); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return err
+	}
+	if err := os.Rename(staging, out); err != nil {
+		return err
+	}
+	digest, err := index.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: image index %s for %d platforms\n", out, digest, len(platforms))
+	return nil
+}
+
+func sourceDateEpoch() (time.Time, error) {
+	value := os.Getenv("SOURCE_DATE_EPOCH")
+	if value == "" {
+		return time.Time{}, errors.New("SOURCE_DATE_EPOCH is not set (make image sets it to the last commit's time)")
+	}
+	seconds, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", value, err)
+	}
+	return time.Unix(seconds, 0).UTC(), nil
+}
+
+// buildManager builds the static manager binary the Dockerfile builds, with
+// nothing in it that depends on where or when it was built.
+func buildManager(platform v1.Platform, output string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", output, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+platform.OS, "GOARCH="+platform.Architecture)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building the manager for %s/%s: %w", platform.OS, platform.Architecture, err)
+	}
+	return nil
+}
+
+func platformImage(platform v1.Platform, base v1.Layer, binary string, epoch time.Time) (v1.Image, error) {
+	manager, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, err
+	}
+	managerLayer, err := layer([]entry{{name: strings.TrimPrefix(entrypoint, "/"), mode: 0o755, content: manager}}, epoch)
+	if err != nil {
+		return nil, err
+	}
+	image := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	image, err = mutate.Append(image,
+		mutate.Addendum{Layer: base, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: users, CA bundle, /tmp"}},
+		mutate.Addendum{Layer: managerLayer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: " + entrypoint}},
+	)
+	if err != nil {
+		return nil, err
+	}
+	config, err := image.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	config = config.DeepCopy()
+	config.OS = platform.OS
+	config.Architecture = platform.Architecture
+	config.Variant = platform.Variant
+	config.Created = v1.Time{Time: epoch}
+	config.Config = v1.Config{
+		User:       user,
+		Entrypoint: []string{entrypoint},
+		WorkingDir: "/",
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/" + caBundle},
+		Labels: map[string]string{
+			"org.opencontainers.image.source": source,
+			"org.opencontainers.image.title":  "surge-operator",
+		},
+	}
+	return mutate.ConfigFile(image, config)
+}
+
+// baseLayer holds what distroless's static:nonroot gives the Dockerfile's
+// image and the manager needs: the non-root user, CA roots and /tmp.
+func baseLayer(epoch time.Time) (v1.Layer, error) {
+	roots, err := caRoots()
+	if err != nil {
+		return nil, err
+	}
+	return layer([]entry{
+		{name: "etc/", dir: true, mode: 0o755},
+		{name: "etc/group", mode: 0o644, content: []byte("root:x:0:\nnonroot:x:65532:\n")},
+		{name: "etc/passwd", mode: 0o644, content: []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")},
+		{name: "etc/ssl/", dir: true, mode: 0o755},
+		{name: "etc/ssl/certs/", dir: true, mode: 0o755},
+		{name: caBundle, mode: 0o644, content: roots},
+		{name: "home/", dir: true, mode: 0o755},
+		{name: "home/nonroot/", dir: true, mode: 0o700, owner: uid},
+		{name: "tmp/", dir: true, mode: 0o1777},
+	}, epoch)
+}
+
+// caRoots is the PEM bundle of the roots that may be trusted without
+// conditions: a PEM file cannot carry the distrust dates some roots have in
+// the NSS store, so those are left out rather than trusted beyond them.
+func caRoots() ([]byte, error) {
+	var buf bytes.Buffer
+	for root := range bundle.Roots() {
+		if root.Constraint != nil {
+			continue
+		}
+		if err := pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: root.Certificate}); err != nil {
+			return nil, err
+		}
+	}
+	if buf.Len() == 0 {
+		return nil, errors.New("the CA bundle is empty")
+	}
+	return buf.Bytes(), nil
+}
+
+type entry struct {
+	name    string
+	dir     bool
+	mode    int64
+	owner   int
+	content []byte
+}
+
+// layer writes entries, in the order given, into a gzipped OCI layer whose
+// bytes depend on nothing but the entries and epoch.
+func layer(entries []entry, epoch time.Time) (v1.Layer, error) {
+	var buf bytes.Buffer
+	w := tar.NewWriter(&buf)
+	for _, e := range entries {
+		header := &tar.Header{
+			Name:    e.name,
+			Mode:    e.mode,
+			Uid:     e.owner,
+			Gid:     e.owner,
+			ModTime: epoch,
+			Format:  tar.FormatPAX,
+		}
+		if e.dir {
+			header.Typeflag = tar.TypeDir
+		} else {
+			header.Typeflag = tar.TypeReg
+			header.Size = int64(len(e.content))
+		}
+		if err := w.WriteHeader(header); err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(e.content); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	raw := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(raw)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+}
