@@ -243,7 +243,7 @@ func TestRequestRefusedBySurgeStallsUntilTheSpecChanges(t *testing.T) {
 
 func TestSurgeOutageRetriesWithBackoffAndCreatesOnce(t *testing.T) {
 	f := newFixture(t)
-	f.Surge.InjectFault(emulator.Fault{PathPrefix: "/accounts/" + f.Account, Status: http.StatusBadGateway, Count: 6})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Status: http.StatusBadGateway, Count: 3})
 	f.Create(f.endUser("patient"))
 
 	f.waitForCondition("patient", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
