@@ -3,6 +3,7 @@ package controller_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,11 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
 // Accounts of other projects than the fixture's default one.
@@ -373,5 +376,56 @@ func TestAProjectInUseIsKeptUntilItsEndUsersAreGone(t *testing.T) {
 	f.waitForGoneObject(project)
 	if users := f.Surge.Users(teamAccount); len(users) != 0 {
 		t.Errorf("the end user outlived its resource: %+v", users)
+	}
+}
+
+// TestAThrottledProjectDoesNotSlowAnother: each project has a client of its
+// own, so a project whose Surge answers 429 with a long Retry-After holds
+// back its own end users only.
+func TestAThrottledProjectDoesNotSlowAnother(t *testing.T) {
+	f := newTenantsFixture(t, []string{"throttled", "fine"})
+	throttledSurge := emulator.New(emulator.Options{APIKey: "sk_live_team_key_throttled_0123", Accounts: []string{teamAccount}})
+	server := httptest.NewServer(throttledSurge)
+	t.Cleanup(server.Close)
+	throttledSurge.InjectFault(emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Minute})
+	f.apiKeySecret(f.Namespace, "throttled-key", "sk_live_team_key_throttled_0123")
+	throttled := &surgev1alpha1.ClusterSurgeProject{
+		ObjectMeta: metav1.ObjectMeta{Name: f.Namespace + "-throttled"},
+		Spec: surgev1alpha1.ClusterSurgeProjectSpec{
+			APIKeySecretRef: surgev1alpha1.NamespacedSecretKeyReference{
+				Namespace: f.Namespace, SecretKeyReference: surgev1alpha1.SecretKeyReference{Name: "throttled-key"}},
+			ProjectSettings: surgev1alpha1.ProjectSettings{APIURL: server.URL},
+		},
+	}
+	f.createObject(throttled)
+	t.Cleanup(func() {
+		for _, name := range []string{"waiting-0", "waiting-1", "waiting-2"} {
+			obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespaces["throttled"], Name: name}}
+			_ = k8s.Delete(f.Ctx, obj)
+			_ = k8s.Patch(f.Ctx, obj, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+		}
+		_ = k8s.Delete(f.Ctx, throttled)
+		_ = k8s.Patch(f.Ctx, throttled, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+	})
+	f.Surge.AddProject("team", "sk_live_team_key_0123456789", teamOtherAccount)
+	f.apiKeySecret(f.Namespaces["fine"], "surge-key", "sk_live_team_key_0123456789")
+	f.surgeProject(f.Namespaces["fine"], "surge", "surge-key")
+
+	for i := range 3 {
+		f.Create(f.endUser(fmt.Sprintf("waiting-%d", i), in(f.Namespaces["throttled"], teamAccount), using(surgev1alpha1.KindClusterSurgeProject, throttled.Name)))
+	}
+	f.Eventually("the throttled Surge answers 429", 10*time.Second, func() (bool, string) {
+		return throttledSurge.CountRequests("", "/") > 0, "no request yet"
+	})
+	start := time.Now()
+	for i := range 3 {
+		f.Create(f.endUser(fmt.Sprintf("served-%d", i), in(f.Namespaces["fine"], teamOtherAccount), using(surgev1alpha1.KindSurgeProject, "surge")))
+	}
+	for i := range 3 {
+		f.waitForConditionIn(f.Namespaces["fine"], fmt.Sprintf("served-%d", i), controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+	}
+	t.Logf("the other project's end users were Ready %s after they were created", time.Since(start).Round(time.Millisecond))
+	if n := len(throttledSurge.Users(teamAccount)); n != 0 {
+		t.Errorf("the throttled Surge created %d users", n)
 	}
 }
