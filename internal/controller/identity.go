@@ -135,8 +135,10 @@ func (x *identityIndex) list(ctx context.Context, api SurgeAPI, key accountScope
 			x.mu.Unlock()
 			return
 		case err != nil:
-			if !sleepContext(ctx, backoff) {
+			select {
+			case <-ctx.Done():
 				return
+			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, identityRetryMax)
 			continue
@@ -204,16 +206,4 @@ func identitiesOf(users []surge.User) map[types.NamespacedName]string {
 		}
 	}
 	return identities
-}
-
-// sleepContext waits for d, and reports false when ctx ends first.
-func sleepContext(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -81,6 +81,22 @@ func (f *fixture) surgeProject(namespace, name, secretName string, accounts ...s
 	return project
 }
 
+// clusterSurgeProject makes a ClusterSurgeProject named after the fixture,
+// with its key in the fixture's namespace.
+func (f *fixture) clusterSurgeProject(name, secretName string, mutate func(*surgev1alpha1.ClusterSurgeProjectSpec)) *surgev1alpha1.ClusterSurgeProject {
+	f.T.Helper()
+	project := &surgev1alpha1.ClusterSurgeProject{
+		ObjectMeta: metav1.ObjectMeta{Name: f.Namespace + "-" + name},
+		Spec: surgev1alpha1.ClusterSurgeProjectSpec{
+			APIKeySecretRef: surgev1alpha1.NamespacedSecretKeyReference{
+				Namespace: f.Namespace, SecretKeyReference: surgev1alpha1.SecretKeyReference{Name: secretName}},
+		},
+	}
+	mutate(&project.Spec)
+	f.createObject(project)
+	return project
+}
+
 func using(kind, project string) func(*surgev1alpha1.SurgeEndUser) {
 	return func(o *surgev1alpha1.SurgeEndUser) {
 		o.Spec.ProjectRef = &surgev1alpha1.ProjectReference{Kind: kind, Name: project}
@@ -258,16 +274,10 @@ func TestAClusterSurgeProjectServesTheNamespacesItSelects(t *testing.T) {
 	listed, labelled := f.Namespaces["listed"], f.Namespaces["labelled"]
 	f.Surge.AddProject("team", "sk_live_team_key_0123456789", teamAccount)
 	f.apiKeySecret(f.Namespace, "surge-key", "sk_live_team_key_0123456789")
-	project := &surgev1alpha1.ClusterSurgeProject{
-		ObjectMeta: metav1.ObjectMeta{Name: f.Namespace + "-shared"},
-		Spec: surgev1alpha1.ClusterSurgeProjectSpec{
-			APIKeySecretRef: surgev1alpha1.NamespacedSecretKeyReference{
-				Namespace: f.Namespace, SecretKeyReference: surgev1alpha1.SecretKeyReference{Name: "surge-key"}},
-			Namespaces:        []string{listed},
-			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"surge.app/tenant": "true"}},
-		},
-	}
-	f.createObject(project)
+	project := f.clusterSurgeProject("shared", "surge-key", func(spec *surgev1alpha1.ClusterSurgeProjectSpec) {
+		spec.Namespaces = []string{listed}
+		spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"surge.app/tenant": "true"}}
+	})
 	useProject := using(surgev1alpha1.KindClusterSurgeProject, project.Name)
 	f.Create(f.endUser("grace", in(listed, teamAccount), useProject))
 	f.Create(f.endUser("alan", in(labelled, teamAccount), useProject))
@@ -389,15 +399,9 @@ func TestAThrottledProjectDoesNotSlowAnother(t *testing.T) {
 	t.Cleanup(server.Close)
 	throttledSurge.InjectFault(emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Minute})
 	f.apiKeySecret(f.Namespace, "throttled-key", "sk_live_team_key_throttled_0123")
-	throttled := &surgev1alpha1.ClusterSurgeProject{
-		ObjectMeta: metav1.ObjectMeta{Name: f.Namespace + "-throttled"},
-		Spec: surgev1alpha1.ClusterSurgeProjectSpec{
-			APIKeySecretRef: surgev1alpha1.NamespacedSecretKeyReference{
-				Namespace: f.Namespace, SecretKeyReference: surgev1alpha1.SecretKeyReference{Name: "throttled-key"}},
-			ProjectSettings: surgev1alpha1.ProjectSettings{APIURL: server.URL},
-		},
-	}
-	f.createObject(throttled)
+	throttled := f.clusterSurgeProject("throttled", "throttled-key", func(spec *surgev1alpha1.ClusterSurgeProjectSpec) {
+		spec.APIURL = server.URL
+	})
 	t.Cleanup(func() {
 		for _, name := range []string{"waiting-0", "waiting-1", "waiting-2"} {
 			obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespaces["throttled"], Name: name}}
