@@ -132,7 +132,7 @@ type call struct {
 	// retrySafe is false for requests that must not be repeated, since
 	// repeating them could act twice.
 	retrySafe bool
-	// accountScoped marks paths under /accounts/, where a 404 means the
+	// accountScoped marks paths under /accounts/, where Surge's not_found means the
 	// account is unknown.
 	accountScoped bool
 	out           any

@@ -222,6 +222,11 @@ func TestErrorClasses(t *testing.T) {
 	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusConflict, Count: 1})
 	_, conflict := f.client.GetUser(ctx, user.ID)
 
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
+	_, proxyUser := f.client.GetUser(ctx, user.ID)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
+	_, proxyAccount := f.client.ListUsers(ctx, testAccount)
+
 	f.emu.SetAPIKey("sk_live_rotated")
 	_, rejected := f.client.GetUser(ctx, user.ID)
 
@@ -240,6 +245,10 @@ func TestErrorClasses(t *testing.T) {
 		{name: "unavailable", err: unavailable, retry: true},
 		{name: "conflict", err: conflict, retry: true, refused: true},
 		{name: "rejected key", err: rejected, unauthorized: true, refused: true},
+		// A 404 from a gateway or proxy in front of Surge says nothing about
+		// the user or the account.
+		{name: "proxy 404 of a user", err: proxyUser, refused: true},
+		{name: "proxy 404 of an account", err: proxyAccount, refused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
