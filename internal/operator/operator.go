@@ -35,6 +35,9 @@ const DefaultSurgeAPIURL = "https://api.surge.app"
 // Options configures the operator. Zero values take the defaults below.
 type Options struct {
 	SurgeAPIURL string
+	// AllowInsecureSurgeAPIURL accepts a plain http:// SurgeAPIURL on a host
+	// other than the loopback interface, which sends the API key in clear.
+	AllowInsecureSurgeAPIURL bool
 	// SurgeAPIKey is the project's API key. It is required.
 	SurgeAPIKey string
 
@@ -90,6 +93,9 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
 		surge.WithObserver(metrics.SurgeObserver{}),
 	}, opts.SurgeClientOptions...)
+	if opts.AllowInsecureSurgeAPIURL {
+		clientOptions = append(clientOptions, surge.WithInsecureHTTP())
+	}
 	surgeClient, err := surge.New(opts.SurgeAPIURL, opts.SurgeAPIKey, clientOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Surge client: %w", err)

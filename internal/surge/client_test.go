@@ -97,10 +97,27 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		{"https://api.surge.app", ""},
 		{"://nope", testKey},
 		{"api.surge.app", testKey},
+		{"http://api.surge.app", testKey},
+		{"http://10.0.0.7:8088", testKey},
 	} {
 		if _, err := surge.New(tt.baseURL, tt.key); err == nil {
 			t.Errorf("New(%q, %q) accepted", tt.baseURL, tt.key)
 		}
+	}
+}
+
+func TestPlainHTTPOnlyForLoopbackOrWhenAllowed(t *testing.T) {
+	for _, baseURL := range []string{"http://127.0.0.1:8088", "http://localhost:8088", "http://[::1]:8088", "https://api.surge.app"} {
+		if _, err := surge.New(baseURL, testKey); err != nil {
+			t.Errorf("New(%q) refused: %v", baseURL, err)
+		}
+	}
+	if _, err := surge.New("http://surge-emulator.test.svc:8088", testKey, surge.WithInsecureHTTP()); err != nil {
+		t.Errorf("plain HTTP refused although allowed: %v", err)
+	}
+	_, err := surge.New("http://surge-emulator.test.svc:8088", testKey)
+	if err == nil || !strings.Contains(err.Error(), "https") {
+		t.Errorf("plain HTTP to another host: %v, want a refusal that asks for https", err)
 	}
 }
 
