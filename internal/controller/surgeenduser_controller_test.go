@@ -398,3 +398,43 @@ func TestPausedResourceMakesNoCallsUntilResumed(t *testing.T) {
 		t.Errorf("remote user %s outlived its resource after the pause ended", userID)
 	}
 }
+
+func TestProxy404AtResyncIsNotTakenForADeletedUser(t *testing.T) {
+	f := newFixture(t, withResync(2*time.Second))
+	f.Create(f.endUser("proxied"))
+	userID := f.waitForReady("proxied").Status.UserID
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/" + userID, Status: http.StatusNotFound, ProxyPage: true})
+
+	f.waitForCondition("proxied", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	if users := f.Surge.Users(f.Account); len(users) != 1 || users[0].ID != userID {
+		t.Errorf("remote users after a proxy's 404: %+v, want only %s", users, userID)
+	}
+
+	f.Surge.ClearFaults()
+	if obj := f.waitForReady("proxied"); obj.Status.UserID != userID {
+		t.Errorf("status.userID %s after the proxy recovered, want %s", obj.Status.UserID, userID)
+	}
+	if got := f.Surge.CountRequests(http.MethodPost, "/accounts/"); got != 1 {
+		t.Errorf("%d creates, want 1", got)
+	}
+}
+
+func TestProxy404DuringDeletionKeepsTheFinalizer(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("guarded"))
+	userID := f.waitForReady("guarded").Status.UserID
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodDelete, PathPrefix: "/users/" + userID, Status: http.StatusNotFound, ProxyPage: true})
+
+	f.Delete("guarded")
+	f.waitForCondition("guarded", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	f.consistently("the resource waits for the user to be deleted", 2*time.Second, func() (bool, string) {
+		obj := f.Get("guarded")
+		return containsString(obj.Finalizers, controller.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
+	})
+
+	f.Surge.ClearFaults()
+	f.WaitForGone("guarded")
+	if _, ok := f.Surge.User(userID); ok {
+		t.Errorf("remote user %s outlived its resource", userID)
+	}
+}
