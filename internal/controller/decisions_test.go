@@ -38,6 +38,38 @@ func TestRenewalTime(t *testing.T) {
 	}
 }
 
+func TestRenewalAfterMint(t *testing.T) {
+	minted := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name        string
+		expiresAt   time.Time
+		requested   time.Duration
+		renewBefore time.Duration
+		spread      float64
+		want        time.Time
+	}{
+		{"clocks agree: renewBefore ahead of expiry", minted.Add(15 * time.Minute), 15 * time.Minute, 5 * time.Minute, 0, minted.Add(10 * time.Minute)},
+		{"clocks agree: default a third of the lifetime", minted.Add(15 * time.Minute), 15 * time.Minute, 0, 0, minted.Add(10 * time.Minute)},
+		{"jitter brings it forward", minted.Add(15 * time.Minute), 15 * time.Minute, 5 * time.Minute, 0.999, minted.Add(9*time.Minute + 30*time.Second)},
+		{"Surge's clock lags: renewBefore capped at half of what remains here", minted.Add(10 * time.Second), time.Minute, 20 * time.Second, 0, minted.Add(5 * time.Second)},
+		{"Surge granted less than asked: planned from the grant", minted.Add(time.Minute), time.Hour, 50 * time.Minute, 0, minted.Add(30 * time.Second)},
+		{"Surge's clock runs ahead: never later than the requested lifetime allows", minted.Add(20 * time.Minute), 15 * time.Minute, 5 * time.Minute, 0, minted.Add(10 * time.Minute)},
+		{"expiry already past here: the requested lifetime is assumed", minted.Add(-time.Minute), 15 * time.Minute, 5 * time.Minute, 0, minted.Add(10 * time.Minute)},
+		{"a lifetime of seconds still waits a while", minted.Add(2 * time.Second), time.Minute, 20 * time.Second, 0, minted.Add(5 * time.Second)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := renewalAfterMint(minted, tc.expiresAt, tc.requested, tc.renewBefore, tc.spread)
+			if !got.Equal(tc.want) {
+				t.Errorf("renewalAfterMint = %s after the mint, want %s", got.Sub(minted), tc.want.Sub(minted))
+			}
+			if !got.After(minted) {
+				t.Errorf("renewal %s is not after the mint %s", got, minted)
+			}
+		})
+	}
+}
+
 func TestPlannedRenewalKeepsThePlanOfTheSameToken(t *testing.T) {
 	expiry := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	planned := expiry.Add(-7 * time.Minute)

@@ -84,7 +84,7 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, obj *surgev
 	if minted.Subject != obj.Status.UserID {
 		return fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
 	}
-	r.recordToken(obj, minted.ExpiresAt, plannedRenewal(nil, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec)))
+	r.recordToken(obj, minted.ExpiresAt, renewalAfterMint(now, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec), rand.Float64()))
 	if err := r.writeTokenSecret(ctx, obj, secret, []byte(token), minted); err != nil {
 		return err
 	}
@@ -277,4 +277,37 @@ func renewalTime(expiresAt time.Time, lifetime, before time.Duration, spread flo
 	}
 	jitter := min(before/10, time.Minute)
 	return expiresAt.Add(-before - time.Duration(spread*float64(jitter))).Truncate(time.Second)
+}
+
+// minRenewalWait is the least time a freshly minted token is kept, however
+// short its lifetime looks on the operator's clock.
+const minRenewalWait = 5 * time.Second
+
+// renewalAfterMint is when a token minted at mintedAt, by the operator's
+// clock, is renewed. The expiry comes from Surge's clock, so it is planned
+// from the lifetime actually granted as seen here (at most the one
+// requested), and renewBefore is capped at half of it: a Surge clock that
+// lags, or a lifetime shorter than asked for, would otherwise put the renewal
+// in the past at mint and mint again at once, forever. An expiry that is no
+// later than the mint on this clock tells nothing, and the requested lifetime
+// is assumed. spread in [0,1) picks the jitter, as in renewalTime.
+func renewalAfterMint(mintedAt, expiresAt time.Time, requested, before time.Duration, spread float64) time.Time {
+	granted := expiresAt.Sub(mintedAt)
+	if granted <= 0 || granted > requested {
+		granted = requested
+	}
+	if before <= 0 {
+		before = granted / 3
+	}
+	before = min(before, granted/2)
+	jitter := min(before/10, time.Minute)
+	renewAt := mintedAt.Add(granted - before - time.Duration(spread*float64(jitter))).Truncate(time.Second)
+	return later(renewAt, mintedAt.Add(minRenewalWait).Truncate(time.Second))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -14,6 +14,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/operatortest"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -258,4 +259,24 @@ func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 	f.Surge.ClearFaults()
 	f.waitForTokenWithin(time.Minute, "degraded-token", userID, token)
 	f.waitForReady("degraded")
+}
+
+func TestSurgeClockBehindDoesNotMakeMintingHotLoop(t *testing.T) {
+	// Surge's clock lags 50s behind the operator's: a 60s token seems to the
+	// operator to expire 10s after it is minted, inside renewBefore.
+	f := newFixtureWithSettings(t, operatortest.Settings{
+		PageSize: 5,
+		SurgeNow: func() time.Time { return time.Now().Add(-50 * time.Second) },
+	})
+	f.Create(f.endUser("skewed", withToken("skewed-token", 60, 20*time.Second)))
+	userID := f.waitForReady("skewed").Status.UserID
+	f.waitForToken("skewed-token", userID, "")
+
+	minted := f.tokenRequests()
+	time.Sleep(6 * time.Second)
+	// Renewing at half of the 10s that remain is a mint about every 5s;
+	// planning from the expiry alone mints every second.
+	if got := f.tokenRequests() - minted; got > 3 {
+		t.Errorf("%d tokens minted in 6s, want at most 3", got)
+	}
 }

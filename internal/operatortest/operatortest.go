@@ -80,6 +80,10 @@ type Settings struct {
 	APIKey          string
 	// PageSize of the emulator's user lists.
 	PageSize int
+	// SurgeNow is the emulator's clock, which issues the tokens' expiry;
+	// time.Now when nil. Another clock than the operator's plays a Surge whose
+	// clock is skewed.
+	SurgeNow func() time.Time
 	// Operator adjusts the operator's options.
 	Operator []func(*operator.Options)
 }
@@ -99,7 +103,7 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 		cluster:   cluster,
 		options:   settings.Operator,
 	}
-	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize})
+	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize, Now: settings.SurgeNow})
 	server := httptest.NewServer(w.Surge)
 	t.Cleanup(server.Close)
 	w.SurgeURL = server.URL
