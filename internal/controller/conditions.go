@@ -24,6 +24,7 @@ const (
 	ReasonAdoptedUserNotFound = "AdoptedUserNotFound"
 	ReasonDeleteFailed        = "DeleteFailed"
 	ReasonSecretNotOwned      = "SecretNotOwned"
+	ReasonSecretRejected      = "SecretRejected"
 	ReasonTokenRenewalFailing = "TokenRenewalFailing"
 	ReasonPaused              = "Paused"
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -72,6 +73,22 @@ func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUs
 			message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
 			err:     err,
 		}
+	}
+}
+
+// classifySecretWriteError turns a failed write of a token Secret into an
+// outcome. Kubernetes refusing the Secret as invalid (its own validation, or
+// an admission policy) is a stall: the same write would be refused again.
+// Its message names the rule broken and never the Secret's data.
+func classifySecretWriteError(action, name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsInvalid(err):
+		return stalled(ReasonSecretRejected,
+			"Kubernetes refused to %s token Secret %s: %v: fix spec.tokenSecret, or the policy that refuses it", action, name, err)
+	default:
+		return fmt.Errorf("%s token Secret %s: %w", action, name, err)
 	}
 }
 

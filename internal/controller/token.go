@@ -32,8 +32,15 @@ const (
 const (
 	LabelManagedBy      = "app.kubernetes.io/managed-by"
 	LabelManagedByValue = "surge-operator"
-	LabelEndUser        = "surge.app/end-user"
+	// LabelEndUser holds the uid of the SurgeEndUser the Secret belongs to:
+	// a name may be longer than the 63 characters of a label value, a uid
+	// never is.
+	LabelEndUser = "surge.app/end-user"
 )
+
+// AnnotationEndUser on a Secret the operator writes holds the name of the
+// SurgeEndUser it belongs to, for people reading the Secret.
+const AnnotationEndUser = "surge.app/end-user"
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 
@@ -154,18 +161,12 @@ func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surg
 		return err
 	}
 	if secret.ResourceVersion == "" {
-		if err := r.Create(ctx, desired); err != nil {
-			return fmt.Errorf("creating token Secret %s: %w", secret.Name, err)
-		}
-		return nil
+		return classifySecretWriteError("create", secret.Name, r.Create(ctx, desired))
 	}
 	if equality.Semantic.DeepEqual(secret, desired) {
 		return nil
 	}
-	if err := r.Update(ctx, desired); err != nil {
-		return fmt.Errorf("updating token Secret %s: %w", secret.Name, err)
-	}
-	return nil
+	return classifySecretWriteError("update", secret.Name, r.Update(ctx, desired))
 }
 
 // removeUnwantedTokenSecret deletes the Secret recorded in status when the
@@ -230,19 +231,22 @@ func secretMetadataMatches(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUse
 func desiredSecretLabels(obj *surgev1alpha1.SurgeEndUser) map[string]string {
 	labels := map[string]string{}
 	if template := obj.Spec.TokenSecret.Template; template != nil {
-		maps.Copy(labels, template.Labels)
+		for key, value := range template.Labels {
+			labels[key] = string(value)
+		}
 	}
 	labels[LabelManagedBy] = LabelManagedByValue
-	labels[LabelEndUser] = obj.Name
+	labels[LabelEndUser] = string(obj.UID)
 	return labels
 }
 
 func desiredSecretAnnotations(obj *surgev1alpha1.SurgeEndUser) map[string]string {
-	template := obj.Spec.TokenSecret.Template
-	if template == nil || len(template.Annotations) == 0 {
-		return nil
+	annotations := map[string]string{}
+	if template := obj.Spec.TokenSecret.Template; template != nil {
+		maps.Copy(annotations, template.Annotations)
 	}
-	return maps.Clone(template.Annotations)
+	annotations[AnnotationEndUser] = obj.Name
+	return annotations
 }
 
 func tokenLifetime(spec *surgev1alpha1.TokenSecretSpec) time.Duration {

@@ -1,15 +1,19 @@
 package controller_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -70,7 +74,7 @@ func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("minted", withToken("minted-token", 60, 0), func(o *surgev1alpha1.SurgeEndUser) {
 		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{
-			Labels:      map[string]string{"app": "inbox"},
+			Labels:      map[string]surgev1alpha1.LabelValue{"app": "inbox"},
 			Annotations: map[string]string{"reloader.example.com/match": "true"},
 		}
 	}))
@@ -116,7 +120,7 @@ func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 
 func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
 	f := newFixture(t)
-	f.Create(f.endUser("renewed", withToken("renewed-token", 15, 10*time.Second)))
+	f.Create(f.endUser("renewed", withToken("renewed-token", 15, 7*time.Second)))
 	userID := f.waitForReady("renewed").Status.UserID
 	first, firstClaims := f.waitForToken("renewed-token", userID, "")
 
@@ -178,7 +182,8 @@ func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
 func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("repaired", withToken("repaired-token", 900, 0)))
-	userID := f.waitForReady("repaired").Status.UserID
+	obj := f.waitForReady("repaired")
+	userID := obj.Status.UserID
 	f.waitForToken("repaired-token", userID, "")
 
 	secret, _ := f.secret("repaired-token")
@@ -190,7 +195,7 @@ func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 	f.waitForToken("repaired-token", userID, "not-a-token")
 	f.Eventually("labels restored", 10*time.Second, func() (bool, string) {
 		secret, _ := f.secret("repaired-token")
-		return secret.Labels["surge.app/end-user"] == "repaired", fmt.Sprint(secret.Labels)
+		return secret.Labels["surge.app/end-user"] == string(obj.UID), fmt.Sprint(secret.Labels)
 	})
 
 	if err := k8s.Delete(f.Ctx, secret); err != nil {
@@ -231,7 +236,7 @@ func TestRemovingOrRenamingTokenSecretCleansUp(t *testing.T) {
 
 func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 	f := newFixture(t)
-	f.Create(f.endUser("degraded", withToken("degraded-token", 15, 10*time.Second)))
+	f.Create(f.endUser("degraded", withToken("degraded-token", 15, 7*time.Second)))
 	userID := f.waitForReady("degraded").Status.UserID
 	token, claims := f.waitForToken("degraded-token", userID, "")
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
@@ -279,4 +284,89 @@ func TestSurgeClockBehindDoesNotMakeMintingHotLoop(t *testing.T) {
 	if got := f.tokenRequests() - minted; got > 3 {
 		t.Errorf("%d tokens minted in 6s, want at most 3", got)
 	}
+}
+
+func TestALongNamedResourceGetsItsTokenSecret(t *testing.T) {
+	f := newFixture(t)
+	name := "a-resource-whose-name-is-longer-than-the-sixty-three-characters-of-a-label"
+	f.Create(f.endUser(name, withToken("long-token", 900, 0)))
+	obj := f.waitForReady(name)
+	f.waitForToken("long-token", obj.Status.UserID, "")
+
+	secret, _ := f.secret("long-token")
+	if got := secret.Labels[controller.LabelEndUser]; got != string(obj.UID) {
+		t.Errorf("label %s is %q, want the resource's uid %s", controller.LabelEndUser, got, obj.UID)
+	}
+	if got := secret.Annotations[controller.AnnotationEndUser]; got != name {
+		t.Errorf("annotation %s is %q, want the resource's name", controller.AnnotationEndUser, got)
+	}
+}
+
+func TestSecretRefusedByAnAdmissionPolicyStalls(t *testing.T) {
+	f := newFixture(t)
+	f.refuseSecretsLabelled("tier", "forbidden")
+	f.Create(f.endUser("refused-secret", withToken("refused-token", 900, 0), func(o *surgev1alpha1.SurgeEndUser) {
+		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{Labels: map[string]surgev1alpha1.LabelValue{"tier": "forbidden"}}
+	}))
+
+	obj := f.waitForCondition("refused-secret", "Stalled", metav1.ConditionTrue, controller.ReasonSecretRejected)
+	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "refused-token") || !strings.Contains(msg, "tier=forbidden") {
+		t.Errorf("Ready message %q should name the Secret and the policy's reason", msg)
+	}
+	if conditionOf(obj, "Reconciling") != nil {
+		t.Errorf("Reconciling set on a stalled resource")
+	}
+}
+
+// refuseSecretsLabelled installs a ValidatingAdmissionPolicy, as a policy
+// engine would, that refuses Secrets of the fixture's namespace carrying the
+// label key=value, and waits until it is in force.
+func (f *fixture) refuseSecretsLabelled(key, value string) {
+	f.T.Helper()
+	name := "refuse-" + f.Namespace
+	reason := metav1.StatusReasonInvalid
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+					},
+				}},
+			},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: fmt.Sprintf("!has(object.metadata.labels) || !(%q in object.metadata.labels) || object.metadata.labels[%q] != %q", key, key, value),
+				Message:    fmt.Sprintf("Secrets labelled %s=%s are not allowed here", key, value),
+				Reason:     &reason,
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": f.Namespace},
+			}},
+		},
+	}
+	for _, obj := range []client.Object{policy, binding} {
+		if err := k8s.Create(f.Ctx, obj); err != nil {
+			f.T.Fatal(err)
+		}
+		f.T.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
+	}
+	f.Eventually("admission policy in force", 20*time.Second, func() (bool, string) {
+		probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: f.Namespace, Labels: map[string]string{key: value}}}
+		err := k8s.Create(f.Ctx, probe)
+		if err == nil {
+			_ = k8s.Delete(f.Ctx, probe)
+			return false, "a probe Secret was admitted"
+		}
+		return apierrors.IsInvalid(err), err.Error()
+	})
 }
