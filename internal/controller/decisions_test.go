@@ -2,6 +2,8 @@ package controller
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +69,43 @@ func TestRenewalAfterMint(t *testing.T) {
 				t.Errorf("renewal %s is not after the mint %s", got, minted)
 			}
 		})
+	}
+}
+
+func TestMergeOwnedKeys(t *testing.T) {
+	cases := []struct {
+		name    string
+		current map[string]string
+		own     map[string]string
+		written []string
+		want    map[string]string
+	}{
+		{"new Secret", nil, map[string]string{"app": "inbox"}, nil, map[string]string{"app": "inbox"}},
+		{"others' keys kept", map[string]string{"app": "inbox", "policy": "ok"}, map[string]string{"app": "inbox"}, []string{"app"}, map[string]string{"app": "inbox", "policy": "ok"}},
+		{"own key corrected", map[string]string{"app": "edited"}, map[string]string{"app": "inbox"}, []string{"app"}, map[string]string{"app": "inbox"}},
+		{"key dropped from the template removed", map[string]string{"app": "inbox", "tier": "web", "policy": "ok"}, map[string]string{"app": "inbox"}, []string{"app", "tier"}, map[string]string{"app": "inbox", "policy": "ok"}},
+		{"key never written is not the operator's to remove", map[string]string{"tier": "web"}, map[string]string{}, nil, map[string]string{"tier": "web"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mergeOwnedKeys(tc.current, tc.own, tc.written); !maps.Equal(got, tc.want) {
+				t.Errorf("mergeOwnedKeys = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTemplateKeysRoundTrip(t *testing.T) {
+	value := formatTemplateKeys(map[string]string{"tier": "web", "app": "inbox"}, map[string]string{"example.com/match": "true"})
+	if value != "labels=app,tier;annotations=example.com/match" {
+		t.Errorf("formatted %q", value)
+	}
+	labels, annotations := parseTemplateKeys(value)
+	if !slices.Equal(labels, []string{"app", "tier"}) || !slices.Equal(annotations, []string{"example.com/match"}) {
+		t.Errorf("parsed %v %v", labels, annotations)
+	}
+	if labels, annotations := parseTemplateKeys(formatTemplateKeys(nil, nil)); labels != nil || annotations != nil {
+		t.Errorf("an empty template parsed as %v %v", labels, annotations)
 	}
 }
 

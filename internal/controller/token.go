@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,9 +40,17 @@ const (
 	LabelEndUser = "surge.app/end-user"
 )
 
-// AnnotationEndUser on a Secret the operator writes holds the name of the
-// SurgeEndUser it belongs to, for people reading the Secret.
-const AnnotationEndUser = "surge.app/end-user"
+// Annotations of every Secret the operator writes.
+const (
+	// AnnotationEndUser holds the name of the SurgeEndUser the Secret
+	// belongs to, for people reading the Secret.
+	AnnotationEndUser = "surge.app/end-user"
+	// AnnotationTemplateKeys lists the label and annotation keys the
+	// operator wrote from spec.tokenSecret.template, so that a key later
+	// dropped from the template is removed while keys that others (a
+	// policy engine, a mutating webhook) add to the Secret are left alone.
+	AnnotationTemplateKeys = "surge.app/template-keys"
+)
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 
@@ -155,8 +165,7 @@ func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surg
 		SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),
 		SecretKeyUserID:    []byte(obj.Status.UserID),
 	}
-	desired.Labels = desiredSecretLabels(obj)
-	desired.Annotations = desiredSecretAnnotations(obj)
+	desired.Labels, desired.Annotations = secretMetadata(secret, obj)
 	if err := controllerutil.SetControllerReference(obj, desired, r.Scheme()); err != nil {
 		return err
 	}
@@ -223,30 +232,71 @@ func ownedBy(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
 }
 
 func secretMetadataMatches(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
-	return ownedBy(secret, obj) &&
-		maps.Equal(secret.Labels, desiredSecretLabels(obj)) &&
-		maps.Equal(secret.Annotations, desiredSecretAnnotations(obj))
+	labels, annotations := secretMetadata(secret, obj)
+	return ownedBy(secret, obj) && maps.Equal(secret.Labels, labels) && maps.Equal(secret.Annotations, annotations)
 }
 
-func desiredSecretLabels(obj *surgev1alpha1.SurgeEndUser) map[string]string {
-	labels := map[string]string{}
+// secretMetadata is the labels and annotations secret must have: the keys
+// the operator owns set as the spec says, template keys it wrote earlier and
+// the template no longer has removed, and every other key kept as it is.
+func secretMetadata(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) (labels, annotations map[string]string) {
+	templateLabels, templateAnnotations := map[string]string{}, map[string]string{}
 	if template := obj.Spec.TokenSecret.Template; template != nil {
 		for key, value := range template.Labels {
-			labels[key] = string(value)
+			templateLabels[key] = string(value)
 		}
+		maps.Copy(templateAnnotations, template.Annotations)
 	}
-	labels[LabelManagedBy] = LabelManagedByValue
-	labels[LabelEndUser] = string(obj.UID)
-	return labels
+	writtenLabels, writtenAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
+
+	ownLabels := maps.Clone(templateLabels)
+	ownLabels[LabelManagedBy] = LabelManagedByValue
+	ownLabels[LabelEndUser] = string(obj.UID)
+	ownAnnotations := maps.Clone(templateAnnotations)
+	ownAnnotations[AnnotationEndUser] = obj.Name
+	ownAnnotations[AnnotationTemplateKeys] = formatTemplateKeys(templateLabels, templateAnnotations)
+	return mergeOwnedKeys(secret.Labels, ownLabels, writtenLabels),
+		mergeOwnedKeys(secret.Annotations, ownAnnotations, writtenAnnotations)
 }
 
-func desiredSecretAnnotations(obj *surgev1alpha1.SurgeEndUser) map[string]string {
-	annotations := map[string]string{}
-	if template := obj.Spec.TokenSecret.Template; template != nil {
-		maps.Copy(annotations, template.Annotations)
+// mergeOwnedKeys sets own over current and removes the keys once written
+// that own no longer has.
+func mergeOwnedKeys(current, own map[string]string, written []string) map[string]string {
+	merged := maps.Clone(current)
+	if merged == nil {
+		merged = map[string]string{}
 	}
-	annotations[AnnotationEndUser] = obj.Name
-	return annotations
+	for _, key := range written {
+		if _, kept := own[key]; !kept {
+			delete(merged, key)
+		}
+	}
+	maps.Copy(merged, own)
+	return merged
+}
+
+// formatTemplateKeys writes the template's keys as
+// "labels=a,b;annotations=c", sorted; label and annotation keys never
+// contain ',', ';' or '='.
+func formatTemplateKeys(labels, annotations map[string]string) string {
+	return "labels=" + strings.Join(slices.Sorted(maps.Keys(labels)), ",") +
+		";annotations=" + strings.Join(slices.Sorted(maps.Keys(annotations)), ",")
+}
+
+func parseTemplateKeys(value string) (labels, annotations []string) {
+	for part := range strings.SplitSeq(value, ";") {
+		kind, keys, _ := strings.Cut(part, "=")
+		if keys == "" {
+			continue
+		}
+		switch kind {
+		case "labels":
+			labels = strings.Split(keys, ",")
+		case "annotations":
+			annotations = strings.Split(keys, ",")
+		}
+	}
+	return labels, annotations
 }
 
 func tokenLifetime(spec *surgev1alpha1.TokenSecretSpec) time.Duration {

@@ -370,3 +370,65 @@ func (f *fixture) refuseSecretsLabelled(key, value string) {
 		return apierrors.IsInvalid(err), err.Error()
 	})
 }
+
+func TestKeepsSecretMetadataWrittenByOthers(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("shared", withToken("shared-token", 900, 0), func(o *surgev1alpha1.SurgeEndUser) {
+		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{
+			Labels:      map[string]surgev1alpha1.LabelValue{"app": "inbox", "tier": "web"},
+			Annotations: map[string]string{"reloader.example.com/match": "true"},
+		}
+	}))
+	f.waitForToken("shared-token", f.waitForReady("shared").Status.UserID, "")
+
+	// A policy engine puts its label back whenever it is missing, as a
+	// mutating admission webhook does on every write.
+	const policyLabel = "policy.example.com/checked"
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			secret, err := f.secret("shared-token")
+			if err != nil || secret.Labels[policyLabel] == "true" {
+				continue
+			}
+			secret.Labels[policyLabel] = "true"
+			_ = k8s.Update(f.Ctx, secret)
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+	f.Eventually("the policy engine's label on the Secret", 10*time.Second, func() (bool, string) {
+		secret, _ := f.secret("shared-token")
+		return secret.Labels[policyLabel] == "true", fmt.Sprint(secret.Labels)
+	})
+
+	versions := map[string]bool{}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		secret, _ := f.secret("shared-token")
+		versions[secret.ResourceVersion] = true
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(versions) > 2 {
+		t.Errorf("the Secret was written %d times in 3s while nothing changed: the operator fights the policy engine", len(versions)-1)
+	}
+
+	f.Update("shared", func(o *surgev1alpha1.SurgeEndUser) {
+		delete(o.Spec.TokenSecret.Template.Labels, "tier")
+	})
+	f.Eventually("the label removed from the template removed from the Secret", 10*time.Second, func() (bool, string) {
+		secret, _ := f.secret("shared-token")
+		_, tier := secret.Labels["tier"]
+		return !tier && secret.Labels["app"] == "inbox" && secret.Labels[policyLabel] == "true" &&
+			secret.Annotations["reloader.example.com/match"] == "true", fmt.Sprint(secret.Labels)
+	})
+}
