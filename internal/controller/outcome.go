@@ -156,6 +156,19 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 	}
 }
 
+// startingOutcome is the status of a resource before its first calls to
+// Surge, which may take minutes: kstatus reads a resource without conditions
+// as Current, so Reconciling says that work is under way.
+func startingOutcome() outcomeResult {
+	const message = "Bringing the end user in Surge in line with the spec"
+	return outcomeResult{
+		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown,
+			Reason: ReasonProgressing, Message: message},
+		reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+			Reason: ReasonProgressing, Message: message},
+	}
+}
+
 // apply writes the outcome into status: the three conditions and, for a
 // final outcome, the observed generation.
 func (o outcomeResult) apply(status *surgev1alpha1.SurgeEndUserStatus, generation int64) {

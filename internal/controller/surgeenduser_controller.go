@@ -84,6 +84,9 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{RequeueAfter: shortestWait(userWait, tokenWait)}, nil
 	}
 
+	if err := r.announceStart(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
 	original := obj.DeepCopy()
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
@@ -97,9 +100,9 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return r.finish(ctx, original, obj, err, userDue)
 }
 
-// finish is the one place that writes status: it maps the outcome to
-// conditions, patches status only when it changed, and then removes a create
-// marker that the recorded user id has made moot.
+// finish is where a reconcile's outcome becomes status: it maps the outcome
+// to conditions, writes status only when it changed, and then removes a
+// create marker that the recorded user id has made moot.
 func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
 	var outcome outcomeResult
 	resync := r.jitteredResync()
@@ -119,14 +122,8 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
-	if !equality.Semantic.DeepEqual(original.Status, obj.Status) {
-		// The base carries the current metadata, so that the patch holds the
-		// status alone and no stale resourceVersion.
-		base := obj.DeepCopy()
-		base.Status = original.Status
-		if patchErr := r.Status().Patch(ctx, obj, client.MergeFrom(base)); patchErr != nil {
-			return ctrl.Result{}, fmt.Errorf("recording status: %w", patchErr)
-		}
+	if err := r.writeStatus(ctx, original, obj); err != nil {
+		return ctrl.Result{}, err
 	}
 	if outcome.final && userChecked {
 		r.checks.record(obj, r.Clock.Now().Add(resync))
@@ -139,6 +136,32 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		}
 	}
 	return outcome.result()
+}
+
+// announceStart sets Reconciling on a resource that has no Ready condition
+// yet, before its first calls to Surge.
+func (r *SurgeEndUserReconciler) announceStart(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	if apimeta.FindStatusCondition(obj.Status.Conditions, ConditionReady) != nil {
+		return nil
+	}
+	original := obj.DeepCopy()
+	startingOutcome().apply(&obj.Status, obj.Generation)
+	return r.writeStatus(ctx, original, obj)
+}
+
+// writeStatus patches the status of obj when it differs from original's.
+func (r *SurgeEndUserReconciler) writeStatus(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) error {
+	if equality.Semantic.DeepEqual(original.Status, obj.Status) {
+		return nil
+	}
+	// The base carries the current metadata, so that the patch holds the
+	// status alone and no stale resourceVersion.
+	base := obj.DeepCopy()
+	base.Status = original.Status
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("recording status: %w", err)
+	}
+	return nil
 }
 
 // reconcilePaused makes no call to Surge, deletion included, and says so in

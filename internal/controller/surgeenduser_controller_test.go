@@ -438,3 +438,24 @@ func TestProxy404DuringDeletionKeepsTheFinalizer(t *testing.T) {
 		t.Errorf("remote user %s outlived its resource", userID)
 	}
 }
+
+func TestNewResourceSaysReconcilingBeforeSurgeAnswers(t *testing.T) {
+	f := newFixture(t)
+	f.Surge.SetLatency(3 * time.Second)
+	f.Create(f.endUser("fresh"))
+
+	obj := f.waitForCondition("fresh", "Reconciling", metav1.ConditionTrue, "")
+	for _, request := range f.Surge.Requests() {
+		if request.Status != 0 {
+			t.Fatalf("Reconciling was written only after Surge answered %s %s", request.Method, request.Path)
+		}
+	}
+	if ready := conditionOf(obj, "Ready"); ready == nil || ready.Status == metav1.ConditionTrue {
+		t.Errorf("Ready %+v on a resource not yet in Surge, want it present and not True", ready)
+	}
+
+	f.Surge.SetLatency(0)
+	if obj := f.waitForReady("fresh"); conditionOf(obj, "Reconciling") != nil {
+		t.Errorf("Reconciling left on a Ready resource")
+	}
+}
