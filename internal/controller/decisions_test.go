@@ -178,7 +178,7 @@ func TestCheckTracker(t *testing.T) {
 	if due, _ := tracker.due(obj, now); !due {
 		t.Fatal("never checked, yet not due")
 	}
-	tracker.record(obj, now.Add(time.Minute))
+	tracker.record(obj, now.Add(time.Minute), nil)
 	if due, wait := tracker.due(obj, now.Add(10*time.Second)); due || wait != 50*time.Second {
 		t.Errorf("checked 10s ago: due=%v wait=%s, want not due for 50s", due, wait)
 	}
@@ -199,6 +199,89 @@ func TestCheckTracker(t *testing.T) {
 	recreated.UID = "u2"
 	if due, _ := tracker.due(recreated, now); !due {
 		t.Error("a new resource of the same name, yet not due")
+	}
+}
+
+func TestCheckTrackerKeepsTheStallUntilTheNextCheck(t *testing.T) {
+	tracker := newCheckTracker()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
+	refused := stalled(ReasonRequestRejected, "refused")
+
+	tracker.record(obj, now.Add(time.Minute), refused)
+	if got := tracker.standingStall(obj); got != refused {
+		t.Errorf("standing stall %v, want %v", got, refused)
+	}
+	changed := obj.DeepCopy()
+	changed.Generation = 3
+	if got := tracker.standingStall(changed); got != nil {
+		t.Errorf("a stall of generation 2 stands for generation 3: %v", got)
+	}
+	tracker.record(obj, now.Add(time.Minute), nil)
+	if got := tracker.standingStall(obj); got != nil {
+		t.Errorf("a stall stands after a successful check: %v", got)
+	}
+}
+
+func TestTokenStepRuns(t *testing.T) {
+	transient := classifySurgeError("read the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	cases := []struct {
+		name    string
+		userErr error
+		userID  string
+		want    bool
+	}{
+		{"user in order", nil, "usr_1", true},
+		{"Surge refuses the spec of a known user", stalled(ReasonRequestRejected, "refused"), "usr_1", true},
+		{"Surge refused the create: no user", stalled(ReasonRequestRejected, "refused"), "", false},
+		{"key rejected: a mint would be too", stalled(ReasonAPIKeyRejected, "key"), "usr_1", false},
+		{"adopted user gone", stalled(ReasonAdoptedUserNotFound, "gone"), "usr_1", false},
+		{"user in doubt", transient, "usr_1", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tokenStepRuns(tc.userErr, tc.userID); got != tc.want {
+				t.Errorf("tokenStepRuns = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSummarizeSteps(t *testing.T) {
+	resync := 10 * time.Minute
+	refused := stalled(ReasonRequestRejected, "Surge refused to update the end user")
+	transient := classifySurgeError("mint a component token", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	cases := []struct {
+		name         string
+		err          error
+		ready        metav1.ConditionStatus
+		reason       string
+		stalled      bool
+		requeueAfter time.Duration
+		retried      bool
+	}{
+		{"both steps in order", joinSteps(nil, nil), metav1.ConditionTrue, ReasonSynced, false, resync, false},
+		{"token step failed alone", joinSteps(nil, transient), metav1.ConditionFalse, ReasonSurgeUnavailable, false, 0, true},
+		{"user stalled, token renewed", joinSteps(refused, nil), metav1.ConditionFalse, ReasonRequestRejected, true, resync, false},
+		{"user stalled, token renewal failing", joinSteps(refused, &degradedError{message: "renewal failed", err: transient}), metav1.ConditionFalse, ReasonRequestRejected, true, 0, true},
+		{"user stalled, token stalled", joinSteps(refused, stalled(ReasonSecretNotOwned, "not ours")), metav1.ConditionFalse, ReasonRequestRejected, true, resync, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			outcome := summarize(tc.err, "ok", resync)
+			status := &surgev1alpha1.SurgeEndUserStatus{}
+			outcome.apply(status, 1)
+			result, err := outcome.result()
+			if ready := findCondition(status, ConditionReady); ready.Status != tc.ready || ready.Reason != tc.reason {
+				t.Errorf("Ready = %s/%s, want %s/%s", ready.Status, ready.Reason, tc.ready, tc.reason)
+			}
+			if got := findCondition(status, ConditionStalled) != nil; got != tc.stalled {
+				t.Errorf("Stalled present = %v, want %v", got, tc.stalled)
+			}
+			if (err != nil) != tc.retried || result.RequeueAfter != tc.requeueAfter {
+				t.Errorf("result %+v, %v; want requeue after %s, retry %v", result, err, tc.requeueAfter, tc.retried)
+			}
+		})
 	}
 }
 

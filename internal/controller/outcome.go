@@ -76,6 +76,61 @@ func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUs
 	}
 }
 
+// stepsError is the outcome of a reconcile that ran the token step after
+// the user step: the user step's error, if any, then the token step's.
+type stepsError struct {
+	user  error
+	token error
+}
+
+func (e *stepsError) Error() string {
+	switch {
+	case e.user == nil:
+		return e.token.Error()
+	case e.token == nil:
+		return e.user.Error()
+	}
+	return e.user.Error() + "; " + e.token.Error()
+}
+
+func (e *stepsError) Unwrap() []error { return []error{e.user, e.token} }
+
+// joinSteps is the outcome of a user step and the token step that followed.
+func joinSteps(user, token error) error {
+	if user == nil && token == nil {
+		return nil
+	}
+	return &stepsError{user: user, token: token}
+}
+
+// tokenStepRuns says whether the token step runs after a user step that
+// ended with userErr. A stall of the user check whose cause has nothing to
+// do with tokens (Surge refusing the spec) must not let a valid token
+// expire, as long as the user is known to exist; any other failure of the
+// user step leaves the user in doubt, or the key rejected, and a mint would
+// fail too.
+func tokenStepRuns(userErr error, userID string) bool {
+	if userErr == nil {
+		return true
+	}
+	var stall *stalledError
+	return userID != "" && errors.As(userErr, &stall) && stall.reason == ReasonRequestRejected
+}
+
+// userStallOf is the stall of the user step within err, the outcome of a
+// reconcile; nil when the user step did not stall.
+func userStallOf(err error) error {
+	var steps *stepsError
+	if errors.As(err, &steps) {
+		err = steps.user
+	}
+	var stall *stalledError
+	if errors.As(err, &stall) {
+		return stall
+	}
+	return nil
+}
+
 // classifySecretWriteError turns a failed write of a token Secret into an
 // outcome. Kubernetes refusing the Secret as invalid (its own validation, or
 // an admission policy) is a stall: the same write would be refused again.
@@ -110,6 +165,10 @@ type outcomeResult struct {
 // summarize maps the outcome of a reconcile to conditions and a requeue.
 // It is the only place that decides either.
 func summarize(err error, successMessage string, resync time.Duration) outcomeResult {
+	var steps *stepsError
+	if errors.As(err, &steps) {
+		return summarizeSteps(steps, successMessage, resync)
+	}
 	var stall *stalledError
 	var transient *transientError
 	var degraded *degradedError
@@ -154,6 +213,29 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 			retryErr: err,
 		}
 	}
+}
+
+// summarizeSteps maps the outcome of both steps. A stalled user step stays
+// the resource's condition whatever the token step did; a token step that
+// failed after it is still retried with backoff, unless it stalled too.
+func summarizeSteps(steps *stepsError, successMessage string, resync time.Duration) outcomeResult {
+	if steps.user == nil {
+		return summarize(steps.token, successMessage, resync)
+	}
+	outcome := summarize(steps.user, successMessage, resync)
+	if steps.token == nil {
+		return outcome
+	}
+	outcome.ready.Message += "; " + steps.token.Error()
+	if outcome.stalled != nil {
+		outcome.stalled.Message = outcome.ready.Message
+	}
+	var tokenStall *stalledError
+	if !errors.As(steps.token, &tokenStall) {
+		outcome.retryErr = steps.token
+		outcome.requeueAfter = 0
+	}
+	return outcome
 }
 
 // startingOutcome is the status of a resource before its first calls to

@@ -73,10 +73,14 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	userDue, userWait := r.checks.due(obj, r.Clock.Now())
-	// Between user checks the token is looked after on its own, but only for
-	// a user known to be in order.
+	// Between user checks the token is looked after on its own, whatever
+	// became of its last renewal, under the outcome of the last check.
+	var userErr error
+	if !userDue {
+		userErr = r.checks.standingStall(obj)
+	}
 	tokenDue, tokenWait := false, time.Duration(0)
-	if !userDue && isReady(obj) {
+	if !userDue && obj.Status.UserID != "" && tokenStepRuns(userErr, obj.Status.UserID) {
 		tokenDue, tokenWait = r.tokenDue(ctx, obj)
 	}
 	log.FromContext(ctx).V(1).Info("Reconciling", "userCheckDue", userDue, "tokenDue", tokenDue)
@@ -90,12 +94,12 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	original := obj.DeepCopy()
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	var err error
 	if userDue {
-		err = r.reconcileUser(remoteCtx, obj)
+		userErr = r.reconcileUser(remoteCtx, obj)
 	}
-	if err == nil {
-		err = r.reconcileToken(remoteCtx, obj)
+	err := userErr
+	if tokenStepRuns(userErr, obj.Status.UserID) {
+		err = joinSteps(userErr, r.reconcileToken(remoteCtx, obj))
 	}
 	return r.finish(ctx, original, obj, err, userDue)
 }
@@ -126,7 +130,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		return ctrl.Result{}, err
 	}
 	if outcome.final && userChecked {
-		r.checks.record(obj, r.Clock.Now().Add(resync))
+		r.checks.record(obj, r.Clock.Now().Add(resync), userStallOf(err))
 	}
 	if obj.Status.UserID != "" && hasCreatePending(obj) {
 		if patchErr := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
@@ -217,10 +221,6 @@ func shortestWait(waits ...time.Duration) time.Duration {
 		}
 	}
 	return shortest
-}
-
-func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
-	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
 }
 
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {

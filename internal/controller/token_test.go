@@ -432,3 +432,47 @@ func TestKeepsSecretMetadataWrittenByOthers(t *testing.T) {
 			secret.Annotations["reloader.example.com/match"] == "true", fmt.Sprint(secret.Labels)
 	})
 }
+
+func TestExpiredTokenIsMintedSoonAfterSurgeRecovers(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("lapsed", withToken("lapsed-token", 15, 7*time.Second)))
+	userID := f.waitForReady("lapsed").Status.UserID
+	token, _ := f.waitForToken("lapsed-token", userID, "")
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
+	f.Eventually("the token expired while Surge fails", 40*time.Second, func() (bool, string) {
+		ready := conditionOf(f.Get("lapsed"), "Ready")
+		return ready != nil && ready.Reason == controller.ReasonSurgeUnavailable, fmt.Sprintf("Ready %+v", ready)
+	})
+
+	f.Surge.ClearFaults()
+	// Retried with backoff, not left until the resync ten minutes away.
+	f.waitForTokenWithin(30*time.Second, "lapsed-token", userID, token)
+	f.waitForReady("lapsed")
+}
+
+func TestTokenStaysFreshWhileTheUserCheckStalls(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("stuck", withToken("stuck-token", 15, 7*time.Second)))
+	userID := f.waitForReady("stuck").Status.UserID
+	f.waitForToken("stuck-token", userID, "")
+
+	// Someone changes the user in Surge and Surge refuses to patch it back:
+	// the user check stalls, for a reason that has nothing to do with tokens.
+	f.Surge.EditUser(userID, func(u *emulator.User) { u.FirstName = "Changed" })
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPatch, PathPrefix: "/users/" + userID, Status: http.StatusUnprocessableEntity})
+	f.Update("stuck", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+	})
+	f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
+	secret, _ := f.secret("stuck-token")
+	stalledToken := string(secret.Data["token"])
+
+	_, claims := f.waitForToken("stuck-token", userID, stalledToken)
+	if !claims.ExpiresAt.After(time.Now()) {
+		t.Errorf("the token minted while stalled expired already at %s", claims.ExpiresAt)
+	}
+	obj := f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
+	if ready := conditionOf(obj, "Ready"); ready.Status != metav1.ConditionFalse || ready.Reason != controller.ReasonRequestRejected {
+		t.Errorf("Ready %+v, want the stall to stay visible while the token is renewed", ready)
+	}
+}
