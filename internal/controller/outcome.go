@@ -34,6 +34,9 @@ type transientError struct {
 	reason  string
 	message string
 	err     error
+	// retryAfter, when set, is the wait Surge asked for, which replaces the
+	// backoff.
+	retryAfter time.Duration
 }
 
 func (e *transientError) Error() string { return e.message }
@@ -68,11 +71,16 @@ func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUs
 		return stalled(ReasonRequestRejected,
 			"Surge refused to %s: %s: fix the spec", action, apiErr.Error())
 	default:
-		return &transientError{
+		transient := &transientError{
 			reason:  ReasonSurgeUnavailable,
 			message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
 			err:     err,
 		}
+		if wait := surge.DeferredRetry(err); wait > 0 {
+			transient.retryAfter = wait
+			transient.message = fmt.Sprintf("failed to %s, will retry in %s as Surge asked: %v", action, wait.Round(time.Second), err)
+		}
+		return transient
 	}
 }
 
@@ -197,13 +205,17 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 			requeueAfter: resync,
 		}
 	case errors.As(err, &transient):
-		return outcomeResult{
+		outcome := outcomeResult{
 			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
 				Reason: transient.reason, Message: transient.message},
 			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
 				Reason: transient.reason, Message: transient.message},
 			retryErr: err,
 		}
+		if transient.retryAfter > 0 {
+			outcome.retryErr, outcome.requeueAfter = nil, transient.retryAfter
+		}
+		return outcome
 	default:
 		return outcomeResult{
 			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,

@@ -117,7 +117,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
 		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync)
-		if token := obj.Status.Token; token != nil && outcome.requeueAfter > 0 {
+		if token := obj.Status.Token; token != nil && outcome.final && outcome.requeueAfter > 0 {
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
 		outcome.apply(&obj.Status, obj.Generation)

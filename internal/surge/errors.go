@@ -197,3 +197,14 @@ func IsRetryable(err error) bool {
 	_, noResponse := errors.AsType[*transportError](err)
 	return noResponse
 }
+
+// DeferredRetry is the wait the server asked for before a retry, when it is
+// longer than the client spends inside one call and so was not waited out:
+// the caller should come back after it. It is 0 for any other error.
+func DeferredRetry(err error) time.Duration {
+	e, ok := asError(err)
+	if !ok || e.RetryAfter <= maxHonouredRetryAfter {
+		return 0
+	}
+	return e.RetryAfter
+}
