@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -73,6 +74,15 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	userDue, userWait := r.checks.due(obj, r.Clock.Now())
+	if !userDue && !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		// Removed by hand: put back at once, not at the next user check,
+		// which is the step that adds it otherwise.
+		if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+			controllerutil.AddFinalizer(o, Finalizer)
+		}); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	// Between user checks the token is looked after on its own, whatever
 	// became of its last renewal, under the outcome of the last check.
 	var userErr error

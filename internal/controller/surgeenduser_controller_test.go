@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -458,4 +459,18 @@ func TestNewResourceSaysReconcilingBeforeSurgeAnswers(t *testing.T) {
 	if obj := f.waitForReady("fresh"); conditionOf(obj, "Reconciling") != nil {
 		t.Errorf("Reconciling left on a Ready resource")
 	}
+}
+
+func TestFinalizerRemovedByHandIsRestoredAtOnce(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("unguarded"))
+	f.waitForReady("unguarded")
+
+	f.Update("unguarded", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Finalizers = slices.DeleteFunc(o.Finalizers, func(s string) bool { return s == controller.Finalizer })
+	})
+	f.Eventually("finalizer restored", 5*time.Second, func() (bool, string) {
+		obj := f.Get("unguarded")
+		return containsString(obj.Finalizers, controller.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
+	})
 }
