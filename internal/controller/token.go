@@ -59,7 +59,7 @@ const (
 // spec no longer names. It sets status.token.
 func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
 	spec := obj.Spec.TokenSecret
-	if err := r.removeUnwantedTokenSecret(ctx, obj); err != nil {
+	if err := r.removeUnwantedTokenSecrets(ctx, obj); err != nil {
 		return err
 	}
 	if spec == nil {
@@ -178,26 +178,41 @@ func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surg
 	return classifySecretWriteError("update", secret.Name, r.Update(ctx, desired))
 }
 
-// removeUnwantedTokenSecret deletes the Secret recorded in status when the
-// spec no longer names it (tokenSecret removed or renamed).
-func (r *SurgeEndUserReconciler) removeUnwantedTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
-	status := obj.Status.Token
-	if status == nil || (obj.Spec.TokenSecret != nil && obj.Spec.TokenSecret.Name == status.SecretName) {
-		return nil
+// removeUnwantedTokenSecrets deletes the Secrets of obj that the spec no
+// longer names: the one recorded in status (tokenSecret removed or renamed),
+// and any other it owns, such as one created by a rename whose status write
+// failed before the spec was renamed again.
+func (r *SurgeEndUserReconciler) removeUnwantedTokenSecrets(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	wanted := ""
+	if obj.Spec.TokenSecret != nil {
+		wanted = obj.Spec.TokenSecret.Name
 	}
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: status.SecretName}, secret)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	owned := &corev1.SecretList{}
+	if err := r.List(ctx, owned, client.InNamespace(obj.Namespace), client.MatchingLabels{LabelEndUser: string(obj.UID)}); err != nil {
 		return err
 	}
-	if !ownedBy(secret, obj) {
-		return nil
+	candidates := owned.Items
+	// A Secret written before LabelEndUser held the uid is found by its
+	// name in status.
+	if status := obj.Status.Token; status != nil && status.SecretName != wanted &&
+		!slices.ContainsFunc(candidates, func(s corev1.Secret) bool { return s.Name == status.SecretName }) {
+		recorded := corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: status.SecretName}, &recorded)
+		if client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		if err == nil {
+			candidates = append(candidates, recorded)
+		}
 	}
-	if err := r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting token Secret %s: %w", secret.Name, err)
+	for i := range candidates {
+		secret := &candidates[i]
+		if secret.Name == wanted || !ownedBy(secret, obj) {
+			continue
+		}
+		if err := r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting token Secret %s: %w", secret.Name, err)
+		}
 	}
 	return nil
 }

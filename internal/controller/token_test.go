@@ -476,3 +476,36 @@ func TestTokenStaysFreshWhileTheUserCheckStalls(t *testing.T) {
 		t.Errorf("Ready %+v, want the stall to stay visible while the token is renewed", ready)
 	}
 }
+
+func TestSecretLeftByAnUnrecordedRenameIsRemoved(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("renamed", withToken("current-token", 900, 0)))
+	obj := f.waitForReady("renamed")
+	f.waitForToken("current-token", obj.Status.UserID, "")
+
+	// What a rename leaves when the status write that follows it fails and
+	// the spec is renamed again: a Secret of this resource that neither the
+	// spec nor status names.
+	stray := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name:      "intermediate-token",
+		Namespace: f.Namespace,
+		Labels:    map[string]string{controller.LabelManagedBy: controller.LabelManagedByValue, controller.LabelEndUser: string(obj.UID)},
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: surgev1alpha1.GroupVersion.String(), Kind: "SurgeEndUser", Name: obj.Name, UID: obj.UID,
+			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+		}},
+	}}
+	if err := k8s.Create(f.Ctx, stray); err != nil {
+		t.Fatal(err)
+	}
+	f.Update("renamed", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+	})
+	f.Eventually("the stray Secret removed", 10*time.Second, func() (bool, string) {
+		_, err := f.secret("intermediate-token")
+		return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprint(err)
+	})
+	if _, err := f.secret("current-token"); err != nil {
+		t.Errorf("the Secret the spec names: %v", err)
+	}
+}
