@@ -136,8 +136,8 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
-	if err := r.writeStatus(ctx, original, obj); err != nil {
-		return ctrl.Result{}, err
+	if writeErr := r.writeStatus(ctx, original, obj); writeErr != nil {
+		return ctrl.Result{}, writeErr
 	}
 	if outcome.final && userChecked {
 		r.checks.record(obj, r.Clock.Now().Add(resync), userStallOf(err))
