@@ -20,6 +20,7 @@ func main() {
 		defaultURL = fromEnv
 	}
 	flag.StringVar(&opts.SurgeAPIURL, "surge-api-url", defaultURL, "Base URL of the Surge API (env SURGE_API_URL).")
+	flag.BoolVar(&opts.AllowInsecureSurgeAPIURL, "allow-insecure-surge-api-url", false, "Accept a plain http:// --surge-api-url on a host other than localhost, which sends the API key in clear; for a trusted network only.")
 	flag.DurationVar(&opts.ResyncInterval, "resync-interval", operator.DefaultResyncInterval, "How often a settled SurgeEndUser is compared with Surge.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "How many SurgeEndUsers are reconciled at once.")
 	flag.Float64Var(&opts.SurgeRequestsPerSecond, "surge-requests-per-second", operator.DefaultSurgeRequestsPerSecond, "Client-side limit on Surge API requests per second, shared by all reconciles; keep it under Surge's own limit (a negative value: no limit).")

@@ -58,11 +58,14 @@ type SurgeEndUserSpec struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="photoURL must be an absolute http or https URL"
 	PhotoURL string `json:"photoURL,omitempty"`
 
-	// Metadata holds free key/value pairs stored on the end user. Keys starting
+	// Metadata holds free key/value pairs stored on the end user: at most 64,
+	// keys of at most 64 characters, values of at most 512. Keys starting
 	// with surge-operator/ are reserved for the operator.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('surge-operator/'))",message="metadata keys starting with surge-operator/ are reserved for the operator"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 64)",message="metadata keys must be at most 64 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 512)",message="metadata values must be at most 512 characters"
 	Metadata map[string]string `json:"metadata,omitempty"`
 
 	// UserID adopts an existing Surge end user (usr_...) instead of creating a
@@ -100,7 +103,7 @@ type ProjectReference struct {
 }
 
 // TokenSecretSpec describes the Secret that holds the end user's component token.
-// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore).getSeconds() < (has(self.durationSeconds) ? self.durationSeconds : 900)",message="renewBefore must be shorter than the token lifetime (durationSeconds)"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore).getSeconds() * 2 <= (has(self.durationSeconds) ? self.durationSeconds : 900)",message="renewBefore must be at most half the token lifetime (durationSeconds), so that each token is used at least as long as the next one is kept in reserve"
 type TokenSecretSpec struct {
 	// Name of the Secret, in the namespace of the SurgeEndUser.
 	// +required
@@ -117,7 +120,7 @@ type TokenSecretSpec struct {
 	DurationSeconds int32 `json:"durationSeconds,omitempty"`
 
 	// RenewBefore is how long before expiry a new token is minted, such as
-	// "5m". It must be shorter than the lifetime. Defaults to a third of the
+	// "5m". It must be at most half the lifetime. Defaults to a third of the
 	// lifetime.
 	// +optional
 	// +kubebuilder:validation:Type=string
@@ -132,13 +135,25 @@ type TokenSecretSpec struct {
 
 // SecretTemplate holds extra metadata for a Secret the operator writes.
 type SecretTemplate struct {
-	// Labels added to the Secret.
+	// Labels added to the Secret: at most 32, with the key and value syntax
+	// of Kubernetes labels.
 	// +optional
-	Labels map[string]string `json:"labels,omitempty"`
-	// Annotations added to the Secret.
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule=`self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!k.contains('/') || size(k.split('/')[0]) <= 253))`,message="template label keys must be Kubernetes label keys: an optional DNS subdomain prefix and /, then a name of at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule=`self.all(k, self[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))`,message="template label values must be Kubernetes label values: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+	Labels map[string]LabelValue `json:"labels,omitempty"`
+	// Annotations added to the Secret: at most 32, with the key syntax of
+	// Kubernetes annotations and values of at most 4096 characters.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule=`self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!k.contains('/') || size(k.split('/')[0]) <= 253))`,message="template annotation keys must be Kubernetes annotation keys: an optional DNS subdomain prefix and /, then a name of at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 4096)",message="template annotation values must be at most 4096 characters"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
+
+// LabelValue is the value of a Kubernetes label.
+// +kubebuilder:validation:MaxLength=63
+type LabelValue string
 
 // SurgeEndUserStatus is the observed state of a SurgeEndUser.
 type SurgeEndUserStatus struct {

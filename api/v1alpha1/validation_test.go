@@ -114,7 +114,17 @@ spec:
 		{"unknown deletionPolicy", validManifest + "  deletionPolicy: Keep\n", `spec.deletionPolicy: Unsupported value: "Keep"`},
 		{"durationSeconds too short", validManifest + "  tokenSecret: {name: t, durationSeconds: 14}\n", "spec.tokenSecret.durationSeconds: Invalid value: 14"},
 		{"durationSeconds too long", validManifest + "  tokenSecret: {name: t, durationSeconds: 3601}\n", "spec.tokenSecret.durationSeconds: Invalid value: 3601"},
-		{"renewBefore not shorter than the lifetime", validManifest + "  tokenSecret: {name: t, durationSeconds: 60, renewBefore: 1m}\n", "renewBefore must be shorter than the token lifetime"},
+		{"renewBefore not shorter than the lifetime", validManifest + "  tokenSecret: {name: t, durationSeconds: 60, renewBefore: 1m}\n", "renewBefore must be at most half the token lifetime"},
+		{"renewBefore leaves almost no time between mints", validManifest + "  tokenSecret: {name: t, durationSeconds: 15, renewBefore: 14s}\n", "renewBefore must be at most half the token lifetime"},
+		{"renewBefore over half the default lifetime", validManifest + "  tokenSecret: {name: t, renewBefore: 8m}\n", "renewBefore must be at most half the token lifetime"},
+		{"metadata key too long", validManifest + "  metadata: {" + strings.Repeat("k", 65) + ": x}\n", "metadata keys must be at most 64 characters"},
+		{"metadata value too long", validManifest + "  metadata: {note: " + strings.Repeat("v", 513) + "}\n", "metadata values must be at most 512 characters"},
+		{"template label key not a label key", validManifest + "  tokenSecret: {name: t, template: {labels: {'bad key': x}}}\n", "template label keys must be Kubernetes label keys"},
+		{"template label key with a long name", validManifest + "  tokenSecret: {name: t, template: {labels: {example.com/" + strings.Repeat("n", 64) + ": x}}}\n", "template label keys must be Kubernetes label keys"},
+		{"template label value too long", validManifest + "  tokenSecret: {name: t, template: {labels: {app: " + strings.Repeat("v", 64) + "}}}\n", "spec.tokenSecret.template.labels.app: Too long"},
+		{"template label value with a space", validManifest + "  tokenSecret: {name: t, template: {labels: {app: 'in box'}}}\n", "template label values must be Kubernetes label values"},
+		{"template annotation key not a key", validManifest + "  tokenSecret: {name: t, template: {annotations: {'/x': z}}}\n", "template annotation keys must be Kubernetes annotation keys"},
+		{"template annotation value too long", validManifest + "  tokenSecret: {name: t, template: {annotations: {note: " + strings.Repeat("v", 4097) + "}}}\n", "template annotation values must be at most 4096 characters"},
 		{"reserved metadata key", validManifest + "  metadata: {surge-operator/uid: x}\n", "metadata keys starting with surge-operator/ are reserved"},
 		{"photoURL not a URL", validManifest + "  photoURL: not a url\n", "photoURL must be an absolute http or https URL"},
 		{"userID without prefix", validManifest + "  userID: user_1\n", "userID must be a Surge user id starting with usr_"},
@@ -129,6 +139,28 @@ spec:
 				t.Errorf("message %q does not say %q", err.Error(), tc.message)
 			}
 		})
+	}
+}
+
+func TestLimitsAreInclusive(t *testing.T) {
+	manifest := validManifest + `
+  metadata:
+    ` + strings.Repeat("k", 64) + `: ` + strings.Repeat("v", 512) + `
+  tokenSecret:
+    name: t
+    durationSeconds: 16
+    renewBefore: 8s
+    template:
+      labels:
+        app.kubernetes.io/name: inbox
+        ` + strings.Repeat("l", 63) + `: ` + strings.Repeat("v", 63) + `
+        empty: ""
+      annotations:
+        reloader.example.com/match: "true"
+        note: ` + strings.Repeat("v", 4096) + `
+`
+	if _, err := apply(t, manifest); err != nil {
+		t.Fatalf("a manifest at every limit refused: %v", err)
 	}
 }
 

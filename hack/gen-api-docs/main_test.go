@@ -69,7 +69,7 @@ func TestReferenceStatesTheValidation(t *testing.T) {
 		"API group `surge.app`, version `v1alpha1`.",
 		"| short names | `seu` |",
 		"| Ready | `.status.conditions[?(@.type==\"Ready\")].status` | `kubectl get` |",
-		"- renewBefore must be shorter than the token lifetime (durationSeconds)",
+		"- renewBefore must be at most half the token lifetime (durationSeconds)",
 		"| `Orphan` | DeletionPolicyOrphan leaves the end user in Surge. |",
 	} {
 		if !strings.Contains(string(reference), want) {

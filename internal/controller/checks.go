@@ -23,6 +23,9 @@ type check struct {
 	generation  int64
 	requestedAt string
 	dueAt       time.Time
+	// stall is how the check stalled, nil when it succeeded: until the
+	// next check it stays the resource's condition.
+	stall error
 }
 
 func newCheckTracker() *checkTracker {
@@ -48,9 +51,9 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool
 	return wait <= 0, wait
 }
 
-// record notes that obj was compared with Surge with a final outcome, and
-// when it is due again.
-func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time) {
+// record notes that obj was compared with Surge with a final outcome, a
+// success or a stall, and when it is due again.
+func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time, stall error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.checks[keyOf(obj)] = check{
@@ -58,7 +61,20 @@ func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time) 
 		generation:  obj.Generation,
 		requestedAt: obj.Annotations[AnnotationReconcileRequestedAt],
 		dueAt:       dueAt,
+		stall:       stall,
 	}
+}
+
+// standingStall is how the last check of obj stalled, or nil.
+func (t *checkTracker) standingStall(obj *surgev1alpha1.SurgeEndUser) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last, ok := t.checks[keyOf(obj)]
+	if !ok || last.uid != obj.UID || last.generation != obj.Generation ||
+		last.requestedAt != obj.Annotations[AnnotationReconcileRequestedAt] {
+		return nil
+	}
+	return last.stall
 }
 
 func (t *checkTracker) forget(key types.NamespacedName) {

@@ -26,6 +26,7 @@ const (
 	ReasonUserNotInAccount    = "UserNotInAccount"
 	ReasonDeleteFailed        = "DeleteFailed"
 	ReasonSecretNotOwned      = "SecretNotOwned"
+	ReasonSecretRejected      = "SecretRejected"
 	ReasonTokenRenewalFailing = "TokenRenewalFailing"
 	ReasonPaused              = "Paused"
 )

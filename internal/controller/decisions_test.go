@@ -2,6 +2,8 @@ package controller
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,6 +38,75 @@ func TestRenewalTime(t *testing.T) {
 				t.Errorf("renewal time %s has a fraction of a second", got)
 			}
 		})
+	}
+}
+
+func TestRenewalAfterMint(t *testing.T) {
+	minted := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name        string
+		expiresAt   time.Time
+		requested   time.Duration
+		renewBefore time.Duration
+		spread      float64
+		want        time.Time
+	}{
+		{"clocks agree: renewBefore ahead of expiry", minted.Add(15 * time.Minute), 15 * time.Minute, 5 * time.Minute, 0, minted.Add(10 * time.Minute)},
+		{"clocks agree: default a third of the lifetime", minted.Add(15 * time.Minute), 15 * time.Minute, 0, 0, minted.Add(10 * time.Minute)},
+		{"jitter brings it forward", minted.Add(15 * time.Minute), 15 * time.Minute, 5 * time.Minute, 0.999, minted.Add(9*time.Minute + 30*time.Second)},
+		{"Surge's clock lags: renewBefore capped at half of what remains here", minted.Add(10 * time.Second), time.Minute, 20 * time.Second, 0, minted.Add(5 * time.Second)},
+		{"Surge granted less than asked: planned from the grant", minted.Add(time.Minute), time.Hour, 50 * time.Minute, 0, minted.Add(30 * time.Second)},
+		{"Surge's clock runs ahead: never later than the requested lifetime allows", minted.Add(20 * time.Minute), 15 * time.Minute, 5 * time.Minute, 0, minted.Add(10 * time.Minute)},
+		{"expiry already past here: the requested lifetime is assumed", minted.Add(-time.Minute), 15 * time.Minute, 5 * time.Minute, 0, minted.Add(10 * time.Minute)},
+		{"a lifetime of seconds still waits a while", minted.Add(2 * time.Second), time.Minute, 20 * time.Second, 0, minted.Add(5 * time.Second)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := renewalAfterMint(minted, tc.expiresAt, tc.requested, tc.renewBefore, tc.spread)
+			if !got.Equal(tc.want) {
+				t.Errorf("renewalAfterMint = %s after the mint, want %s", got.Sub(minted), tc.want.Sub(minted))
+			}
+			if !got.After(minted) {
+				t.Errorf("renewal %s is not after the mint %s", got, minted)
+			}
+		})
+	}
+}
+
+func TestMergeOwnedKeys(t *testing.T) {
+	cases := []struct {
+		name    string
+		current map[string]string
+		own     map[string]string
+		written []string
+		want    map[string]string
+	}{
+		{"new Secret", nil, map[string]string{"app": "inbox"}, nil, map[string]string{"app": "inbox"}},
+		{"others' keys kept", map[string]string{"app": "inbox", "policy": "ok"}, map[string]string{"app": "inbox"}, []string{"app"}, map[string]string{"app": "inbox", "policy": "ok"}},
+		{"own key corrected", map[string]string{"app": "edited"}, map[string]string{"app": "inbox"}, []string{"app"}, map[string]string{"app": "inbox"}},
+		{"key dropped from the template removed", map[string]string{"app": "inbox", "tier": "web", "policy": "ok"}, map[string]string{"app": "inbox"}, []string{"app", "tier"}, map[string]string{"app": "inbox", "policy": "ok"}},
+		{"key never written is not the operator's to remove", map[string]string{"tier": "web"}, map[string]string{}, nil, map[string]string{"tier": "web"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mergeOwnedKeys(tc.current, tc.own, tc.written); !maps.Equal(got, tc.want) {
+				t.Errorf("mergeOwnedKeys = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTemplateKeysRoundTrip(t *testing.T) {
+	value := formatTemplateKeys(map[string]string{"tier": "web", "app": "inbox"}, map[string]string{"example.com/match": "true"})
+	if value != "labels=app,tier;annotations=example.com/match" {
+		t.Errorf("formatted %q", value)
+	}
+	labels, annotations := parseTemplateKeys(value)
+	if !slices.Equal(labels, []string{"app", "tier"}) || !slices.Equal(annotations, []string{"example.com/match"}) {
+		t.Errorf("parsed %v %v", labels, annotations)
+	}
+	if labels, annotations := parseTemplateKeys(formatTemplateKeys(nil, nil)); labels != nil || annotations != nil {
+		t.Errorf("an empty template parsed as %v %v", labels, annotations)
 	}
 }
 
@@ -108,7 +179,7 @@ func TestCheckTracker(t *testing.T) {
 	if due, _ := tracker.due(obj, now); !due {
 		t.Fatal("never checked, yet not due")
 	}
-	tracker.record(obj, now.Add(time.Minute))
+	tracker.record(obj, now.Add(time.Minute), nil)
 	if due, wait := tracker.due(obj, now.Add(10*time.Second)); due || wait != 50*time.Second {
 		t.Errorf("checked 10s ago: due=%v wait=%s, want not due for 50s", due, wait)
 	}
@@ -129,6 +200,89 @@ func TestCheckTracker(t *testing.T) {
 	recreated.UID = "u2"
 	if due, _ := tracker.due(recreated, now); !due {
 		t.Error("a new resource of the same name, yet not due")
+	}
+}
+
+func TestCheckTrackerKeepsTheStallUntilTheNextCheck(t *testing.T) {
+	tracker := newCheckTracker()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
+	refused := stalled(ReasonRequestRejected, "refused")
+
+	tracker.record(obj, now.Add(time.Minute), refused)
+	if got := tracker.standingStall(obj); got != refused {
+		t.Errorf("standing stall %v, want %v", got, refused)
+	}
+	changed := obj.DeepCopy()
+	changed.Generation = 3
+	if got := tracker.standingStall(changed); got != nil {
+		t.Errorf("a stall of generation 2 stands for generation 3: %v", got)
+	}
+	tracker.record(obj, now.Add(time.Minute), nil)
+	if got := tracker.standingStall(obj); got != nil {
+		t.Errorf("a stall stands after a successful check: %v", got)
+	}
+}
+
+func TestTokenStepRuns(t *testing.T) {
+	transient := classifySurgeError("read the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	cases := []struct {
+		name    string
+		userErr error
+		userID  string
+		want    bool
+	}{
+		{"user in order", nil, "usr_1", true},
+		{"Surge refuses the spec of a known user", stalled(ReasonRequestRejected, "refused"), "usr_1", true},
+		{"Surge refused the create: no user", stalled(ReasonRequestRejected, "refused"), "", false},
+		{"key rejected: a mint would be too", stalled(ReasonAPIKeyRejected, "key"), "usr_1", false},
+		{"adopted user gone", stalled(ReasonAdoptedUserNotFound, "gone"), "usr_1", false},
+		{"user in doubt", transient, "usr_1", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tokenStepRuns(tc.userErr, tc.userID); got != tc.want {
+				t.Errorf("tokenStepRuns = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSummarizeSteps(t *testing.T) {
+	resync := 10 * time.Minute
+	refused := stalled(ReasonRequestRejected, "Surge refused to update the end user")
+	transient := classifySurgeError("mint a component token", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	cases := []struct {
+		name         string
+		err          error
+		ready        metav1.ConditionStatus
+		reason       string
+		stalled      bool
+		requeueAfter time.Duration
+		retried      bool
+	}{
+		{"both steps in order", joinSteps(nil, nil), metav1.ConditionTrue, ReasonSynced, false, resync, false},
+		{"token step failed alone", joinSteps(nil, transient), metav1.ConditionFalse, ReasonSurgeUnavailable, false, 0, true},
+		{"user stalled, token renewed", joinSteps(refused, nil), metav1.ConditionFalse, ReasonRequestRejected, true, resync, false},
+		{"user stalled, token renewal failing", joinSteps(refused, &degradedError{message: "renewal failed", err: transient}), metav1.ConditionFalse, ReasonRequestRejected, true, 0, true},
+		{"user stalled, token stalled", joinSteps(refused, stalled(ReasonSecretNotOwned, "not ours")), metav1.ConditionFalse, ReasonRequestRejected, true, resync, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			outcome := summarize(tc.err, "ok", resync)
+			status := &surgev1alpha1.SurgeEndUserStatus{}
+			outcome.apply(status, 1)
+			result, err := outcome.result()
+			if ready := findCondition(status, ConditionReady); ready.Status != tc.ready || ready.Reason != tc.reason {
+				t.Errorf("Ready = %s/%s, want %s/%s", ready.Status, ready.Reason, tc.ready, tc.reason)
+			}
+			if got := findCondition(status, ConditionStalled) != nil; got != tc.stalled {
+				t.Errorf("Stalled present = %v, want %v", got, tc.stalled)
+			}
+			if (err != nil) != tc.retried || result.RequeueAfter != tc.requeueAfter {
+				t.Errorf("result %+v, %v; want requeue after %s, retry %v", result, err, tc.requeueAfter, tc.retried)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -39,6 +40,9 @@ type transientError struct {
 	reason  string
 	message string
 	err     error
+	// retryAfter, when set, is the wait Surge asked for, which replaces the
+	// backoff.
+	retryAfter time.Duration
 }
 
 func (e *transientError) Error() string { return e.message }
@@ -73,11 +77,87 @@ func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUs
 		return stalled(ReasonRequestRejected,
 			"Surge refused to %s: %s: fix the spec", action, apiErr.Error())
 	default:
-		return &transientError{
+		transient := &transientError{
 			reason:  ReasonSurgeUnavailable,
 			message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
 			err:     err,
 		}
+		if wait := surge.DeferredRetry(err); wait > 0 {
+			transient.retryAfter = wait
+			transient.message = fmt.Sprintf("failed to %s, will retry in %s as Surge asked: %v", action, wait.Round(time.Second), err)
+		}
+		return transient
+	}
+}
+
+// stepsError is the outcome of a reconcile that ran the token step after
+// the user step: the user step's error, if any, then the token step's.
+type stepsError struct {
+	user  error
+	token error
+}
+
+func (e *stepsError) Error() string {
+	switch {
+	case e.user == nil:
+		return e.token.Error()
+	case e.token == nil:
+		return e.user.Error()
+	}
+	return e.user.Error() + "; " + e.token.Error()
+}
+
+func (e *stepsError) Unwrap() []error { return []error{e.user, e.token} }
+
+// joinSteps is the outcome of a user step and the token step that followed.
+func joinSteps(user, token error) error {
+	if user == nil && token == nil {
+		return nil
+	}
+	return &stepsError{user: user, token: token}
+}
+
+// tokenStepRuns says whether the token step runs after a user step that
+// ended with userErr. A stall of the user check whose cause has nothing to
+// do with tokens (Surge refusing the spec) must not let a valid token
+// expire, as long as the user is known to exist; any other failure of the
+// user step leaves the user in doubt, or the key rejected, and a mint would
+// fail too.
+func tokenStepRuns(userErr error, userID string) bool {
+	if userErr == nil {
+		return true
+	}
+	var stall *stalledError
+	return userID != "" && errors.As(userErr, &stall) && stall.reason == ReasonRequestRejected
+}
+
+// userStallOf is the stall of the user step within err, the outcome of a
+// reconcile; nil when the user step did not stall.
+func userStallOf(err error) error {
+	var steps *stepsError
+	if errors.As(err, &steps) {
+		err = steps.user
+	}
+	var stall *stalledError
+	if errors.As(err, &stall) {
+		return stall
+	}
+	return nil
+}
+
+// classifySecretWriteError turns a failed write of a token Secret into an
+// outcome. Kubernetes refusing the Secret as invalid (its own validation, or
+// an admission policy) is a stall: the same write would be refused again.
+// Its message names the rule broken and never the Secret's data.
+func classifySecretWriteError(action, name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsInvalid(err):
+		return stalled(ReasonSecretRejected,
+			"Kubernetes refused to %s token Secret %s: %v: fix spec.tokenSecret, or the policy that refuses it", action, name, err)
+	default:
+		return fmt.Errorf("%s token Secret %s: %w", action, name, err)
 	}
 }
 
@@ -99,6 +179,10 @@ type outcomeResult struct {
 // summarize maps the outcome of a reconcile to conditions and a requeue.
 // It is the only place that decides either.
 func summarize(err error, successMessage string, resync time.Duration) outcomeResult {
+	var steps *stepsError
+	if errors.As(err, &steps) {
+		return summarizeSteps(steps, successMessage, resync)
+	}
 	var stall *stalledError
 	var transient *transientError
 	var degraded *degradedError
@@ -127,13 +211,17 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 			requeueAfter: resync,
 		}
 	case errors.As(err, &transient):
-		return outcomeResult{
+		outcome := outcomeResult{
 			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
 				Reason: transient.reason, Message: transient.message},
 			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
 				Reason: transient.reason, Message: transient.message},
 			retryErr: err,
 		}
+		if transient.retryAfter > 0 {
+			outcome.retryErr, outcome.requeueAfter = nil, transient.retryAfter
+		}
+		return outcome
 	default:
 		return outcomeResult{
 			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
@@ -142,6 +230,42 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 				Reason: ReasonProgressing, Message: err.Error()},
 			retryErr: err,
 		}
+	}
+}
+
+// summarizeSteps maps the outcome of both steps. A stalled user step stays
+// the resource's condition whatever the token step did; a token step that
+// failed after it is still retried with backoff, unless it stalled too.
+func summarizeSteps(steps *stepsError, successMessage string, resync time.Duration) outcomeResult {
+	if steps.user == nil {
+		return summarize(steps.token, successMessage, resync)
+	}
+	outcome := summarize(steps.user, successMessage, resync)
+	if steps.token == nil {
+		return outcome
+	}
+	outcome.ready.Message += "; " + steps.token.Error()
+	if outcome.stalled != nil {
+		outcome.stalled.Message = outcome.ready.Message
+	}
+	var tokenStall *stalledError
+	if !errors.As(steps.token, &tokenStall) {
+		outcome.retryErr = steps.token
+		outcome.requeueAfter = 0
+	}
+	return outcome
+}
+
+// startingOutcome is the status of a resource before its first calls to
+// Surge, which may take minutes: kstatus reads a resource without conditions
+// as Current, so Reconciling says that work is under way.
+func startingOutcome() outcomeResult {
+	const message = "Bringing the end user in Surge in line with the spec"
+	return outcomeResult{
+		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown,
+			Reason: ReasonProgressing, Message: message},
+		reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+			Reason: ReasonProgressing, Message: message},
 	}
 }
 

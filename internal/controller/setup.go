@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -21,14 +22,15 @@ func newRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 }
 
 // meaningfulChange lets through the changes a person or tool makes (spec,
-// annotations, deletion) and drops the status updates the operator writes
-// itself, which need no reconcile.
+// annotations, deletion, the finalizer removed) and drops the status updates
+// the operator writes itself, which need no reconcile.
 func meaningfulChange() predicate.Predicate {
 	return predicate.Or(
 		predicate.GenerationChangedPredicate{},
 		predicate.AnnotationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero() ||
+				controllerutil.ContainsFinalizer(e.ObjectOld, Finalizer) != controllerutil.ContainsFinalizer(e.ObjectNew, Finalizer)
 		}},
 	)
 }

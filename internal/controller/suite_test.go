@@ -120,12 +120,14 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 
 func newFixtureWithPageSize(t *testing.T, pageSize int, opts ...fixtureOption) *fixture {
 	t.Helper()
-	return &fixture{World: operatortest.NewWorld(t, cluster, operatortest.Settings{
-		NamespacePrefix: "test",
-		APIKey:          testAPIKey,
-		PageSize:        pageSize,
-		Operator:        opts,
-	})}
+	return newFixtureWithSettings(t, operatortest.Settings{PageSize: pageSize, Operator: opts})
+}
+
+func newFixtureWithSettings(t *testing.T, settings operatortest.Settings) *fixture {
+	t.Helper()
+	settings.NamespacePrefix = "test"
+	settings.APIKey = testAPIKey
+	return &fixture{World: operatortest.NewWorld(t, cluster, settings)}
 }
 
 // newTenantsFixture is a fixture whose operator also watches a namespace

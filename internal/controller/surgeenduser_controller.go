@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -85,10 +86,23 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	userDue, userWait := r.checks.due(obj, r.Clock.Now())
-	// Between user checks the token is looked after on its own, but only for
-	// a user known to be in order.
+	if !userDue && !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		// Removed by hand: put back at once, not at the next user check,
+		// which is the step that adds it otherwise.
+		if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+			controllerutil.AddFinalizer(o, Finalizer)
+		}); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	// Between user checks the token is looked after on its own, whatever
+	// became of its last renewal, under the outcome of the last check.
+	var userErr error
+	if !userDue {
+		userErr = r.checks.standingStall(obj)
+	}
 	tokenDue, tokenWait := false, time.Duration(0)
-	if !userDue && isReady(obj) {
+	if !userDue && obj.Status.UserID != "" && tokenStepRuns(userErr, obj.Status.UserID) {
 		tokenDue, tokenWait = r.tokenDue(ctx, obj)
 	}
 	log.FromContext(ctx).V(1).Info("Reconciling", "userCheckDue", userDue, "tokenDue", tokenDue)
@@ -96,17 +110,21 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{RequeueAfter: shortestWait(userWait, tokenWait)}, nil
 	}
 
+	if err := r.announceStart(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
 	original := obj.DeepCopy()
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	var err error
 	if userDue {
-		err = r.reconcileUser(remoteCtx, api, obj)
+		userErr = r.reconcileUser(remoteCtx, api, obj)
 	}
-	if isStall(err, ReasonUserClaimed) {
-		err = errors.Join(err, r.dropTokenSecret(ctx, obj))
-	} else if err == nil {
-		err = r.reconcileToken(remoteCtx, api, obj)
+	err := userErr
+	switch {
+	case isStall(userErr, ReasonUserClaimed):
+		err = joinSteps(userErr, r.dropTokenSecret(ctx, obj))
+	case tokenStepRuns(userErr, obj.Status.UserID):
+		err = joinSteps(userErr, r.reconcileToken(remoteCtx, api, obj))
 	}
 	return r.finish(ctx, original, obj, err, userDue)
 }
@@ -124,9 +142,9 @@ func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha
 	return api, nil
 }
 
-// finish is the one place that writes status: it maps the outcome to
-// conditions, patches status only when it changed, and then removes a create
-// marker that the recorded user id has made moot.
+// finish is where a reconcile's outcome becomes status: it maps the outcome
+// to conditions, writes status only when it changed, and then removes a
+// create marker that the recorded user id has made moot.
 func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
 	var outcome outcomeResult
 	resync := r.jitteredResync()
@@ -137,7 +155,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
 		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync)
-		if token := obj.Status.Token; token != nil && outcome.requeueAfter > 0 {
+		if token := obj.Status.Token; token != nil && outcome.final && outcome.requeueAfter > 0 {
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
 		outcome.apply(&obj.Status, obj.Generation)
@@ -146,17 +164,11 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
-	if !equality.Semantic.DeepEqual(original.Status, obj.Status) {
-		// The base carries the current metadata, so that the patch holds the
-		// status alone and no stale resourceVersion.
-		base := obj.DeepCopy()
-		base.Status = original.Status
-		if patchErr := r.Status().Patch(ctx, obj, client.MergeFrom(base)); patchErr != nil {
-			return ctrl.Result{}, fmt.Errorf("recording status: %w", patchErr)
-		}
+	if writeErr := r.writeStatus(ctx, original, obj); writeErr != nil {
+		return ctrl.Result{}, writeErr
 	}
 	if outcome.final && userChecked {
-		r.checks.record(obj, r.Clock.Now().Add(resync))
+		r.checks.record(obj, r.Clock.Now().Add(resync), userStallOf(err))
 	}
 	if obj.Status.UserID != "" && hasCreatePending(obj) {
 		if patchErr := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
@@ -166,6 +178,32 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		}
 	}
 	return outcome.result()
+}
+
+// announceStart sets Reconciling on a resource that has no Ready condition
+// yet, before its first calls to Surge.
+func (r *SurgeEndUserReconciler) announceStart(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	if apimeta.FindStatusCondition(obj.Status.Conditions, ConditionReady) != nil {
+		return nil
+	}
+	original := obj.DeepCopy()
+	startingOutcome().apply(&obj.Status, obj.Generation)
+	return r.writeStatus(ctx, original, obj)
+}
+
+// writeStatus patches the status of obj when it differs from original's.
+func (r *SurgeEndUserReconciler) writeStatus(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) error {
+	if equality.Semantic.DeepEqual(original.Status, obj.Status) {
+		return nil
+	}
+	// The base carries the current metadata, so that the patch holds the
+	// status alone and no stale resourceVersion.
+	base := obj.DeepCopy()
+	base.Status = original.Status
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("recording status: %w", err)
+	}
+	return nil
 }
 
 // reconcilePaused makes no call to Surge, deletion included, and says so in
@@ -221,10 +259,6 @@ func shortestWait(waits ...time.Duration) time.Duration {
 		}
 	}
 	return shortest
-}
-
-func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
-	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
 }
 
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {

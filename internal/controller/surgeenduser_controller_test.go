@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -397,4 +398,79 @@ func TestPausedResourceMakesNoCallsUntilResumed(t *testing.T) {
 	if _, ok := f.Surge.User(userID); ok {
 		t.Errorf("remote user %s outlived its resource after the pause ended", userID)
 	}
+}
+
+func TestProxy404AtResyncIsNotTakenForADeletedUser(t *testing.T) {
+	f := newFixture(t, withResync(2*time.Second))
+	f.Create(f.endUser("proxied"))
+	userID := f.waitForReady("proxied").Status.UserID
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/" + userID, Status: http.StatusNotFound, ProxyPage: true})
+
+	f.waitForCondition("proxied", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	if users := f.Surge.Users(f.Account); len(users) != 1 || users[0].ID != userID {
+		t.Errorf("remote users after a proxy's 404: %+v, want only %s", users, userID)
+	}
+
+	f.Surge.ClearFaults()
+	if obj := f.waitForReady("proxied"); obj.Status.UserID != userID {
+		t.Errorf("status.userID %s after the proxy recovered, want %s", obj.Status.UserID, userID)
+	}
+	if got := f.Surge.CountRequests(http.MethodPost, "/accounts/"); got != 1 {
+		t.Errorf("%d creates, want 1", got)
+	}
+}
+
+func TestProxy404DuringDeletionKeepsTheFinalizer(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("guarded"))
+	userID := f.waitForReady("guarded").Status.UserID
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodDelete, PathPrefix: "/users/" + userID, Status: http.StatusNotFound, ProxyPage: true})
+
+	f.Delete("guarded")
+	f.waitForCondition("guarded", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	f.consistently("the resource waits for the user to be deleted", 2*time.Second, func() (bool, string) {
+		obj := f.Get("guarded")
+		return containsString(obj.Finalizers, controller.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
+	})
+
+	f.Surge.ClearFaults()
+	f.WaitForGone("guarded")
+	if _, ok := f.Surge.User(userID); ok {
+		t.Errorf("remote user %s outlived its resource", userID)
+	}
+}
+
+func TestNewResourceSaysReconcilingBeforeSurgeAnswers(t *testing.T) {
+	f := newFixture(t)
+	f.Surge.SetLatency(3 * time.Second)
+	f.Create(f.endUser("fresh"))
+
+	obj := f.waitForCondition("fresh", "Reconciling", metav1.ConditionTrue, "")
+	for _, request := range f.Surge.Requests() {
+		if request.Status != 0 {
+			t.Fatalf("Reconciling was written only after Surge answered %s %s", request.Method, request.Path)
+		}
+	}
+	if ready := conditionOf(obj, "Ready"); ready == nil || ready.Status == metav1.ConditionTrue {
+		t.Errorf("Ready %+v on a resource not yet in Surge, want it present and not True", ready)
+	}
+
+	f.Surge.SetLatency(0)
+	if obj := f.waitForReady("fresh"); conditionOf(obj, "Reconciling") != nil {
+		t.Errorf("Reconciling left on a Ready resource")
+	}
+}
+
+func TestFinalizerRemovedByHandIsRestoredAtOnce(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("unguarded"))
+	f.waitForReady("unguarded")
+
+	f.Update("unguarded", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Finalizers = slices.DeleteFunc(o.Finalizers, func(s string) bool { return s == controller.Finalizer })
+	})
+	f.Eventually("finalizer restored", 5*time.Second, func() (bool, string) {
+		obj := f.Get("unguarded")
+		return containsString(obj.Finalizers, controller.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +34,22 @@ const (
 const (
 	LabelManagedBy      = "app.kubernetes.io/managed-by"
 	LabelManagedByValue = "surge-operator"
-	LabelEndUser        = "surge.app/end-user"
+	// LabelEndUser holds the uid of the SurgeEndUser the Secret belongs to:
+	// a name may be longer than the 63 characters of a label value, a uid
+	// never is.
+	LabelEndUser = "surge.app/end-user"
+)
+
+// Annotations of every Secret the operator writes.
+const (
+	// AnnotationEndUser holds the name of the SurgeEndUser the Secret
+	// belongs to, for people reading the Secret.
+	AnnotationEndUser = "surge.app/end-user"
+	// AnnotationTemplateKeys lists the label and annotation keys the
+	// operator wrote from spec.tokenSecret.template, so that a key later
+	// dropped from the template is removed while keys that others (a
+	// policy engine, a mutating webhook) add to the Secret are left alone.
+	AnnotationTemplateKeys = "surge.app/template-keys"
 )
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
@@ -42,7 +59,7 @@ const (
 // spec no longer names. It sets status.token.
 func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
 	spec := obj.Spec.TokenSecret
-	if err := r.removeUnwantedTokenSecret(ctx, obj); err != nil {
+	if err := r.removeUnwantedTokenSecrets(ctx, obj); err != nil {
 		return err
 	}
 	if spec == nil {
@@ -84,7 +101,7 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	if minted.Subject != obj.Status.UserID {
 		return fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
 	}
-	r.recordToken(obj, minted.ExpiresAt, plannedRenewal(nil, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec)))
+	r.recordToken(obj, minted.ExpiresAt, renewalAfterMint(now, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec), rand.Float64()))
 	if err := r.writeTokenSecret(ctx, obj, secret, []byte(token), minted); err != nil {
 		return err
 	}
@@ -148,46 +165,54 @@ func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surg
 		SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),
 		SecretKeyUserID:    []byte(obj.Status.UserID),
 	}
-	desired.Labels = desiredSecretLabels(obj)
-	desired.Annotations = desiredSecretAnnotations(obj)
+	desired.Labels, desired.Annotations = secretMetadata(secret, obj)
 	if err := controllerutil.SetControllerReference(obj, desired, r.Scheme()); err != nil {
 		return err
 	}
 	if secret.ResourceVersion == "" {
-		if err := r.Create(ctx, desired); err != nil {
-			return fmt.Errorf("creating token Secret %s: %w", secret.Name, err)
-		}
-		return nil
+		return classifySecretWriteError("create", secret.Name, r.Create(ctx, desired))
 	}
 	if equality.Semantic.DeepEqual(secret, desired) {
 		return nil
 	}
-	if err := r.Update(ctx, desired); err != nil {
-		return fmt.Errorf("updating token Secret %s: %w", secret.Name, err)
-	}
-	return nil
+	return classifySecretWriteError("update", secret.Name, r.Update(ctx, desired))
 }
 
-// removeUnwantedTokenSecret deletes the Secret recorded in status when the
-// spec no longer names it (tokenSecret removed or renamed).
-func (r *SurgeEndUserReconciler) removeUnwantedTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
-	status := obj.Status.Token
-	if status == nil || (obj.Spec.TokenSecret != nil && obj.Spec.TokenSecret.Name == status.SecretName) {
-		return nil
+// removeUnwantedTokenSecrets deletes the Secrets of obj that the spec no
+// longer names: the one recorded in status (tokenSecret removed or renamed),
+// and any other it owns, such as one created by a rename whose status write
+// failed before the spec was renamed again.
+func (r *SurgeEndUserReconciler) removeUnwantedTokenSecrets(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	wanted := ""
+	if obj.Spec.TokenSecret != nil {
+		wanted = obj.Spec.TokenSecret.Name
 	}
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: status.SecretName}, secret)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	owned := &corev1.SecretList{}
+	if err := r.List(ctx, owned, client.InNamespace(obj.Namespace), client.MatchingLabels{LabelEndUser: string(obj.UID)}); err != nil {
 		return err
 	}
-	if !ownedBy(secret, obj) {
-		return nil
+	candidates := owned.Items
+	// A Secret written before LabelEndUser held the uid is found by its
+	// name in status.
+	if status := obj.Status.Token; status != nil && status.SecretName != wanted &&
+		!slices.ContainsFunc(candidates, func(s corev1.Secret) bool { return s.Name == status.SecretName }) {
+		recorded := corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: status.SecretName}, &recorded)
+		if client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		if err == nil {
+			candidates = append(candidates, recorded)
+		}
 	}
-	if err := r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting token Secret %s: %w", secret.Name, err)
+	for i := range candidates {
+		secret := &candidates[i]
+		if secret.Name == wanted || !ownedBy(secret, obj) {
+			continue
+		}
+		if err := r.Delete(ctx, secret, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &secret.UID}}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting token Secret %s: %w", secret.Name, err)
+		}
 	}
 	return nil
 }
@@ -243,27 +268,71 @@ func ownedBy(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
 }
 
 func secretMetadataMatches(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
-	return ownedBy(secret, obj) &&
-		maps.Equal(secret.Labels, desiredSecretLabels(obj)) &&
-		maps.Equal(secret.Annotations, desiredSecretAnnotations(obj))
+	labels, annotations := secretMetadata(secret, obj)
+	return ownedBy(secret, obj) && maps.Equal(secret.Labels, labels) && maps.Equal(secret.Annotations, annotations)
 }
 
-func desiredSecretLabels(obj *surgev1alpha1.SurgeEndUser) map[string]string {
-	labels := map[string]string{}
+// secretMetadata is the labels and annotations secret must have: the keys
+// the operator owns set as the spec says, template keys it wrote earlier and
+// the template no longer has removed, and every other key kept as it is.
+func secretMetadata(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) (labels, annotations map[string]string) {
+	templateLabels, templateAnnotations := map[string]string{}, map[string]string{}
 	if template := obj.Spec.TokenSecret.Template; template != nil {
-		maps.Copy(labels, template.Labels)
+		for key, value := range template.Labels {
+			templateLabels[key] = string(value)
+		}
+		maps.Copy(templateAnnotations, template.Annotations)
 	}
-	labels[LabelManagedBy] = LabelManagedByValue
-	labels[LabelEndUser] = obj.Name
-	return labels
+	writtenLabels, writtenAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
+
+	ownLabels := maps.Clone(templateLabels)
+	ownLabels[LabelManagedBy] = LabelManagedByValue
+	ownLabels[LabelEndUser] = string(obj.UID)
+	ownAnnotations := maps.Clone(templateAnnotations)
+	ownAnnotations[AnnotationEndUser] = obj.Name
+	ownAnnotations[AnnotationTemplateKeys] = formatTemplateKeys(templateLabels, templateAnnotations)
+	return mergeOwnedKeys(secret.Labels, ownLabels, writtenLabels),
+		mergeOwnedKeys(secret.Annotations, ownAnnotations, writtenAnnotations)
 }
 
-func desiredSecretAnnotations(obj *surgev1alpha1.SurgeEndUser) map[string]string {
-	template := obj.Spec.TokenSecret.Template
-	if template == nil || len(template.Annotations) == 0 {
-		return nil
+// mergeOwnedKeys sets own over current and removes the keys once written
+// that own no longer has.
+func mergeOwnedKeys(current, own map[string]string, written []string) map[string]string {
+	merged := maps.Clone(current)
+	if merged == nil {
+		merged = map[string]string{}
 	}
-	return maps.Clone(template.Annotations)
+	for _, key := range written {
+		if _, kept := own[key]; !kept {
+			delete(merged, key)
+		}
+	}
+	maps.Copy(merged, own)
+	return merged
+}
+
+// formatTemplateKeys writes the template's keys as
+// "labels=a,b;annotations=c", sorted; label and annotation keys never
+// contain ',', ';' or '='.
+func formatTemplateKeys(labels, annotations map[string]string) string {
+	return "labels=" + strings.Join(slices.Sorted(maps.Keys(labels)), ",") +
+		";annotations=" + strings.Join(slices.Sorted(maps.Keys(annotations)), ",")
+}
+
+func parseTemplateKeys(value string) (labels, annotations []string) {
+	for part := range strings.SplitSeq(value, ";") {
+		kind, keys, _ := strings.Cut(part, "=")
+		if keys == "" {
+			continue
+		}
+		switch kind {
+		case "labels":
+			labels = strings.Split(keys, ",")
+		case "annotations":
+			annotations = strings.Split(keys, ",")
+		}
+	}
+	return labels, annotations
 }
 
 func tokenLifetime(spec *surgev1alpha1.TokenSecretSpec) time.Duration {
@@ -298,4 +367,37 @@ func renewalTime(expiresAt time.Time, lifetime, before time.Duration, spread flo
 	}
 	jitter := min(before/10, time.Minute)
 	return expiresAt.Add(-before - time.Duration(spread*float64(jitter))).Truncate(time.Second)
+}
+
+// minRenewalWait is the least time a freshly minted token is kept, however
+// short its lifetime looks on the operator's clock.
+const minRenewalWait = 5 * time.Second
+
+// renewalAfterMint is when a token minted at mintedAt, by the operator's
+// clock, is renewed. The expiry comes from Surge's clock, so it is planned
+// from the lifetime actually granted as seen here (at most the one
+// requested), and renewBefore is capped at half of it: a Surge clock that
+// lags, or a lifetime shorter than asked for, would otherwise put the renewal
+// in the past at mint and mint again at once, forever. An expiry that is no
+// later than the mint on this clock tells nothing, and the requested lifetime
+// is assumed. spread in [0,1) picks the jitter, as in renewalTime.
+func renewalAfterMint(mintedAt, expiresAt time.Time, requested, before time.Duration, spread float64) time.Time {
+	granted := expiresAt.Sub(mintedAt)
+	if granted <= 0 || granted > requested {
+		granted = requested
+	}
+	if before <= 0 {
+		before = granted / 3
+	}
+	before = min(before, granted/2)
+	jitter := min(before/10, time.Minute)
+	renewAt := mintedAt.Add(granted - before - time.Duration(spread*float64(jitter))).Truncate(time.Second)
+	return later(renewAt, mintedAt.Add(minRenewalWait).Truncate(time.Second))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

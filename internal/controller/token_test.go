@@ -1,19 +1,24 @@
 package controller_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/operatortest"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -69,7 +74,7 @@ func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("minted", withToken("minted-token", 60, 0), func(o *surgev1alpha1.SurgeEndUser) {
 		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{
-			Labels:      map[string]string{"app": "inbox"},
+			Labels:      map[string]surgev1alpha1.LabelValue{"app": "inbox"},
 			Annotations: map[string]string{"reloader.example.com/match": "true"},
 		}
 	}))
@@ -115,7 +120,7 @@ func TestMintsATokenIntoAnOwnedSecret(t *testing.T) {
 
 func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
 	f := newFixture(t)
-	f.Create(f.endUser("renewed", withToken("renewed-token", 15, 10*time.Second)))
+	f.Create(f.endUser("renewed", withToken("renewed-token", 15, 7*time.Second)))
 	userID := f.waitForReady("renewed").Status.UserID
 	first, firstClaims := f.waitForToken("renewed-token", userID, "")
 
@@ -177,7 +182,8 @@ func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
 func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("repaired", withToken("repaired-token", 900, 0)))
-	userID := f.waitForReady("repaired").Status.UserID
+	obj := f.waitForReady("repaired")
+	userID := obj.Status.UserID
 	f.waitForToken("repaired-token", userID, "")
 
 	secret, _ := f.secret("repaired-token")
@@ -189,7 +195,7 @@ func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 	f.waitForToken("repaired-token", userID, "not-a-token")
 	f.Eventually("labels restored", 10*time.Second, func() (bool, string) {
 		secret, _ := f.secret("repaired-token")
-		return secret.Labels["surge.app/end-user"] == "repaired", fmt.Sprint(secret.Labels)
+		return secret.Labels["surge.app/end-user"] == string(obj.UID), fmt.Sprint(secret.Labels)
 	})
 
 	if err := k8s.Delete(f.Ctx, secret); err != nil {
@@ -230,7 +236,7 @@ func TestRemovingOrRenamingTokenSecretCleansUp(t *testing.T) {
 
 func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 	f := newFixture(t)
-	f.Create(f.endUser("degraded", withToken("degraded-token", 15, 10*time.Second)))
+	f.Create(f.endUser("degraded", withToken("degraded-token", 15, 7*time.Second)))
 	userID := f.waitForReady("degraded").Status.UserID
 	token, claims := f.waitForToken("degraded-token", userID, "")
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
@@ -258,4 +264,248 @@ func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 	f.Surge.ClearFaults()
 	f.waitForTokenWithin(time.Minute, "degraded-token", userID, token)
 	f.waitForReady("degraded")
+}
+
+func TestSurgeClockBehindDoesNotMakeMintingHotLoop(t *testing.T) {
+	// Surge's clock lags 50s behind the operator's: a 60s token seems to the
+	// operator to expire 10s after it is minted, inside renewBefore.
+	f := newFixtureWithSettings(t, operatortest.Settings{
+		PageSize: 5,
+		SurgeNow: func() time.Time { return time.Now().Add(-50 * time.Second) },
+	})
+	f.Create(f.endUser("skewed", withToken("skewed-token", 60, 20*time.Second)))
+	userID := f.waitForReady("skewed").Status.UserID
+	f.waitForToken("skewed-token", userID, "")
+
+	minted := f.tokenRequests()
+	time.Sleep(6 * time.Second)
+	// Renewing at half of the 10s that remain is a mint about every 5s;
+	// planning from the expiry alone mints every second.
+	if got := f.tokenRequests() - minted; got > 3 {
+		t.Errorf("%d tokens minted in 6s, want at most 3", got)
+	}
+}
+
+func TestALongNamedResourceGetsItsTokenSecret(t *testing.T) {
+	f := newFixture(t)
+	name := "a-resource-whose-name-is-longer-than-the-sixty-three-characters-of-a-label"
+	f.Create(f.endUser(name, withToken("long-token", 900, 0)))
+	obj := f.waitForReady(name)
+	f.waitForToken("long-token", obj.Status.UserID, "")
+
+	secret, _ := f.secret("long-token")
+	if got := secret.Labels[controller.LabelEndUser]; got != string(obj.UID) {
+		t.Errorf("label %s is %q, want the resource's uid %s", controller.LabelEndUser, got, obj.UID)
+	}
+	if got := secret.Annotations[controller.AnnotationEndUser]; got != name {
+		t.Errorf("annotation %s is %q, want the resource's name", controller.AnnotationEndUser, got)
+	}
+}
+
+func TestSecretRefusedByAnAdmissionPolicyStalls(t *testing.T) {
+	f := newFixture(t)
+	f.refuseSecretsLabelled("tier", "forbidden")
+	f.Create(f.endUser("refused-secret", withToken("refused-token", 900, 0), func(o *surgev1alpha1.SurgeEndUser) {
+		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{Labels: map[string]surgev1alpha1.LabelValue{"tier": "forbidden"}}
+	}))
+
+	obj := f.waitForCondition("refused-secret", "Stalled", metav1.ConditionTrue, controller.ReasonSecretRejected)
+	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "refused-token") || !strings.Contains(msg, "tier=forbidden") {
+		t.Errorf("Ready message %q should name the Secret and the policy's reason", msg)
+	}
+	if conditionOf(obj, "Reconciling") != nil {
+		t.Errorf("Reconciling set on a stalled resource")
+	}
+}
+
+// refuseSecretsLabelled installs a ValidatingAdmissionPolicy, as a policy
+// engine would, that refuses Secrets of the fixture's namespace carrying the
+// label key=value, and waits until it is in force.
+func (f *fixture) refuseSecretsLabelled(key, value string) {
+	f.T.Helper()
+	name := "refuse-" + f.Namespace
+	reason := metav1.StatusReasonInvalid
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+					},
+				}},
+			},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: fmt.Sprintf("!has(object.metadata.labels) || !(%q in object.metadata.labels) || object.metadata.labels[%q] != %q", key, key, value),
+				Message:    fmt.Sprintf("Secrets labelled %s=%s are not allowed here", key, value),
+				Reason:     &reason,
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": f.Namespace},
+			}},
+		},
+	}
+	for _, obj := range []client.Object{policy, binding} {
+		if err := k8s.Create(f.Ctx, obj); err != nil {
+			f.T.Fatal(err)
+		}
+		f.T.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
+	}
+	f.Eventually("admission policy in force", 20*time.Second, func() (bool, string) {
+		probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: f.Namespace, Labels: map[string]string{key: value}}}
+		err := k8s.Create(f.Ctx, probe)
+		if err == nil {
+			_ = k8s.Delete(f.Ctx, probe)
+			return false, "a probe Secret was admitted"
+		}
+		return apierrors.IsInvalid(err), err.Error()
+	})
+}
+
+func TestKeepsSecretMetadataWrittenByOthers(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("shared", withToken("shared-token", 900, 0), func(o *surgev1alpha1.SurgeEndUser) {
+		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{
+			Labels:      map[string]surgev1alpha1.LabelValue{"app": "inbox", "tier": "web"},
+			Annotations: map[string]string{"reloader.example.com/match": "true"},
+		}
+	}))
+	f.waitForToken("shared-token", f.waitForReady("shared").Status.UserID, "")
+
+	// A policy engine puts its label back whenever it is missing, as a
+	// mutating admission webhook does on every write.
+	const policyLabel = "policy.example.com/checked"
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			secret, err := f.secret("shared-token")
+			if err != nil || secret.Labels[policyLabel] == "true" {
+				continue
+			}
+			secret.Labels[policyLabel] = "true"
+			_ = k8s.Update(f.Ctx, secret)
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+	f.Eventually("the policy engine's label on the Secret", 10*time.Second, func() (bool, string) {
+		secret, _ := f.secret("shared-token")
+		return secret.Labels[policyLabel] == "true", fmt.Sprint(secret.Labels)
+	})
+
+	versions := map[string]bool{}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		secret, _ := f.secret("shared-token")
+		versions[secret.ResourceVersion] = true
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(versions) > 2 {
+		t.Errorf("the Secret was written %d times in 3s while nothing changed: the operator fights the policy engine", len(versions)-1)
+	}
+
+	f.Update("shared", func(o *surgev1alpha1.SurgeEndUser) {
+		delete(o.Spec.TokenSecret.Template.Labels, "tier")
+	})
+	f.Eventually("the label removed from the template removed from the Secret", 10*time.Second, func() (bool, string) {
+		secret, _ := f.secret("shared-token")
+		_, tier := secret.Labels["tier"]
+		return !tier && secret.Labels["app"] == "inbox" && secret.Labels[policyLabel] == "true" &&
+			secret.Annotations["reloader.example.com/match"] == "true", fmt.Sprint(secret.Labels)
+	})
+}
+
+func TestExpiredTokenIsMintedSoonAfterSurgeRecovers(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("lapsed", withToken("lapsed-token", 15, 7*time.Second)))
+	userID := f.waitForReady("lapsed").Status.UserID
+	token, _ := f.waitForToken("lapsed-token", userID, "")
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
+	f.Eventually("the token expired while Surge fails", 40*time.Second, func() (bool, string) {
+		ready := conditionOf(f.Get("lapsed"), "Ready")
+		return ready != nil && ready.Reason == controller.ReasonSurgeUnavailable, fmt.Sprintf("Ready %+v", ready)
+	})
+
+	f.Surge.ClearFaults()
+	// Retried with backoff, not left until the resync ten minutes away.
+	f.waitForTokenWithin(30*time.Second, "lapsed-token", userID, token)
+	f.waitForReady("lapsed")
+}
+
+func TestTokenStaysFreshWhileTheUserCheckStalls(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("stuck", withToken("stuck-token", 15, 7*time.Second)))
+	userID := f.waitForReady("stuck").Status.UserID
+	f.waitForToken("stuck-token", userID, "")
+
+	// Someone changes the user in Surge and Surge refuses to patch it back:
+	// the user check stalls, for a reason that has nothing to do with tokens.
+	f.Surge.EditUser(userID, func(u *emulator.User) { u.FirstName = "Changed" })
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPatch, PathPrefix: "/users/" + userID, Status: http.StatusUnprocessableEntity})
+	f.Update("stuck", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+	})
+	f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
+	secret, _ := f.secret("stuck-token")
+	stalledToken := string(secret.Data["token"])
+
+	_, claims := f.waitForToken("stuck-token", userID, stalledToken)
+	if !claims.ExpiresAt.After(time.Now()) {
+		t.Errorf("the token minted while stalled expired already at %s", claims.ExpiresAt)
+	}
+	obj := f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
+	if ready := conditionOf(obj, "Ready"); ready.Status != metav1.ConditionFalse || ready.Reason != controller.ReasonRequestRejected {
+		t.Errorf("Ready %+v, want the stall to stay visible while the token is renewed", ready)
+	}
+}
+
+func TestSecretLeftByAnUnrecordedRenameIsRemoved(t *testing.T) {
+	f := newFixture(t, withResync(10*time.Minute))
+	f.Create(f.endUser("renamed", withToken("current-token", 900, 0)))
+	obj := f.waitForReady("renamed")
+	f.waitForToken("current-token", obj.Status.UserID, "")
+
+	// What a rename leaves when the status write that follows it fails and
+	// the spec is renamed again: a Secret of this resource that neither the
+	// spec nor status names.
+	stray := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name:      "intermediate-token",
+		Namespace: f.Namespace,
+		Labels:    map[string]string{controller.LabelManagedBy: controller.LabelManagedByValue, controller.LabelEndUser: string(obj.UID)},
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: surgev1alpha1.GroupVersion.String(), Kind: "SurgeEndUser", Name: obj.Name, UID: obj.UID,
+			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+		}},
+	}}
+	if err := k8s.Create(f.Ctx, stray); err != nil {
+		t.Fatal(err)
+	}
+	f.Update("renamed", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+	})
+	f.Eventually("the stray Secret removed", 10*time.Second, func() (bool, string) {
+		_, err := f.secret("intermediate-token")
+		return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprint(err)
+	})
+	if _, err := f.secret("current-token"); err != nil {
+		t.Errorf("the Secret the spec names: %v", err)
+	}
 }

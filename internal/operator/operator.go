@@ -35,6 +35,9 @@ const DefaultSurgeAPIURL = "https://api.surge.app"
 // Options configures the operator. Zero values take the defaults below.
 type Options struct {
 	SurgeAPIURL string
+	// AllowInsecureSurgeAPIURL accepts a plain http:// API URL on a host
+	// other than the loopback interface, which sends the API key in clear.
+	AllowInsecureSurgeAPIURL bool
 	// SurgeAPIKey is the operator's own API key, for SurgeEndUsers without
 	// spec.projectRef. Optional: without it, such resources stall.
 	SurgeAPIKey string
@@ -98,6 +101,9 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
 			surge.WithObserver(metrics.SurgeObserver{}),
 		}, opts.SurgeClientOptions...)
+		if opts.AllowInsecureSurgeAPIURL {
+			clientOptions = append(clientOptions, surge.WithInsecureHTTP())
+		}
 		return surge.New(apiURL, apiKey, clientOptions...)
 	}
 

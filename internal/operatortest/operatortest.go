@@ -86,6 +86,10 @@ type Settings struct {
 	// ExtraNamespaces are further namespaces to create and watch, as for
 	// several tenants.
 	ExtraNamespaces []string
+	// SurgeNow is the emulator's clock, which issues the tokens' expiry;
+	// time.Now when nil. Another clock than the operator's plays a Surge whose
+	// clock is skewed.
+	SurgeNow func() time.Time
 	// Operator adjusts the operator's options.
 	Operator []func(*operator.Options)
 }
@@ -106,7 +110,7 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 		cluster:    cluster,
 		options:    settings.Operator,
 	}
-	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize})
+	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize, Now: settings.SurgeNow})
 	server := httptest.NewServer(w.Surge)
 	t.Cleanup(server.Close)
 	w.SurgeURL = server.URL

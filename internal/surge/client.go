@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -78,6 +79,9 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if u.Scheme == "http" && !o.insecureHTTP && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("surge: base URL %q is plain http to a host other than this machine, which would send the API key in clear: use https", u.Redacted())
+	}
 	c := &Client{
 		baseURL:    u,
 		endpoint:   strings.TrimRight(u.String(), "/"),
@@ -93,6 +97,16 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		c.limiter = rate.NewLimiter(rate.Limit(o.rps), o.burst)
 	}
 	return c, nil
+}
+
+// isLoopback says whether host names this machine, where plain http never
+// leaves it.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // String describes the client without its API key.
@@ -132,7 +146,7 @@ type call struct {
 	// retrySafe is false for requests that must not be repeated, since
 	// repeating them could act twice.
 	retrySafe bool
-	// accountScoped marks paths under /accounts/, where a 404 means the
+	// accountScoped marks paths under /accounts/, where Surge's not_found means the
 	// account is unknown.
 	accountScoped bool
 	out           any

@@ -97,10 +97,27 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		{"https://api.surge.app", ""},
 		{"://nope", testKey},
 		{"api.surge.app", testKey},
+		{"http://api.surge.app", testKey},
+		{"http://10.0.0.7:8088", testKey},
 	} {
 		if _, err := surge.New(tt.baseURL, tt.key); err == nil {
 			t.Errorf("New(%q, %q) accepted", tt.baseURL, tt.key)
 		}
+	}
+}
+
+func TestPlainHTTPOnlyForLoopbackOrWhenAllowed(t *testing.T) {
+	for _, baseURL := range []string{"http://127.0.0.1:8088", "http://localhost:8088", "http://[::1]:8088", "https://api.surge.app"} {
+		if _, err := surge.New(baseURL, testKey); err != nil {
+			t.Errorf("New(%q) refused: %v", baseURL, err)
+		}
+	}
+	if _, err := surge.New("http://surge-emulator.test.svc:8088", testKey, surge.WithInsecureHTTP()); err != nil {
+		t.Errorf("plain HTTP refused although allowed: %v", err)
+	}
+	_, err := surge.New("http://surge-emulator.test.svc:8088", testKey)
+	if err == nil || !strings.Contains(err.Error(), "https") {
+		t.Errorf("plain HTTP to another host: %v, want a refusal that asks for https", err)
 	}
 }
 
@@ -222,6 +239,11 @@ func TestErrorClasses(t *testing.T) {
 	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusConflict, Count: 1})
 	_, conflict := f.client.GetUser(ctx, user.ID)
 
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
+	_, proxyUser := f.client.GetUser(ctx, user.ID)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
+	_, proxyAccount := f.client.ListUsers(ctx, testAccount)
+
 	f.emu.SetAPIKey("sk_live_rotated")
 	_, rejected := f.client.GetUser(ctx, user.ID)
 
@@ -240,6 +262,10 @@ func TestErrorClasses(t *testing.T) {
 		{name: "unavailable", err: unavailable, retry: true},
 		{name: "conflict", err: conflict, retry: true, refused: true},
 		{name: "rejected key", err: rejected, unauthorized: true, refused: true},
+		// A 404 from a gateway or proxy in front of Surge says nothing about
+		// the user or the account.
+		{name: "proxy 404 of a user", err: proxyUser, refused: true},
+		{name: "proxy 404 of an account", err: proxyAccount, refused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

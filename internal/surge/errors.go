@@ -129,17 +129,20 @@ func parseRetryAfter(h http.Header) time.Duration {
 
 func asError(err error) (*Error, bool) { return errors.AsType[*Error](err) }
 
-// IsNotFound reports a 404: the user, or the account, does not exist.
+// IsNotFound reports that Surge itself says the user, or the account, does
+// not exist. Only its own error body counts: a 404 page of a gateway or proxy
+// in front of Surge says nothing about the user, and taking it for "gone"
+// would re-create a user that exists or release one that was never deleted.
 func IsNotFound(err error) bool {
 	e, ok := asError(err)
-	return ok && (e.StatusCode == http.StatusNotFound || e.Type == "not_found" || e.Type == "account_not_found")
+	return ok && (e.Type == "not_found" || e.Type == "account_not_found")
 }
 
-// IsAccountNotFound reports that the account does not exist or is not
-// reachable with the API key.
+// IsAccountNotFound reports that Surge says the account does not exist or is
+// not reachable with the API key.
 func IsAccountNotFound(err error) bool {
 	e, ok := asError(err)
-	return ok && (e.Type == "account_not_found" || (e.StatusCode == http.StatusNotFound && e.accountScoped))
+	return ok && (e.Type == "account_not_found" || (e.Type == "not_found" && e.accountScoped))
 }
 
 // IsUnauthorized reports a rejected API key: missing, invalid, a demo key
@@ -193,4 +196,15 @@ func IsRetryable(err error) bool {
 	}
 	_, noResponse := errors.AsType[*transportError](err)
 	return noResponse
+}
+
+// DeferredRetry is the wait the server asked for before a retry, when it is
+// longer than the client spends inside one call and so was not waited out:
+// the caller should come back after it. It is 0 for any other error.
+func DeferredRetry(err error) time.Duration {
+	e, ok := asError(err)
+	if !ok || e.RetryAfter <= maxHonouredRetryAfter {
+		return 0
+	}
+	return e.RetryAfter
 }

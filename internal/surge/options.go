@@ -23,6 +23,8 @@ type options struct {
 	rps         float64
 	burst       int
 	observer    Observer
+	// insecureHTTP allows a plain http:// base URL to another host.
+	insecureHTTP bool
 }
 
 // Option configures a Client.
@@ -99,3 +101,10 @@ type noObserver struct{}
 
 func (noObserver) RequestDone(string, int, time.Duration) {}
 func (noObserver) Retried(string, int)                    {}
+
+// WithInsecureHTTP allows a plain http:// base URL on a host other than the
+// loopback interface, which sends the API key in clear over the network: for
+// an emulator or a proxy inside a trusted network only.
+func WithInsecureHTTP() Option {
+	return func(o *options) { o.insecureHTTP = true }
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -31,6 +32,11 @@ func ready(obj *surgev1alpha1.SurgeEndUser) bool {
 
 func reconciling(obj *surgev1alpha1.SurgeEndUser) bool {
 	return isTrue(obj, "Reconciling")
+}
+
+func retrying(obj *surgev1alpha1.SurgeEndUser) bool {
+	condition := apimeta.FindStatusCondition(obj.Status.Conditions, "Reconciling")
+	return condition != nil && condition.Status == "True" && condition.Reason == "SurgeUnavailable"
 }
 
 func stalled(obj *surgev1alpha1.SurgeEndUser) bool {
@@ -61,11 +67,19 @@ func TestReadyEndUserIsCurrentAndHealthy(t *testing.T) {
 	expectGitOpsView(t, obj, status.CurrentStatus, "Healthy", "matches the spec")
 }
 
+func TestNewEndUserIsInProgressBeforeSurgeAnswers(t *testing.T) {
+	f := newFixture(t)
+	f.Surge.SetLatency(3 * time.Second)
+	f.create("ada")
+	obj := f.waitForState("ada", "Reconciling", reconciling)
+	expectGitOpsView(t, obj, status.InProgressStatus, "Progressing", "in line with the spec")
+}
+
 func TestEndUserWaitingForSurgeIsInProgressAndProgressing(t *testing.T) {
 	f := newFixture(t)
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/", Status: http.StatusServiceUnavailable})
 	f.create("ada")
-	obj := f.waitForState("ada", "Reconciling", reconciling)
+	obj := f.waitForState("ada", "Reconciling after a failure", retrying)
 	expectGitOpsView(t, obj, status.InProgressStatus, "Progressing", "will retry")
 
 	f.Surge.ClearFaults()

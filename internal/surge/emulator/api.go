@@ -131,6 +131,12 @@ func (s *Server) write(w http.ResponseWriter, entry *Request, resp response) {
 	for name, values := range resp.header {
 		w.Header()[name] = values
 	}
+	if page, isHTML := resp.body.(htmlBody); isHTML {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(resp.status)
+		_, _ = io.WriteString(w, string(page))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(resp.status)
 	encoder := json.NewEncoder(w)

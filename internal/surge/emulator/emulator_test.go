@@ -401,3 +401,27 @@ func TestRateLimitAnswers429(t *testing.T) {
 		t.Errorf("after removing the limit: %d", a.status)
 	}
 }
+
+func TestProxyPageFaultAnswersHTML(t *testing.T) {
+	h := newHarness(t, emulator.Options{})
+	id := h.createUser("P")
+	h.emu.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
+
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/users/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "<html>") {
+		t.Errorf("got %d %q %q, want a 404 HTML page", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if _, exists := h.emu.User(id); !exists {
+		t.Errorf("the user behind the proxy page is gone")
+	}
+	if a := h.call(http.MethodGet, "/users/"+id, nil); a.status != http.StatusOK {
+		t.Errorf("after the fault: %d, want 200", a.status)
+	}
+}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -25,6 +26,10 @@ type Fault struct {
 	Status int
 	// ErrorType overrides the error type that goes with Status.
 	ErrorType string
+	// ProxyPage answers Status with an HTML page instead of Surge's error
+	// envelope, as a gateway or proxy in front of Surge does: a 404 of this
+	// kind says nothing about whether the user exists.
+	ProxyPage bool
 	// RetryAfter sets the retry-after (whole seconds, rounded up) and
 	// retry-after-ms headers of the answer.
 	RetryAfter time.Duration
@@ -192,6 +197,9 @@ func (s *Server) rateLimited() (response, bool) {
 }
 
 func faultResponse(f *Fault) response {
+	if f.ProxyPage {
+		return proxyPage(f.Status)
+	}
 	errorType := f.ErrorType
 	if errorType == "" {
 		errorType = errorTypeForStatus(f.Status)
@@ -205,6 +213,15 @@ func faultResponse(f *Fault) response {
 		setRetryAfter(resp.header, f.RetryAfter)
 	}
 	return resp
+}
+
+// htmlBody is a response body written as it is, not as JSON.
+type htmlBody string
+
+func proxyPage(status int) response {
+	page := fmt.Sprintf("<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1></center><hr><center>nginx</center></body></html>\n",
+		status, http.StatusText(status), status, http.StatusText(status))
+	return response{status: status, body: htmlBody(page), header: http.Header{}}
 }
 
 func errorTypeForStatus(status int) string {
