@@ -107,20 +107,22 @@ func runChaos(t *testing.T, mode chaosMode) {
 				deleting = append(deleting, i)
 			}
 		}
+		for _, i := range updating {
+			updated[name(i)] = true
+		}
+		for _, i := range deleting {
+			deleted[name(i)] = true
+		}
 		restart = restartSoon(300 * time.Millisecond)
 		forEach(len(updating)+len(deleting), func(j int) {
 			if j < len(updating) {
-				i := updating[j]
-				updated[name(i)] = true
-				f.Update(name(i), func(o *surgev1alpha1.SurgeEndUser) {
+				f.Update(name(updating[j]), func(o *surgev1alpha1.SurgeEndUser) {
 					o.Spec.FirstName = fmt.Sprintf("Updated%d", round)
 					o.Spec.LastName = fmt.Sprint(rand.IntN(1000))
 				})
 				return
 			}
-			i := deleting[j-len(updating)]
-			deleted[name(i)] = true
-			f.Delete(name(i))
+			f.Delete(name(deleting[j-len(updating)]))
 		})
 		restart.Wait()
 		restartSoon(800 * time.Millisecond).Wait()

@@ -85,48 +85,79 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return r.finish(ctx, obj.DeepCopy(), obj, credentialsErr, false)
 	}
 
-	userDue, userWait := r.checks.due(obj, r.Clock.Now())
-	if !userDue && !controllerutil.ContainsFinalizer(obj, Finalizer) {
-		// Removed by hand: put back at once, not at the next user check,
-		// which is the step that adds it otherwise.
-		if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-			controllerutil.AddFinalizer(o, Finalizer)
-		}); err != nil {
+	due := r.dueWork(ctx, obj)
+	if !due.user {
+		if err := r.restoreFinalizer(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	// Between user checks the token is looked after on its own, whatever
-	// became of its last renewal, under the outcome of the last check.
-	var userErr error
-	if !userDue {
-		userErr = r.checks.standingStall(obj)
+	log.FromContext(ctx).V(1).Info("Reconciling", "userCheckDue", due.user, "tokenDue", due.token)
+	if !due.user && !due.token {
+		return ctrl.Result{RequeueAfter: due.wait}, nil
 	}
-	tokenDue, tokenWait := false, time.Duration(0)
-	if !userDue && obj.Status.UserID != "" && tokenStepRuns(userErr, obj.Status.UserID) {
-		tokenDue, tokenWait = r.tokenDue(ctx, obj)
-	}
-	log.FromContext(ctx).V(1).Info("Reconciling", "userCheckDue", userDue, "tokenDue", tokenDue)
-	if !userDue && !tokenDue {
-		return ctrl.Result{RequeueAfter: shortestWait(userWait, tokenWait)}, nil
-	}
-
 	if err := r.announceStart(ctx, obj); err != nil {
 		return ctrl.Result{}, err
 	}
 	original := obj.DeepCopy()
+	err := r.runSteps(ctx, api, obj, due)
+	return r.finish(ctx, original, obj, err, due.user)
+}
+
+// dueWork is what a reconcile must do now: the user check, the token step,
+// or nothing until wait has passed.
+type dueWork struct {
+	user, token bool
+	wait        time.Duration
+	// standingStall is the stall the last user check ended in, which holds
+	// until the next one.
+	standingStall error
+}
+
+func (r *SurgeEndUserReconciler) dueWork(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) dueWork {
+	var due dueWork
+	var userWait, tokenWait time.Duration
+	due.user, userWait = r.checks.due(obj, r.Clock.Now())
+	if due.user {
+		return due
+	}
+	// Between user checks the token is looked after on its own, whatever
+	// became of its last renewal, under the outcome of the last check.
+	due.standingStall = r.checks.standingStall(obj)
+	if obj.Status.UserID != "" && tokenStepRuns(due.standingStall, obj.Status.UserID) {
+		due.token, tokenWait = r.tokenDue(ctx, obj)
+	}
+	due.wait = shortestWait(userWait, tokenWait)
+	return due
+}
+
+// runSteps runs the user check and the token step, as due, within the
+// remote timeout. A resource kept from its user by another lets go of its
+// token.
+func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	if userDue {
+	userErr := due.standingStall
+	if due.user {
 		userErr = r.reconcileUser(remoteCtx, api, obj)
 	}
-	err := userErr
 	switch {
 	case isStall(userErr, ReasonUserClaimed):
-		err = joinSteps(userErr, r.dropTokenSecret(ctx, obj))
+		return joinSteps(userErr, r.dropTokenSecret(ctx, obj))
 	case tokenStepRuns(userErr, obj.Status.UserID):
-		err = joinSteps(userErr, r.reconcileToken(remoteCtx, api, obj))
+		return joinSteps(userErr, r.reconcileToken(remoteCtx, api, obj))
 	}
-	return r.finish(ctx, original, obj, err, userDue)
+	return userErr
+}
+
+// restoreFinalizer puts back a finalizer removed by hand at once, not at the
+// next user check, which is the step that adds it otherwise.
+func (r *SurgeEndUserReconciler) restoreFinalizer(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	if controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return nil
+	}
+	return r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+		controllerutil.AddFinalizer(o, Finalizer)
+	})
 }
 
 // surgeFor returns the Surge client that serves obj, or the stall that says
