@@ -91,12 +91,16 @@ func Scheme() *runtime.Scheme {
 // controllers.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	opts = withDefaults(opts)
-	// Each key gets a client of its own, with its own rate limit and its
-	// own pause after a 429: one throttled project does not slow another.
-	newClient := func(apiURL, apiKey string) (*surge.Client, error) {
+	// Each key gets a client of its own, with its own adaptive rate and
+	// its own pause after a 429: one throttled project does not slow
+	// another.
+	newClient := func(scope, apiURL, apiKey string) (*surge.Client, error) {
+		if scope == "" {
+			scope = metrics.ScopeOperatorKey
+		}
 		clientOptions := append([]surge.Option{
 			surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
-			surge.WithObserver(metrics.SurgeObserver{}),
+			surge.WithObserver(metrics.SurgeObserver{Scope: scope}),
 		}, opts.SurgeClientOptions...)
 		return surge.New(apiURL, apiKey, clientOptions...)
 	}
