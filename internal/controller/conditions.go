@@ -28,6 +28,9 @@ const (
 	ReasonSecretNotOwned      = "SecretNotOwned"
 	ReasonTokenRenewalFailing = "TokenRenewalFailing"
 	ReasonPaused              = "Paused"
+	// ReasonRateLimited: Surge's rate limit holds the operator back; the
+	// resource waits its turn, and nothing is wrong with it.
+	ReasonRateLimited = "RateLimited"
 )
 
 // Event reasons for the changes the operator makes in Surge and Kubernetes.
