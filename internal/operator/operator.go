@@ -70,9 +70,12 @@ type Options struct {
 const (
 	DefaultResyncInterval          = 10 * time.Minute
 	DefaultMaxConcurrentReconciles = 8
-	DefaultSurgeRequestsPerSecond  = 40
-	DefaultSurgeBurst              = 40
-	remoteTimeout                  = 2 * time.Minute
+	// DefaultSurgeRequestsPerSecond is the ceiling of the adaptive rate:
+	// high, since Surge publishes no limit and the client finds the one it
+	// meets; lower it to what Surge's terms grant the key.
+	DefaultSurgeRequestsPerSecond = 200
+	DefaultSurgeBurst             = 40
+	remoteTimeout                 = 2 * time.Minute
 	// DefaultProjectRecheckInterval: SurgeEndUsers read a rotated key
 	// sooner (credentials.KeyRefreshInterval); this only refreshes the
 	// project's status.
