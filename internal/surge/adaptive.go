@@ -92,16 +92,30 @@ func (a *adaptiveRate) throttled(sentAt, now time.Time) bool {
 type eventRate struct {
 	value     float64
 	updatedAt time.Time
+	// since is the first event. Until the window has passed since, the
+	// average has not filled up, and is scaled up by what it lacks: a 429
+	// in the first second must not be read as Surge serving almost nothing.
+	since time.Time
 }
 
+// minServedHistory is the least history the rate is told from; with less,
+// it is unknown (0).
+const minServedHistory = 100 * time.Millisecond
+
 func (e *eventRate) at(now time.Time) float64 {
-	if e.updatedAt.IsZero() {
+	history := now.Sub(e.since)
+	if e.since.IsZero() || history < minServedHistory {
 		return 0
 	}
-	return e.value * math.Exp(-now.Sub(e.updatedAt).Seconds()/servedRateWindow.Seconds())
+	filled := 1 - math.Exp(-history.Seconds()/servedRateWindow.Seconds())
+	return e.value * math.Exp(-now.Sub(e.updatedAt).Seconds()/servedRateWindow.Seconds()) / filled
 }
 
 func (e *eventRate) add(now time.Time) {
-	e.value = e.at(now) + 1/servedRateWindow.Seconds()
+	if e.since.IsZero() {
+		e.since = now
+		e.updatedAt = now
+	}
+	e.value = e.value*math.Exp(-now.Sub(e.updatedAt).Seconds()/servedRateWindow.Seconds()) + 1/servedRateWindow.Seconds()
 	e.updatedAt = now
 }

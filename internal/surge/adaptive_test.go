@@ -46,6 +46,24 @@ func TestAdaptiveRate(t *testing.T) {
 			want: 7,
 		},
 		{
+			name: "a 429 in the first second falls from the rate served so far, not from nearly nothing",
+			events: func(a *adaptiveRate) time.Time {
+				successes(a, 20, 0, 300*time.Millisecond)
+				a.throttled(at(300*time.Millisecond), at(300*time.Millisecond))
+				return at(300 * time.Millisecond)
+			},
+			want: 14,
+		},
+		{
+			name: "a 429 with too short a history to tell a rate from keeps a share of the allowed rate",
+			events: func(a *adaptiveRate) time.Time {
+				a.succeeded(at(0))
+				a.throttled(at(10*time.Millisecond), at(10*time.Millisecond))
+				return at(10 * time.Millisecond)
+			},
+			want: 70,
+		},
+		{
 			name: "climbs back to where it drew the 429 after the recovery time",
 			events: func(a *adaptiveRate) time.Time {
 				successes(a, 10, 0, 20*time.Second)

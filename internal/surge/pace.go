@@ -85,34 +85,54 @@ func newPacer(ceiling float64, burst int, observer Observer) *pacer {
 // longer than maxTurnWait is not waited for: it becomes a
 // *RateLimitedError at once.
 func (p *pacer) turn(ctx context.Context, operation string) (time.Time, error) {
+	// The pause after a 429 is waited out before a turn is reserved: the
+	// limiter counts from the present, and the pause may end later than
+	// another caller's.
+	for {
+		p.mu.Lock()
+		hold := time.Until(p.blockedUntil)
+		p.mu.Unlock()
+		if hold <= 0 {
+			break
+		}
+		if err := p.refuseLongWait(ctx, operation, hold); err != nil {
+			return time.Time{}, err
+		}
+		if !sleep(ctx, hold) {
+			return time.Time{}, ctx.Err()
+		}
+	}
+	if p.limiter == nil {
+		return time.Now(), nil
+	}
 	now := time.Now()
 	p.mu.Lock()
-	wait := max(p.blockedUntil.Sub(now), 0)
-	var reservation *rate.Reservation
-	if p.limiter != nil {
-		allowed := p.adaptive.rate(now)
-		p.limiter.SetLimitAt(now, rate.Limit(allowed))
-		p.limiter.SetBurstAt(now, p.adaptive.burst(now, p.burst))
-		reservation = p.limiter.ReserveN(now.Add(wait), 1)
-		wait += reservation.DelayFrom(now.Add(wait))
-		p.observer.RateChanged(allowed, p.adaptive.ceiling)
-	}
+	allowed := p.adaptive.rate(now)
+	p.limiter.SetLimitAt(now, rate.Limit(allowed))
+	p.limiter.SetBurstAt(now, p.adaptive.burst(now, p.burst))
+	reservation := p.limiter.ReserveN(now, 1)
 	p.mu.Unlock()
-
-	deadline, hasDeadline := ctx.Deadline()
-	if wait > maxTurnWait || (hasDeadline && now.Add(wait).After(deadline)) {
-		if reservation != nil {
-			reservation.CancelAt(now)
-		}
-		return time.Time{}, &RateLimitedError{Operation: operation, RetryAfter: wait}
+	p.observer.RateChanged(allowed, p.adaptive.ceiling)
+	wait := reservation.DelayFrom(now)
+	if err := p.refuseLongWait(ctx, operation, wait); err != nil {
+		reservation.CancelAt(now)
+		return time.Time{}, err
 	}
 	if !sleep(ctx, wait) {
-		if reservation != nil {
-			reservation.Cancel()
-		}
+		reservation.Cancel()
 		return time.Time{}, ctx.Err()
 	}
 	return time.Now(), nil
+}
+
+// refuseLongWait is the *RateLimitedError for a wait too long to spend
+// inside a call, or one the call's deadline would cut short.
+func (p *pacer) refuseLongWait(ctx context.Context, operation string, wait time.Duration) error {
+	deadline, hasDeadline := ctx.Deadline()
+	if wait > maxTurnWait || (hasDeadline && time.Until(deadline) < wait) {
+		return &RateLimitedError{Operation: operation, RetryAfter: wait}
+	}
+	return nil
 }
 
 // answered records how a request sent at sentAt fared. A 429 lowers the
