@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,9 +35,14 @@ const (
 	scenarioConvergence = "convergence"
 	scenarioRateLimit   = "rate-limit"
 	scenarioResync      = "resync"
+	scenarioRateSweep   = "rate-sweep"
+	scenarioRestart     = "restart"
 )
 
-var allScenarios = []string{scenarioConvergence, scenarioRateLimit, scenarioResync}
+var allScenarios = []string{scenarioConvergence, scenarioRateLimit, scenarioResync, scenarioRateSweep, scenarioRestart}
+
+// defaultScenarios are those make bench runs without -scenarios.
+var defaultScenarios = []string{scenarioConvergence, scenarioRateLimit, scenarioResync}
 
 type options struct {
 	root      string
@@ -61,15 +67,24 @@ type options struct {
 	resyncInterval time.Duration
 	resyncWindow   time.Duration
 
+	// sweepLimits are the rates Surge allows in the rate sweep, one run
+	// each; sweepFloor sizes each run's users so that its floor is about
+	// that long, up to sweepMaxUsers.
+	sweepLimits   []float64
+	sweepFloor    time.Duration
+	sweepMaxUsers int
+
+	restartUsers int
+
 	runTimeout time.Duration
 }
 
 func main() {
 	opts := options{}
-	var scenarios string
+	var scenarios, sweepLimits string
 	flag.StringVar(&opts.root, "root", ".", "Root of the surge-operator checkout: main.go is built from it and the CRDs read from it.")
 	flag.StringVar(&opts.outDir, "out", filepath.Join("bin", "bench"), "Directory for result.json, the kubeconfig and the manager's logs.")
-	flag.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "Comma-separated scenarios to run: "+strings.Join(allScenarios, ", ")+".")
+	flag.StringVar(&scenarios, "scenarios", strings.Join(defaultScenarios, ","), "Comma-separated scenarios to run, from: "+strings.Join(allScenarios, ", ")+".")
 	flag.IntVar(&opts.users, "n", 1000, "SurgeEndUsers created in the convergence scenario.")
 	flag.DurationVar(&opts.latency, "latency", 50*time.Millisecond, "Latency the Surge emulator adds to every call.")
 	flag.IntVar(&opts.operator.Concurrency, "concurrency", operator.DefaultMaxConcurrentReconciles, "--max-concurrent-reconciles of the manager.")
@@ -86,6 +101,10 @@ func main() {
 	flag.IntVar(&opts.resyncUsers, "resync-users", 200, "SurgeEndUsers created in the resync scenario.")
 	flag.DurationVar(&opts.resyncInterval, "resync-test-interval", 20*time.Second, "Short --resync-interval of the resync scenario, extrapolated to -resync.")
 	flag.DurationVar(&opts.resyncWindow, "resync-window", time.Minute, "How long Surge calls are counted in the resync scenario.")
+	flag.StringVar(&sweepLimits, "sweep-limits", "5,10,50,200", "Comma-separated requests per second Surge allows in the runs of the rate sweep.")
+	flag.DurationVar(&opts.sweepFloor, "sweep-floor", 40*time.Second, "Each rate-sweep run gets the users its limit serves in about this long.")
+	flag.IntVar(&opts.sweepMaxUsers, "sweep-max-users", 1000, "Most SurgeEndUsers in one rate-sweep run.")
+	flag.IntVar(&opts.restartUsers, "restart-users", 1000, "Settled SurgeEndUsers in the restart scenario.")
 	flag.DurationVar(&opts.runTimeout, "run-timeout", 20*time.Minute, "Longest wait for one run's SurgeEndUsers to converge.")
 	flag.Parse()
 
@@ -95,6 +114,14 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q; choose from %s\n", s, strings.Join(allScenarios, ", "))
 			os.Exit(2)
 		}
+	}
+	for _, field := range strings.Split(sweepLimits, ",") {
+		limit, err := strconv.ParseFloat(strings.TrimSpace(field), 64)
+		if err != nil || limit <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: -sweep-limits: %q is not a positive number\n", field)
+			os.Exit(2)
+		}
+		opts.sweepLimits = append(opts.sweepLimits, limit)
 	}
 	// The API server and the informers of the bench itself would otherwise
 	// fill the output; the manager's own log goes to a file per run.
@@ -135,6 +162,16 @@ func run(ctx context.Context, opts options) error {
 	}
 	if slices.Contains(opts.scenarios, scenarioResync) {
 		if result.Resync, err = runResyncScenario(ctx, env, opts); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(opts.scenarios, scenarioRateSweep) {
+		if result.RateSweep, err = runRateSweep(ctx, env, opts); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(opts.scenarios, scenarioRestart) {
+		if result.Restart, err = runRestartScenario(ctx, env, opts); err != nil {
 			return err
 		}
 	}

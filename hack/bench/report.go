@@ -20,6 +20,8 @@ type benchResult struct {
 	Convergence *convergenceResult `json:"convergence,omitempty"`
 	RateLimit   []rateLimitResult  `json:"rateLimit,omitempty"`
 	Resync      *resyncResult      `json:"resync,omitempty"`
+	RateSweep   []sweepResult      `json:"rateSweep,omitempty"`
+	Restart     *restartResult     `json:"restart,omitempty"`
 	Targets     []target           `json:"targets"`
 }
 
@@ -101,6 +103,11 @@ const (
 	minShareOfRateLimit     = 0.8
 	maxRateLimitedShare     = 0.05
 	maxResyncOverIdeal      = 1.1
+	// The rate sweep's targets, at every limit.
+	minSweepShareOfLimit = 0.85
+	maxSweepRateLimited  = 0.05
+	maxSweepRatioToFloor = 1.3
+	maxNewUserSeconds    = 5
 )
 
 func evaluateTargets(result *benchResult, opts options) []target {
@@ -171,6 +178,25 @@ func evaluateTargets(result *benchResult, opts options) []target {
 			fmt.Sprintf("%.0f/h for N=%d (ideal %.0f)", r.ExtrapolatedCallsPerHour, r.ExtrapolatedUsers, r.IdealCallsPerHour),
 			r.ExtrapolatedCallsPerHour <= r.IdealCallsPerHour*maxResyncOverIdeal)
 	}
+	for _, sw := range result.RateSweep {
+		run := sw.Run
+		measured := fmt.Sprintf("%.0f%% of the limit, %.1f%% 429, %.2f× floor", sw.ShareOfLimit*100, run.RateLimitedShare*100, sw.RatioToFloor)
+		if !run.Converged {
+			measured = convergedText(run) + "; " + measured
+		}
+		add(fmt.Sprintf("rate sweep at %g rps", sw.Limit),
+			fmt.Sprintf("≥ %.0f%% of the limit used, ≤ %.0f%% 429, ≤ %.1f× floor", minSweepShareOfLimit*100, maxSweepRateLimited*100, maxSweepRatioToFloor),
+			measured,
+			run.Converged && sw.ShareOfLimit >= minSweepShareOfLimit && run.RateLimitedShare <= maxSweepRateLimited && sw.RatioToFloor <= maxSweepRatioToFloor)
+	}
+	if r := result.Restart; r != nil {
+		measured := fmt.Sprintf("%.2fs, after %.0f checks of settled users", r.NewUserSeconds, r.ChecksBefore)
+		if !r.NewUserReady {
+			measured = fmt.Sprintf("not Ready after %.0fs", r.NewUserSeconds)
+		}
+		add("new resource after a restart", fmt.Sprintf("Ready in < %ds with %d settled users", maxNewUserSeconds, r.Settled.Users),
+			measured, r.NewUserReady && r.NewUserSeconds < maxNewUserSeconds)
+	}
 	return targets
 }
 
@@ -230,6 +256,26 @@ func printTable(out io.Writer, result *benchResult) {
 		fmt.Fprintf(w, "extrapolated to %s, %d users\t%.0f calls/hour (%.2f/s); ideal %.0f\t\n",
 			r.ExtrapolatedInterval, r.ExtrapolatedUsers, r.ExtrapolatedCallsPerHour, r.ExtrapolatedRequestsPerSecond, r.IdealCallsPerHour)
 		fmt.Fprintf(w, "Kubernetes writes in the window\t%.0f\t\n", r.Window.Kubernetes.Total)
+	}
+
+	if len(result.RateSweep) > 0 {
+		first := result.RateSweep[0].Run
+		fmt.Fprintf(w, "\n== Rate sweep: Surge's limit unknown to the operator (%s); Surge burst %d, latency %s\n",
+			first.Settings, result.Settings.RateLimitBurst, time.Duration(first.LatencySeconds*float64(time.Second)))
+		fmt.Fprintln(w, "limit\tusers\tconverged\tfloor\t× floor\tsucceeded/s\tof limit\t429 share\tSurge calls/user\tlist calls\treconciles/user\t")
+		for _, sw := range result.RateSweep {
+			run := sw.Run
+			fmt.Fprintf(w, "%g rps\t%d\t%s\t%.1fs\t%.2f\t%.1f\t%.0f%%\t%.1f%%\t%.2f\t%.0f\t%.2f\t\n",
+				sw.Limit, run.Users, convergedText(run), sw.FloorSeconds, sw.RatioToFloor, run.SurgeSucceededPerSecond, sw.ShareOfLimit*100,
+				run.RateLimitedShare*100, run.CostPerUser.Surge.Total, run.Cost.Surge.List, run.CostPerUser.Reconciles)
+		}
+	}
+
+	if r := result.Restart; r != nil {
+		fmt.Fprintf(w, "\n== Restart: %d settled users (%s), manager restarted, one new SurgeEndUser created as its workers start\n",
+			r.Settled.Users, r.Settled.Settings)
+		fmt.Fprintf(w, "new SurgeEndUser Ready with its Secret after\t%.2fs\t\n", r.NewUserSeconds)
+		fmt.Fprintf(w, "settled users checked in Surge before it\t%.0f\t\n", r.ChecksBefore)
 	}
 
 	fmt.Fprintln(w, "\n== Targets")

@@ -29,6 +29,9 @@ const (
 	ReasonSecretRejected      = "SecretRejected"
 	ReasonTokenRenewalFailing = "TokenRenewalFailing"
 	ReasonPaused              = "Paused"
+	// ReasonRateLimited: Surge's rate limit holds the operator back; the
+	// resource waits its turn, and nothing is wrong with it.
+	ReasonRateLimited = "RateLimited"
 )
 
 // Event reasons for the changes the operator makes in Surge and Kubernetes.

@@ -9,8 +9,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 func TestRenewalTime(t *testing.T) {
@@ -126,25 +128,37 @@ func TestPlannedRenewalKeepsThePlanOfTheSameToken(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	resync := 10 * time.Minute
 	transient := classifySurgeError("create the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	limited := classifySurgeError("create the end user", &surge.RateLimitedError{Operation: "create_user", RetryAfter: 3 * time.Second}, &surgev1alpha1.SurgeEndUserSpec{})
+	limitedWithoutWait := classifySurgeError("read the end user", &surge.RateLimitedError{Operation: "get_user"}, &surgev1alpha1.SurgeEndUserSpec{})
+	renewalLimited := &degradedError{message: "renewal held back", err: limited}
 	cases := []struct {
 		name                        string
 		err                         error
+		wasReady                    bool
 		ready                       metav1.ConditionStatus
 		reason                      string
 		reconciling, stalled, final bool
 		requeueAfter                time.Duration
-		retried                     bool
+		retried, periodic           bool
 	}{
-		{"success", nil, metav1.ConditionTrue, ReasonSynced, false, false, true, resync, false},
-		{"stall waits for the resync", stalled(ReasonAPIKeyRejected, "key"), metav1.ConditionFalse, ReasonAPIKeyRejected, false, true, true, resync, false},
-		{"transient backs off", transient, metav1.ConditionFalse, ReasonSurgeUnavailable, true, false, false, 0, true},
-		{"degraded stays ready", &degradedError{message: "renewal failed", err: transient}, metav1.ConditionTrue, ReasonTokenRenewalFailing, false, false, true, 0, true},
-		{"unknown error is in progress", errors.New("boom"), metav1.ConditionFalse, ReasonProgressing, true, false, false, 0, true},
+		{"success", nil, false, metav1.ConditionTrue, ReasonSynced, false, false, true, resync, false, true},
+		{"stall waits for the resync", stalled(ReasonAPIKeyRejected, "key"), false, metav1.ConditionFalse, ReasonAPIKeyRejected, false, true, true, resync, false, true},
+		{"transient backs off", transient, false, metav1.ConditionFalse, ReasonSurgeUnavailable, true, false, false, 0, true, false},
+		{"degraded stays ready", &degradedError{message: "renewal failed", err: transient}, true, metav1.ConditionTrue, ReasonTokenRenewalFailing, false, false, true, 0, true, false},
+		{"unknown error is in progress", errors.New("boom"), false, metav1.ConditionFalse, ReasonProgressing, true, false, false, 0, true, false},
+		{"rate limited new resource waits its turn", limited, false, metav1.ConditionFalse, ReasonRateLimited, true, false, false, 3 * time.Second, false, false},
+		{"rate limited without a wait waits a little", limitedWithoutWait, false, metav1.ConditionFalse, ReasonRateLimited, true, false, false, minRateLimitedWait, false, false},
+		{"rate limited Ready resource stays Ready", limited, true, metav1.ConditionTrue, ReasonSynced, false, false, true, 3 * time.Second, false, false},
+		{"rate limited token renewal stays Ready without backoff", renewalLimited, true, metav1.ConditionTrue, ReasonSynced, false, false, true, 3 * time.Second, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			outcome := summarize(tc.err, "ok", resync)
+			outcome := summarize(tc.err, "ok", resync, tc.wasReady)
 			status := &surgev1alpha1.SurgeEndUserStatus{}
+			if tc.wasReady {
+				// The status of the last reconcile, which a wait must keep.
+				summarize(nil, "ok", resync, false).apply(status, 3)
+			}
 			outcome.apply(status, 3)
 			result, err := outcome.result()
 			ready := findCondition(status, ConditionReady)
@@ -165,6 +179,9 @@ func TestSummarize(t *testing.T) {
 			}
 			if result.RequeueAfter != tc.requeueAfter {
 				t.Errorf("RequeueAfter = %s, want %s", result.RequeueAfter, tc.requeueAfter)
+			}
+			if lowPriority := result.Priority != nil && *result.Priority == handler.LowPriority; lowPriority != tc.periodic {
+				t.Errorf("requeued at low priority = %v, want %v", lowPriority, tc.periodic)
 			}
 		})
 	}
@@ -269,7 +286,7 @@ func TestSummarizeSteps(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			outcome := summarize(tc.err, "ok", resync)
+			outcome := summarize(tc.err, "ok", resync, false)
 			status := &surgev1alpha1.SurgeEndUserStatus{}
 			outcome.apply(status, 1)
 			result, err := outcome.result()

@@ -8,7 +8,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/surge"
@@ -48,6 +50,27 @@ type transientError struct {
 func (e *transientError) Error() string { return e.message }
 func (e *transientError) Unwrap() error { return e.err }
 
+// rateLimitedError is no failure: Surge's rate limit for the API key is
+// spent, and the client handed the wait back instead of holding a worker.
+// The resource waits its turn, after the wait the client named, without
+// exponential backoff: a busy Surge must not leave it waiting minutes
+// after Surge has recovered.
+type rateLimitedError struct {
+	wait time.Duration
+	err  error
+}
+
+func (e *rateLimitedError) Error() string { return e.err.Error() }
+func (e *rateLimitedError) Unwrap() error { return e.err }
+
+// rateLimitedMessage stays the same at every wait, so that a resource
+// held back again and again is not written again and again.
+const rateLimitedMessage = "Surge's rate limit for the API key is spent: waiting for a turn"
+
+// minRateLimitedWait is the least a held-back resource waits, for a 429
+// that named no wait.
+const minRateLimitedWait = time.Second
+
 // degradedError is a failure that does not yet hurt the user: renewing a
 // token failed while the stored one is still valid. Ready stays True; the
 // renewal is retried with backoff.
@@ -64,6 +87,9 @@ func (e *degradedError) Unwrap() error { return e.err }
 func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUserSpec) error {
 	var apiErr *surge.Error
 	errors.As(err, &apiErr)
+	if wait, limited := surge.RateLimitedFor(err); limited {
+		return &rateLimitedError{wait: wait, err: err}
+	}
 	switch {
 	case surge.IsUnauthorized(err):
 		return stalled(ReasonAPIKeyRejected,
@@ -169,23 +195,33 @@ type outcomeResult struct {
 	stalled     *metav1.Condition
 	// final means the outcome holds for this generation (success or stall):
 	// only then is observedGeneration stamped.
-	final        bool
+	final bool
+	// keepConditions leaves the conditions as they are.
+	keepConditions bool
+	// rateLimited marks a wait for Surge's rate limit, which is no failure
+	// and warrants no warning.
+	rateLimited  bool
 	requeueAfter time.Duration
+	// periodic marks a requeue that only checks again a settled outcome:
+	// it goes behind new and changed resources in the queue.
+	periodic bool
 	// retryErr, when set, is returned to controller-runtime for exponential
 	// backoff.
 	retryErr error
 }
 
 // summarize maps the outcome of a reconcile to conditions and a requeue.
-// It is the only place that decides either.
-func summarize(err error, successMessage string, resync time.Duration) outcomeResult {
+// It is the only place that decides either. wasReady says whether the
+// resource was Ready before this reconcile.
+func summarize(err error, successMessage string, resync time.Duration, wasReady bool) outcomeResult {
 	var steps *stepsError
 	if errors.As(err, &steps) {
-		return summarizeSteps(steps, successMessage, resync)
+		return summarizeSteps(steps, successMessage, resync, wasReady)
 	}
 	var stall *stalledError
 	var transient *transientError
 	var degraded *degradedError
+	var limited *rateLimitedError
 	switch {
 	case err == nil:
 		return outcomeResult{
@@ -193,6 +229,20 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 				Reason: ReasonSynced, Message: successMessage},
 			final:        true,
 			requeueAfter: resync,
+			periodic:     true,
+		}
+	case errors.As(err, &limited) && wasReady:
+		// What is in Surge was fine at the last check and nothing says
+		// otherwise: a Ready resource stays Ready while it waits.
+		return outcomeResult{keepConditions: true, rateLimited: true, requeueAfter: max(limited.wait, minRateLimitedWait)}
+	case errors.As(err, &limited):
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+				Reason: ReasonRateLimited, Message: rateLimitedMessage},
+			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+				Reason: ReasonRateLimited, Message: rateLimitedMessage},
+			rateLimited:  true,
+			requeueAfter: max(limited.wait, minRateLimitedWait),
 		}
 	case errors.As(err, &degraded):
 		return outcomeResult{
@@ -209,6 +259,7 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 				Reason: stall.reason, Message: stall.message},
 			final:        true,
 			requeueAfter: resync,
+			periodic:     true,
 		}
 	case errors.As(err, &transient):
 		outcome := outcomeResult{
@@ -236,11 +287,11 @@ func summarize(err error, successMessage string, resync time.Duration) outcomeRe
 // summarizeSteps maps the outcome of both steps. A stalled user step stays
 // the resource's condition whatever the token step did; a token step that
 // failed after it is still retried with backoff, unless it stalled too.
-func summarizeSteps(steps *stepsError, successMessage string, resync time.Duration) outcomeResult {
+func summarizeSteps(steps *stepsError, successMessage string, resync time.Duration, wasReady bool) outcomeResult {
 	if steps.user == nil {
-		return summarize(steps.token, successMessage, resync)
+		return summarize(steps.token, successMessage, resync, wasReady)
 	}
-	outcome := summarize(steps.user, successMessage, resync)
+	outcome := summarize(steps.user, successMessage, resync, wasReady)
 	if steps.token == nil {
 		return outcome
 	}
@@ -277,6 +328,9 @@ func (o outcomeResult) apply(status *surgev1alpha1.SurgeEndUserStatus, generatio
 
 // applyTo is apply for the status of any kind.
 func (o outcomeResult) applyTo(conditions *[]metav1.Condition, observedGeneration *int64, generation int64) {
+	if o.keepConditions {
+		return
+	}
 	o.ready.ObservedGeneration = generation
 	apimeta.SetStatusCondition(conditions, o.ready)
 	setOrRemove(conditions, ConditionReconciling, o.reconciling, generation)
@@ -290,7 +344,11 @@ func (o outcomeResult) result() (ctrl.Result, error) {
 	if o.retryErr != nil {
 		return ctrl.Result{}, o.retryErr
 	}
-	return ctrl.Result{RequeueAfter: o.requeueAfter}, nil
+	result := ctrl.Result{RequeueAfter: o.requeueAfter}
+	if o.periodic {
+		result.Priority = ptr.To(handler.LowPriority)
+	}
+	return result, nil
 }
 
 func setOrRemove(conditions *[]metav1.Condition, conditionType string, condition *metav1.Condition, generation int64) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -96,12 +97,16 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	original := obj.DeepCopyObject().(projectObject)
 	status := obj.GetProjectStatus()
 	status.EndUsers = int32(len(endUsers))
-	outcome := summarize(r.checkKey(ctx, ref), "Surge accepts the API key", r.RecheckInterval)
+	outcome := summarize(r.checkKey(ctx, ref), "Surge accepts the API key", r.RecheckInterval, isProjectReady(original))
 	if outcome.ready.Status == metav1.ConditionTrue {
 		outcome.ready.Reason = ReasonKeyAccepted
 	}
 	outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
 	return ctrl.Result{RequeueAfter: r.RecheckInterval}, r.writeStatus(ctx, original, obj)
+}
+
+func isProjectReady(obj projectObject) bool {
+	return apimeta.IsStatusConditionTrue(obj.GetProjectStatus().Conditions, ConditionReady)
 }
 
 // checkKey reads the project's key again and asks Surge whether it accepts

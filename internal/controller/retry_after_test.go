@@ -23,7 +23,7 @@ func TestLongRetryAfterIsCarriedIntoTheRequeue(t *testing.T) {
 	emu.InjectFault(emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: 90 * time.Second, Count: 1})
 	_, createErr := client.CreateUser(t.Context(), account, surge.UserFields{FirstName: "Ada"})
 
-	outcome := summarize(classifySurgeError("create the end user", createErr, &surgev1alpha1.SurgeEndUserSpec{}), "ok", 10*time.Minute)
+	outcome := summarize(classifySurgeError("create the end user", createErr, &surgev1alpha1.SurgeEndUserSpec{}), "ok", 10*time.Minute, false)
 	result, retryErr := outcome.result()
 	if retryErr != nil || result.RequeueAfter < 90*time.Second {
 		t.Errorf("result %+v, %v: want the 90s Surge asked for, not a backoff from a second", result, retryErr)

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -93,7 +94,7 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	log.FromContext(ctx).V(1).Info("Reconciling", "userCheckDue", due.user, "tokenDue", due.token)
 	if !due.user && !due.token {
-		return ctrl.Result{RequeueAfter: due.wait}, nil
+		return ctrl.Result{RequeueAfter: due.wait, Priority: ptr.To(handler.LowPriority)}, nil
 	}
 	if err := r.announceStart(ctx, obj); err != nil {
 		return ctrl.Result{}, err
@@ -185,13 +186,13 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		// of Surge (a new user id, a new token) before trying again.
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
-		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync)
+		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync, isReady(original))
 		if token := obj.Status.Token; token != nil && outcome.final && outcome.requeueAfter > 0 {
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
 		outcome.apply(&obj.Status, obj.Generation)
 		apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
-		if err != nil {
+		if err != nil && !outcome.rateLimited {
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
@@ -290,6 +291,10 @@ func shortestWait(waits ...time.Duration) time.Duration {
 		}
 	}
 	return shortest
+}
+
+func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
+	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
 }
 
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {

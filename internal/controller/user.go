@@ -218,7 +218,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	r.unsentCreates.forget(obj.UID)
 	user, err := api.CreateUser(ctx, obj.Spec.AccountID, desired)
 	if err != nil {
-		if surge.IsRefused(err) {
+		if surge.IsRefused(err) || surge.WasNotSent(err) {
 			r.unsentCreates.remember(obj)
 		}
 		return classifySurgeError("create the end user", err, &obj.Spec)

@@ -28,8 +28,9 @@ import (
 const KeyRefreshInterval = 20 * time.Second
 
 // NewClientFunc builds a Surge client for a base URL and key, with the
-// operator's settings (rate limit, retries, metrics).
-type NewClientFunc func(apiURL, apiKey string) (*surge.Client, error)
+// operator's settings (rate limit, retries, metrics). scope names the key
+// in metrics: the project's reference, empty for the operator's own key.
+type NewClientFunc func(scope, apiURL, apiKey string) (*surge.Client, error)
 
 // Manager hands out the Surge client of each resource.
 type Manager struct {
@@ -91,7 +92,7 @@ func NewManager(opts Options) (*Manager, error) {
 		m.clock = clock.RealClock{}
 	}
 	if opts.DefaultAPIKey != "" {
-		c, err := opts.NewClient(opts.DefaultURL, opts.DefaultAPIKey)
+		c, err := opts.NewClient("", opts.DefaultURL, opts.DefaultAPIKey)
 		if err != nil {
 			return nil, err
 		}
@@ -203,7 +204,7 @@ func (m *Manager) projectClient(ctx context.Context, p project, refresh bool) (*
 		cached.readAt = now
 		return cached.client, nil
 	}
-	c, err := m.newClient(p.apiURL, string(key))
+	c, err := m.newClient(p.ref.String(), p.apiURL, string(key))
 	if err != nil {
 		return nil, refuse(ReasonAPIURLNotAllowed, "%s cannot be used: %v", p.ref, err)
 	}

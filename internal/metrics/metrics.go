@@ -44,15 +44,32 @@ var (
 		Name: "surge_operator_surge_rate_limited_total",
 		Help: "Surge API requests answered 429 Too Many Requests, by operation.",
 	}, []string{"operation"})
+
+	surgeRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "surge_operator_surge_rate_requests_per_second",
+		Help: "Current adaptive rate of the Surge client of each API key, in requests per second.",
+	}, []string{"scope"})
+
+	surgeRateCeiling = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "surge_operator_surge_rate_ceiling_requests_per_second",
+		Help: "Ceiling of the adaptive rate of the Surge client of each API key (--surge-requests-per-second).",
+	}, []string{"scope"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(TokenExpiry, DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, readyCollector)
+	ctrlmetrics.Registry.MustRegister(TokenExpiry, DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, surgeRate, surgeRateCeiling, readyCollector)
 }
+
+// ScopeOperatorKey is the scope of the client of the operator's own key.
+const ScopeOperatorKey = "operator"
 
 // SurgeObserver records the Surge client's requests; it implements
 // surge.Observer.
-type SurgeObserver struct{}
+type SurgeObserver struct {
+	// Scope names the API key of the client: ScopeOperatorKey, or the
+	// project whose key it is, such as "SurgeProject team-a/billing".
+	Scope string
+}
 
 // RequestDone records one answered (or failed) request.
 func (SurgeObserver) RequestDone(operation string, statusCode int, duration time.Duration) {
@@ -66,4 +83,10 @@ func (SurgeObserver) RequestDone(operation string, statusCode int, duration time
 // Retried records a request the client is about to send again.
 func (SurgeObserver) Retried(operation string, statusCode int) {
 	surgeRetries.WithLabelValues(operation, strconv.Itoa(statusCode)).Inc()
+}
+
+// RateChanged records the client's adaptive rate and its ceiling.
+func (o SurgeObserver) RateChanged(current, ceiling float64) {
+	surgeRate.WithLabelValues(o.Scope).Set(current)
+	surgeRateCeiling.WithLabelValues(o.Scope).Set(ceiling)
 }

@@ -73,9 +73,12 @@ type Options struct {
 const (
 	DefaultResyncInterval          = 10 * time.Minute
 	DefaultMaxConcurrentReconciles = 8
-	DefaultSurgeRequestsPerSecond  = 40
-	DefaultSurgeBurst              = 40
-	remoteTimeout                  = 2 * time.Minute
+	// DefaultSurgeRequestsPerSecond is the ceiling of the adaptive rate:
+	// high, since Surge publishes no limit and the client finds the one it
+	// meets; lower it to what Surge's terms grant the key.
+	DefaultSurgeRequestsPerSecond = 200
+	DefaultSurgeBurst             = 40
+	remoteTimeout                 = 2 * time.Minute
 	// DefaultProjectRecheckInterval: SurgeEndUsers read a rotated key
 	// sooner (credentials.KeyRefreshInterval); this only refreshes the
 	// project's status.
@@ -94,12 +97,16 @@ func Scheme() *runtime.Scheme {
 // controllers.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	opts = withDefaults(opts)
-	// Each key gets a client of its own, with its own rate limit and its
-	// own pause after a 429: one throttled project does not slow another.
-	newClient := func(apiURL, apiKey string) (*surge.Client, error) {
+	// Each key gets a client of its own, with its own adaptive rate and
+	// its own pause after a 429: one throttled project does not slow
+	// another.
+	newClient := func(scope, apiURL, apiKey string) (*surge.Client, error) {
+		if scope == "" {
+			scope = metrics.ScopeOperatorKey
+		}
 		clientOptions := append([]surge.Option{
 			surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
-			surge.WithObserver(metrics.SurgeObserver{}),
+			surge.WithObserver(metrics.SurgeObserver{Scope: scope}),
 		}, opts.SurgeClientOptions...)
 		if opts.AllowInsecureSurgeAPIURL {
 			clientOptions = append(clientOptions, surge.WithInsecureHTTP())

@@ -16,10 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 const (
@@ -31,8 +28,9 @@ const (
 	maxErrorBody          = 64 << 10
 )
 
-// Client calls the Surge API. It is safe for concurrent use; its rate limit
-// and its pause after a 429 apply to all callers together.
+// Client calls the Surge API. It is safe for concurrent use; its adaptive
+// rate, its pause after a 429 and its retry budget apply to all callers
+// together.
 type Client struct {
 	baseURL    *url.URL
 	endpoint   string
@@ -42,11 +40,8 @@ type Client struct {
 	maxRetries int
 	backoffMin time.Duration
 	backoffMax time.Duration
-	limiter    *rate.Limiter
+	pace       *pacer
 	observer   Observer
-
-	mu           sync.Mutex
-	blockedUntil time.Time
 }
 
 // credential is held by pointer so that even printing a copied Client
@@ -93,9 +88,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		backoffMax: o.backoffMax,
 		observer:   o.observer,
 	}
-	if o.rps > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(o.rps), o.burst)
-	}
+	c.pace = newPacer(o.rps, o.burst, o.observer)
 	return c, nil
 }
 
@@ -164,64 +157,42 @@ func (c *Client) do(ctx context.Context, req call) error {
 	if len(req.query) > 0 {
 		target += "?" + req.query.Encode()
 	}
+	retriesCost := 0
 	for attempt := 0; ; attempt++ {
-		if err := c.waitForTurn(ctx); err != nil {
+		sentAt, err := c.pace.turn(ctx, req.operation)
+		if _, limited := RateLimitedFor(err); limited {
+			return err
+		}
+		if err != nil {
 			return fmt.Errorf("surge %s: waiting to send: %w", req.operation, err)
 		}
-		err := c.send(ctx, req, target, payload)
+		err = c.pace.answered(req.operation, sentAt, c.send(ctx, req, target, payload))
 		if err == nil {
+			c.pace.succeeded(retriesCost)
 			return nil
 		}
 		delay, delayHonoured := c.retryDelay(attempt, err)
-		if apiErr, isAPIErr := errors.AsType[*Error](err); isAPIErr && apiErr.StatusCode == http.StatusTooManyRequests {
-			c.holdBack(min(delay, maxHonouredRetryAfter))
-		}
 		if !req.retrySafe || attempt >= c.maxRetries || ctx.Err() != nil || !IsRetryable(err) || !delayHonoured {
 			return err
 		}
+		pause, limited := RateLimitedFor(err)
+		if limited && pause > maxTurnWait {
+			return err
+		}
+		cost := retryCostOf(err)
+		if !c.pace.mayRetry(cost) {
+			return err
+		}
+		retriesCost += cost
 		c.observer.Retried(req.operation, statusCode(err))
+		if limited {
+			// The pause after a 429 holds every request of the client:
+			// the next turn waits it out.
+			continue
+		}
 		if !sleep(ctx, delay) {
 			return fmt.Errorf("%w (gave up waiting to retry: %w)", err, ctx.Err())
 		}
-	}
-}
-
-// waitForTurn holds a request until the client is no longer paused by a
-// 429 and the rate limiter lets it through.
-func (c *Client) waitForTurn(ctx context.Context) error {
-	for {
-		c.mu.Lock()
-		wait := time.Until(c.blockedUntil)
-		c.mu.Unlock()
-		if wait <= 0 {
-			break
-		}
-		if !sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-	if c.limiter == nil {
-		return nil
-	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// The limiter refuses at once a wait that would outlast the
-		// deadline; the call would have timed out anyway.
-		return fmt.Errorf("%w: %w", err, context.DeadlineExceeded)
-	}
-	return nil
-}
-
-// holdBack pauses every request of the client: a 429 is about the API key,
-// not about the one request that received it.
-func (c *Client) holdBack(d time.Duration) {
-	until := time.Now().Add(d)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if until.After(c.blockedUntil) {
-		c.blockedUntil = until
 	}
 }
 

@@ -63,6 +63,19 @@ type observer struct {
 	// onRetry, when set, is called on every retry; set it before the first
 	// request.
 	onRetry func(status int)
+	rate    float64
+}
+
+func (o *observer) RateChanged(current, _ float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rate = current
+}
+
+func (o *observer) currentRate() float64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.rate
 }
 
 func (o *observer) RequestDone(operation string, status int, _ time.Duration) {
@@ -490,5 +503,64 @@ func TestRedaction(t *testing.T) {
 	}
 	if got, want := f.client.String(), "apiKey: sk_l…(redacted)"; !strings.Contains(got, want) {
 		t.Errorf("String() = %q, want it to contain %q", got, want)
+	}
+}
+
+func TestLongPauseIsHandedBackToTheCaller(t *testing.T) {
+	const retryAfter = 30 * time.Second
+	f := newFixture(t, emulator.Options{}, surge.WithRateLimit(100, 10))
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Busy"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 429, RetryAfter: retryAfter, Count: 1})
+
+	_, err := f.client.GetUser(t.Context(), user.ID)
+	wait, limited := surge.RateLimitedFor(err)
+	if !limited || wait < retryAfter-time.Second || wait > retryAfter {
+		t.Fatalf("answered 429 with Retry-After %v: got %v (wait %v), want a rate limit of about that", retryAfter, err, wait)
+	}
+	if surge.WasNotSent(err) || !surge.IsRefused(err) {
+		t.Errorf("a request answered 429 was sent and refused: %v", err)
+	}
+	// Another caller, which never saw the 429, is held back too, without
+	// its request leaving.
+	_, err = f.client.ListUsers(t.Context(), testAccount)
+	if wait, limited := surge.RateLimitedFor(err); !limited || !surge.WasNotSent(err) || wait <= 0 || wait > retryAfter {
+		t.Errorf("during the pause: %v (wait %v), want it held back for the rest of the pause", err, wait)
+	}
+	if got := len(f.emu.Requests()); got != 1 {
+		t.Errorf("Surge saw %d requests, want only the one answered 429", got)
+	}
+}
+
+func TestRateFallsOn429AndRetriesWithinTheCall(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithRateLimit(100, 10))
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Busy"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 429, RetryAfter: 20 * time.Millisecond, Count: 1})
+
+	if _, err := f.client.GetUser(t.Context(), user.ID); err != nil {
+		t.Fatalf("a short pause is waited out and the read retried: %v", err)
+	}
+	if rate := f.seen.currentRate(); rate >= 100 || rate <= 0 {
+		t.Errorf("rate after a 429 is %v, want below the ceiling of 100", rate)
+	}
+	if requests := f.seen.requests(); strings.Join(requests, ",") != "get_user 429,get_user 200" {
+		t.Errorf("requests %v", requests)
+	}
+}
+
+func TestRetriesStopWhenTheBudgetIsSpent(t *testing.T) {
+	const calls, maxRetries = 40, 3
+	f := newFixture(t, emulator.Options{}, surge.WithMaxRetries(maxRetries))
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Down"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 503})
+
+	for range calls {
+		if _, err := f.client.GetUser(t.Context(), user.ID); err == nil {
+			t.Fatal("a read of an unavailable Surge succeeded")
+		}
+	}
+	// The budget holds 500 and a retry after a 503 costs 5: 100 retries,
+	// then none, rather than maxRetries for every one of the calls.
+	if got, want := len(f.seen.retries()), 100; got != want {
+		t.Errorf("%d retries for %d calls, want the budget's %d (without it, %d)", got, calls, want, calls*maxRetries)
 	}
 }

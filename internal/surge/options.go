@@ -67,9 +67,11 @@ func WithBackoff(base, maxWait time.Duration) Option {
 	}
 }
 
-// WithRateLimit caps the requests per second of the Client, across every
-// caller sharing it, with bursts up to burst; 20 rps with bursts of 40 by
-// default. rps <= 0 disables the limit.
+// WithRateLimit sets the ceiling of the Client's adaptive rate, across
+// every caller sharing it, with bursts up to burst. The Client starts at
+// the ceiling, slows down when Surge answers 429 and climbs back while it
+// does not; 20 rps with bursts of 40 by default. rps <= 0 removes the
+// client's own pacing, leaving only Surge's 429s and Retry-After.
 func WithRateLimit(rps float64, burst int) Option {
 	return func(o *options) {
 		o.rps = rps
@@ -95,12 +97,16 @@ type Observer interface {
 	// Retried reports that a failed attempt of operation, answered with
 	// statusCode (0 when no response arrived), will be retried.
 	Retried(operation string, statusCode int)
+	// RateChanged reports the client's adaptive rate in requests per
+	// second, and the ceiling it may climb back to.
+	RateChanged(current, ceiling float64)
 }
 
 type noObserver struct{}
 
 func (noObserver) RequestDone(string, int, time.Duration) {}
 func (noObserver) Retried(string, int)                    {}
+func (noObserver) RateChanged(float64, float64)           {}
 
 // WithInsecureHTTP allows a plain http:// base URL on a host other than the
 // loopback interface, which sends the API key in clear over the network: for

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+)
+
+// sweepResult is one run of the rate sweep: Surge allows limit requests
+// per second, and the operator, with its defaults, is not told.
+type sweepResult struct {
+	Limit float64   `json:"surgeRateLimit"`
+	Run   runResult `json:"run"`
+	// ShareOfLimit is the successful calls per second between the first
+	// create and convergence, as a share of the limit.
+	ShareOfLimit float64 `json:"shareOfLimit"`
+	// FloorSeconds is the least time the limit allows for the calls the
+	// users need, create and token: (2N − Surge's burst) / limit.
+	FloorSeconds float64 `json:"floorSeconds"`
+	RatioToFloor float64 `json:"ratioToFloor"`
+}
+
+// sweepUsers sizes a sweep run so that its floor is about floor, between
+// a few dozen users and max: large enough for the operator to find the
+// limit, small enough that the whole sweep takes minutes.
+func sweepUsers(limit float64, floor time.Duration, maxUsers int) int {
+	return min(max(int(math.Round(limit*floor.Seconds()/2)), 50), maxUsers)
+}
+
+// runRateSweep runs N users against each of the limits in turn, with the
+// operator's settings as given (its defaults unless flags changed them).
+func runRateSweep(ctx context.Context, env *environment, opts options) ([]sweepResult, error) {
+	var results []sweepResult
+	for _, limit := range opts.sweepLimits {
+		users := sweepUsers(limit, opts.sweepFloor, opts.sweepMaxUsers)
+		floor := max(0, float64(2*users-opts.rateLimitBurst)) / limit
+		run, err := startRun(ctx, env, runSpec{
+			name:           fmt.Sprintf("%s-%g", scenarioRateSweep, limit),
+			users:          users,
+			latency:        opts.latency,
+			rateLimit:      limit,
+			rateLimitBurst: opts.rateLimitBurst,
+			settings:       opts.operator,
+			// A run three times slower than its floor has missed by far;
+			// waiting longer would not change the verdict.
+			timeout: max(time.Duration(3*floor*float64(time.Second)), time.Minute),
+		})
+		if err != nil {
+			return nil, err
+		}
+		result, err := run.converge(ctx)
+		run.close()
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, sweepResult{
+			Limit:        limit,
+			Run:          result,
+			ShareOfLimit: result.SurgeSucceededPerSecond / limit,
+			FloorSeconds: floor,
+			RatioToFloor: result.ConvergenceSeconds / floor,
+		})
+	}
+	return results, nil
+}
+
+// restartResult is the restart scenario: settled users, a restarted
+// manager that must check each of them once, and one new resource created
+// as it starts.
+type restartResult struct {
+	Settled runResult `json:"settled"`
+	// NewUserSeconds runs from the creation of the new resource until it
+	// is Ready with its Secret.
+	NewUserSeconds float64 `json:"newUserSeconds"`
+	NewUserReady   bool    `json:"newUserReady"`
+	// ChecksBefore counts the settled users read from Surge between the
+	// restart and the new resource turning Ready.
+	ChecksBefore float64 `json:"checksBeforeNewUser"`
+}
+
+// runRestartScenario settles N users, restarts the manager, creates one
+// new resource as soon as the new manager's workers run, and times it.
+func runRestartScenario(ctx context.Context, env *environment, opts options) (*restartResult, error) {
+	run, err := startRun(ctx, env, runSpec{
+		name:     scenarioRestart,
+		users:    opts.restartUsers,
+		latency:  opts.latency,
+		settings: opts.operator,
+		timeout:  opts.runTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer run.close()
+	result := &restartResult{}
+	if result.Settled, err = run.converge(ctx); err != nil {
+		return nil, err
+	}
+	if !result.Settled.Converged {
+		return result, nil
+	}
+	withNewUser, err := trackConvergence(ctx, env.restConfig, run.namespace, opts.restartUsers+1)
+	if err != nil {
+		return nil, err
+	}
+	progress("%s: restarting the manager", scenarioRestart)
+	run.manager.stop()
+	restartedAt := time.Now()
+	if run.manager, err = startManager(ctx, env, scenarioRestart+"-restarted", run.surge.url, opts.operator, run.namespace, ""); err != nil {
+		run.manager = nil
+		return nil, err
+	}
+	created := time.Now()
+	if err := env.k8s.Create(ctx, benchEndUser(run.namespace, opts.restartUsers)); err != nil {
+		return nil, fmt.Errorf("creating the new SurgeEndUser: %w", err)
+	}
+	select {
+	case <-withNewUser.converged:
+		result.NewUserReady = true
+		result.NewUserSeconds = withNewUser.convergedTime().Sub(created).Seconds()
+	case <-time.After(opts.runTimeout):
+		result.NewUserSeconds = time.Since(created).Seconds()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	checks := countSurgeCalls(run.surge.Requests(), restartedAt, created.Add(time.Duration(result.NewUserSeconds*float64(time.Second))))
+	result.ChecksBefore = checks.Get
+	progress("%s: the new SurgeEndUser was Ready after %.2fs, after %.0f checks of settled users", scenarioRestart, result.NewUserSeconds, result.ChecksBefore)
+	return result, nil
+}

@@ -1,0 +1,94 @@
+package controller_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+// TestNewWorkGoesAheadOfChecksAfterARestart: after a restart every settled
+// resource is checked once against Surge, and those checks wait behind a
+// resource created meanwhile, which must not sit at the back of the queue.
+func TestNewWorkGoesAheadOfChecksAfterARestart(t *testing.T) {
+	const settled = 20
+	f := newFixture(t, func(o *operator.Options) { o.MaxConcurrentReconciles = 1 })
+	for i := range settled {
+		f.Create(f.endUser(fmt.Sprintf("settled-%02d", i)))
+	}
+	for i := range settled {
+		f.waitForReady(fmt.Sprintf("settled-%02d", i))
+	}
+	// One worker and slow answers make the checks after the restart a
+	// queue of several seconds.
+	f.Surge.SetLatency(100 * time.Millisecond)
+	f.StopOperator()
+	restartedAt := time.Now()
+	f.StartOperator()
+	f.Eventually("the checks after the restart begin", 20*time.Second, func() (bool, string) {
+		return checksSince(f, restartedAt) > 0, "no check yet"
+	})
+	f.Create(f.endUser("newcomer"))
+	f.waitForReady("newcomer")
+
+	before, created := 0, false
+	for _, r := range f.Surge.Requests() {
+		switch {
+		case r.At.Before(restartedAt):
+		case r.Method == http.MethodPost && strings.HasPrefix(r.Path, "/accounts/"):
+			created = true
+		case r.Method == http.MethodGet && strings.HasPrefix(r.Path, "/users/") && !created:
+			before++
+		}
+	}
+	if !created || before >= settled {
+		t.Errorf("the new resource was created after %d of the %d checks: want it ahead of the checks still due", before, settled)
+	}
+}
+
+func checksSince(f *fixture, since time.Time) int {
+	n := 0
+	for _, r := range f.Surge.Requests() {
+		if !r.At.Before(since) && r.Method == http.MethodGet && strings.HasPrefix(r.Path, "/users/") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRateLimitIsAWaitNotAFailure: while Surge answers 429 with a pause,
+// a new resource says it waits for the rate limit and a Ready one stays
+// Ready; once Surge takes requests again, the new one becomes Ready.
+func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("settled"))
+	f.waitForReady("settled")
+
+	f.Surge.InjectFault(emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: 3 * time.Second})
+	f.Create(f.endUser("newcomer"))
+	f.waitForCondition("newcomer", controller.ConditionReconciling, metav1.ConditionTrue, controller.ReasonRateLimited)
+	f.waitForCondition("newcomer", controller.ConditionReady, metav1.ConditionFalse, controller.ReasonRateLimited)
+	f.Update("settled", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "now"}
+	})
+	f.Eventually("the settled resource's check is held back", 10*time.Second, func() (bool, string) {
+		return f.Surge.CountRequests(http.MethodGet, "/users/") > 0, "not checked yet"
+	})
+	f.consistently("the settled resource stays Ready", time.Second, func() (bool, string) {
+		ready := apimeta.FindStatusCondition(f.Get("settled").Status.Conditions, controller.ConditionReady)
+		return ready != nil && ready.Status == metav1.ConditionTrue && ready.Reason == controller.ReasonSynced, fmt.Sprintf("Ready is %+v", ready)
+	})
+
+	f.Surge.ClearFaults()
+	f.waitForReady("newcomer")
+	f.waitForReady("settled")
+}

@@ -1,0 +1,121 @@
+package surge
+
+import (
+	"math"
+	"time"
+)
+
+// The shape of the adaptive rate. Surge publishes no limit, so the client
+// finds it: it starts at the ceiling, falls to a share of the rate Surge
+// actually served when told 429, and climbs back along a cubic curve that
+// is flat near the rate that last drew a 429 and steep away from it, as
+// TCP CUBIC and the AWS SDKs' adaptive retry mode do.
+const (
+	// decreaseFactor is the share of the served rate kept after a 429.
+	decreaseFactor = 0.7
+	// recoveryTime is how long the rate takes to climb back to where it
+	// drew the last 429. The same time at every rate keeps the share of
+	// requests answered 429 about the same at 5 rps as at 200: a curve
+	// fixed in requests per second would probe a low limit far more often.
+	recoveryTime = 4 * time.Second
+	// minAdaptiveRate keeps the client probing even when Surge refused
+	// everything.
+	minAdaptiveRate = 0.5
+	// servedRateWindow smooths the measured rate of successful answers,
+	// the best estimate of Surge's limit at the moment of a 429.
+	servedRateWindow = time.Second
+	// burstWindow caps the limiter's burst at this much of the current
+	// rate, so that a client slowed to a few requests per second does not
+	// fire its whole configured burst after a pause.
+	burstWindow = 500 * time.Millisecond
+)
+
+// adaptiveRate decides the client's pace from the answers it gets. It is
+// pure: every method takes the time, and the caller serialises calls.
+type adaptiveRate struct {
+	ceiling float64
+	// peak is the rate believed to be close to Surge's limit: where the
+	// last 429 was drawn. Zero until the first 429.
+	peak float64
+	// decreasedAt is the time of the last decrease. A 429 to a request
+	// sent before it tells of the rate before that decrease, which was
+	// already acted on.
+	decreasedAt time.Time
+	served      eventRate
+}
+
+func newAdaptiveRate(ceiling float64) adaptiveRate {
+	return adaptiveRate{ceiling: ceiling}
+}
+
+// rate is the pace allowed at now.
+func (a *adaptiveRate) rate(now time.Time) float64 {
+	if a.peak == 0 {
+		return a.ceiling
+	}
+	// One cubic through three points: decreaseFactor × peak right after
+	// the decrease, flat at peak after recoveryTime, and steepening above
+	// it to probe for a limit that was raised.
+	progress := 1 - now.Sub(a.decreasedAt).Seconds()/recoveryTime.Seconds()
+	r := a.peak * (1 - (1-decreaseFactor)*progress*progress*progress)
+	return min(max(r, minAdaptiveRate), a.ceiling)
+}
+
+// burst is the limiter's burst at now, at most configured.
+func (a *adaptiveRate) burst(now time.Time, configured int) int {
+	return max(1, min(configured, int(a.rate(now)*burstWindow.Seconds())))
+}
+
+// succeeded records a successful answer.
+func (a *adaptiveRate) succeeded(now time.Time) {
+	a.served.add(now)
+}
+
+// throttled records a 429 to a request sent at sentAt, and reports
+// whether the rate fell.
+func (a *adaptiveRate) throttled(sentAt, now time.Time) bool {
+	if !sentAt.After(a.decreasedAt) {
+		return false
+	}
+	current := a.rate(now)
+	// While the client sends less than it may, its allowed rate says
+	// nothing of Surge's limit; the rate Surge served does.
+	if served := a.served.at(now); served > 0 {
+		current = min(current, served)
+	}
+	a.peak = max(current, minAdaptiveRate)
+	a.decreasedAt = now
+	return true
+}
+
+// eventRate is an exponentially weighted rate of events per second.
+type eventRate struct {
+	value     float64
+	updatedAt time.Time
+	// since is the first event. Until the window has passed since, the
+	// average has not filled up, and is scaled up by what it lacks: a 429
+	// in the first second must not be read as Surge serving almost nothing.
+	since time.Time
+}
+
+// minServedHistory is the least history the rate is told from; with less,
+// it is unknown (0).
+const minServedHistory = 100 * time.Millisecond
+
+func (e *eventRate) at(now time.Time) float64 {
+	history := now.Sub(e.since)
+	if e.since.IsZero() || history < minServedHistory {
+		return 0
+	}
+	filled := 1 - math.Exp(-history.Seconds()/servedRateWindow.Seconds())
+	return e.value * math.Exp(-now.Sub(e.updatedAt).Seconds()/servedRateWindow.Seconds()) / filled
+}
+
+func (e *eventRate) add(now time.Time) {
+	if e.since.IsZero() {
+		e.since = now
+		e.updatedAt = now
+	}
+	e.value = e.value*math.Exp(-now.Sub(e.updatedAt).Seconds()/servedRateWindow.Seconds()) + 1/servedRateWindow.Seconds()
+	e.updatedAt = now
+}
