@@ -93,7 +93,7 @@ func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUs
 	switch {
 	case surge.IsUnauthorized(err):
 		return stalled(ReasonAPIKeyRejected,
-			"Surge rejected the API key while trying to %s (%d %s): check the key in SURGE_API_KEY of the operator's Secret and that its project is active",
+			"Surge rejected the API key while trying to %s (%d %s): check the key (in the Secret of the project spec.projectRef names, or the operator's SURGE_API_KEY) and that its Surge project is active",
 			action, apiErr.StatusCode, apiErr.Type)
 	case surge.IsAccountNotFound(err):
 		return stalled(ReasonAccountNotFound,
