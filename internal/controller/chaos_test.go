@@ -174,7 +174,12 @@ func runChaos(t *testing.T, mode chaosMode) {
 		}
 	}
 	for id, user := range remote {
-		t.Errorf("remote user %s (%s) belongs to no resource", id, user.Metadata[controller.MetadataName])
+		name := user.Metadata[controller.MetadataName]
+		if deleted[name] {
+			t.Errorf("remote user %s outlived its deleted resource %s", id, name)
+		} else {
+			t.Errorf("remote user %s duplicates the user of %s", id, name)
+		}
 	}
 
 	requests := f.Surge.Requests()

@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/metrics"
@@ -22,6 +23,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	log.FromContext(ctx).V(1).Info("Deleting", "userID", obj.Status.UserID, "createPending", hasCreatePending(obj))
 	original := obj.DeepCopy()
 	if credentialsErr != nil && r.deletionNeedsSurge(obj) {
 		return r.finish(ctx, original, obj, credentialsErr, false)
