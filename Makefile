@@ -9,7 +9,7 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 IMG ?= surge-operator:latest
 
 GOTEST_FLAGS ?= -count=1 -timeout=30m
-GO_DIRS := main.go api cmd internal test
+GO_DIRS := main.go api cmd internal pkg test
 
 .PHONY: all
 all: build
@@ -23,8 +23,10 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers.
+manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers, and the test kit's copy of the CRDs.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f pkg/surgetest/crds/*.yaml
+	cp config/crd/bases/*.yaml pkg/surgetest/crds/
 
 .PHONY: chart
 chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (hack/sync-chart).

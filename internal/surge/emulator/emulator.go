@@ -69,11 +69,11 @@ type storedUser struct {
 // use, including while it serves requests.
 type Server struct {
 	now        func() time.Time
-	pageSize   int
 	signingKey ed25519.PrivateKey
 	keyID      string
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	pageSize int
 	// projects maps each accepted API key to its project, and accounts
 	// each account to its project: a key reaches only its project's
 	// accounts and their users.
@@ -128,6 +128,17 @@ func (s *Server) SetAPIKey(key string) {
 	defer s.mu.Unlock()
 	maps.DeleteFunc(s.projects, func(_, project string) bool { return project == DefaultProject })
 	s.projects[key] = DefaultProject
+}
+
+// SetPageSize sets the number of users per list page; n <= 0 restores the
+// default of 20.
+func (s *Server) SetPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= 0 {
+		n = defaultPageSize
+	}
+	s.pageSize = n
 }
 
 // AddProject adds a project, or adds to one: apiKey becomes one of its
