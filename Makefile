@@ -9,7 +9,9 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 IMG ?= surge-operator:latest
 
 GOTEST_FLAGS ?= -count=1 -timeout=30m
-GO_DIRS := main.go api cmd internal pkg test
+GO_DIRS := main.go api cmd internal pkg test examples
+# Modules of their own, which go test ./... at the root does not reach.
+EXAMPLE_MODULES := examples/onboarding
 
 .PHONY: all
 all: build
@@ -51,6 +53,7 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet on the code.
 	go vet ./...
+	for module in $(EXAMPLE_MODULES); do (cd $$module && go vet ./...) || exit 1; done
 
 .PHONY: lint
 lint: vet ## Check formatting and vet the code.
@@ -58,8 +61,9 @@ lint: vet ## Check formatting and vet the code.
 	if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted"; exit 1; fi
 
 .PHONY: test
-test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD validation, the Helm chart, the image (the README's test command).
+test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD validation, the Helm chart, the image, the examples (the README's test command).
 	HELM=$(HELM) KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...
+	for module in $(EXAMPLE_MODULES); do (cd $$module && KUBEBUILDER_ASSETS="$$(../../hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...) || exit 1; done
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached per user).
