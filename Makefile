@@ -9,7 +9,9 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 IMG ?= surge-operator:latest
 
 GOTEST_FLAGS ?= -count=1 -timeout=30m
-GO_DIRS := main.go api cmd internal test
+GO_DIRS := main.go api cmd internal pkg test examples
+# Modules of their own, which go test ./... at the root does not reach.
+EXAMPLE_MODULES := examples/onboarding
 
 .PHONY: all
 all: build
@@ -23,8 +25,10 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers.
+manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers, and the test kit's copy of the CRDs.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f pkg/surgetest/crds/*.yaml
+	cp config/crd/bases/*.yaml pkg/surgetest/crds/
 
 .PHONY: chart
 chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (hack/sync-chart).
@@ -49,6 +53,7 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet on the code.
 	go vet ./...
+	for module in $(EXAMPLE_MODULES); do (cd $$module && go vet ./...) || exit 1; done
 
 .PHONY: lint
 lint: vet ## Check formatting and vet the code.
@@ -56,8 +61,9 @@ lint: vet ## Check formatting and vet the code.
 	if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted"; exit 1; fi
 
 .PHONY: test
-test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD validation, the Helm chart, the image (the README's test command).
+test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD validation, the Helm chart, the image, the examples (the README's test command).
 	HELM=$(HELM) KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...
+	for module in $(EXAMPLE_MODULES); do (cd $$module && KUBEBUILDER_ASSETS="$$(../../hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...) || exit 1; done
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached per user).

@@ -1,57 +1,137 @@
 // Command surge-emulator serves an emulated Surge API, to run the operator
-// locally or in an end-to-end test without reaching Surge.
+// locally, or to test software in any language against Surge without
+// reaching it, with faults on demand:
+//
+//	surge-emulator --listen 127.0.0.1:8088 \
+//		--api-key sk_test_a --api-key sk_test_b \
+//		--account acct_01j9a43avnfqzbjfch6pygv1td \
+//		--latency 20ms \
+//		--fault '{"method": "POST", "status": 503, "count": 2}'
+//
+// Besides the Surge API it serves a JSON admin API under /_emulator/ to list
+// users and requests and to set faults; docs/testing.md describes both.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
-const defaultAccount = "acct_01j9a43avnfqzbjfch6pygv1td"
+const (
+	defaultAccount = "acct_01j9a43avnfqzbjfch6pygv1td"
+	defaultAPIKey  = "sk_demo_emulator"
+)
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		slog.Error("surge-emulator failed", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	defaultKey := os.Getenv("SURGE_API_KEY")
-	if defaultKey == "" {
-		defaultKey = "sk_demo_emulator"
-	}
-	listen := flag.String("listen", "127.0.0.1:8088", "address to serve the API on")
-	apiKey := flag.String("api-key", defaultKey, "the only API key accepted (default from SURGE_API_KEY)")
-	latency := flag.Duration("latency", 0, "delay added to every answer")
-	var accounts []string
-	flag.Func("account", "a known account id; repeat for several (default "+defaultAccount+")", func(id string) error {
-		if id == "" {
-			return errors.New("account id is empty")
+// settings are what the flags ask for.
+type settings struct {
+	listen    string
+	apiKeys   []string
+	accounts  []string
+	latency   time.Duration
+	pageSize  int
+	rateLimit float64
+	faults    []emulator.Fault
+}
+
+func parseFlags(args []string, output io.Writer) (settings, error) {
+	var s settings
+	flags := flag.NewFlagSet("surge-emulator", flag.ContinueOnError)
+	flags.SetOutput(output)
+	flags.StringVar(&s.listen, "listen", "127.0.0.1:8088", "address to serve on")
+	flags.Func("api-key", "an accepted API key; repeat for several (default $SURGE_API_KEY, else "+defaultAPIKey+")", nonEmpty("API key", &s.apiKeys))
+	flags.Func("account", "a known account id; repeat for several (default "+defaultAccount+")", nonEmpty("account id", &s.accounts))
+	flags.DurationVar(&s.latency, "latency", 0, "delay added to every answer, such as 50ms")
+	flags.IntVar(&s.pageSize, "page-size", 20, "users per page of a user list")
+	flags.Float64Var(&s.rateLimit, "rate-limit", 0, "requests per second accepted before answering 429 with retry-after (0: no limit)")
+	flags.Func("fault", `a fault to inject at start, as the JSON of POST /_emulator/faults, such as {"status": 503, "count": 2}; repeat for several`, func(raw string) error {
+		fault, err := emulator.ParseFault([]byte(raw))
+		if err != nil {
+			return err
 		}
-		accounts = append(accounts, id)
+		s.faults = append(s.faults, fault)
 		return nil
 	})
-	flag.Parse()
-	if len(accounts) == 0 {
-		accounts = []string{defaultAccount}
+	if err := flags.Parse(args); err != nil {
+		return settings{}, err
 	}
+	if flags.NArg() > 0 {
+		return settings{}, fmt.Errorf("unexpected arguments: %s", strings.Join(flags.Args(), " "))
+	}
+	if len(s.apiKeys) == 0 {
+		s.apiKeys = []string{cmp.Or(os.Getenv("SURGE_API_KEY"), defaultAPIKey)}
+	}
+	if len(s.accounts) == 0 {
+		s.accounts = []string{defaultAccount}
+	}
+	return s, nil
+}
 
-	emu := emulator.New(emulator.Options{APIKey: *apiKey, Accounts: accounts})
-	emu.SetLatency(*latency)
+func nonEmpty(what string, into *[]string) func(string) error {
+	return func(value string) error {
+		if value == "" {
+			return fmt.Errorf("%s is empty", what)
+		}
+		*into = append(*into, value)
+		return nil
+	}
+}
+
+// newHandler builds the emulator the settings describe, and serves its
+// admin API under emulator.AdminPath and the Surge API everywhere else.
+func newHandler(s settings) http.Handler {
+	emu := emulator.New(emulator.Options{APIKey: s.apiKeys[0], Accounts: s.accounts, PageSize: s.pageSize})
+	for _, key := range s.apiKeys[1:] {
+		emu.AddProject(emulator.DefaultProject, key)
+	}
+	emu.SetLatency(s.latency)
+	if s.rateLimit > 0 {
+		emu.SetRateLimit(s.rateLimit, max(int(s.rateLimit), 1))
+	}
+	for _, fault := range s.faults {
+		emu.InjectFault(fault)
+	}
+	api := logRequests(emu)
+	admin := emu.AdminHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, emulator.AdminPath) {
+			admin.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+func run(args []string) error {
+	s, err := parseFlags(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	server := &http.Server{
-		Addr:              *listen,
-		Handler:           logRequests(emu),
+		Addr:              s.listen,
+		Handler:           newHandler(s),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
@@ -59,11 +139,11 @@ func run() error {
 	defer stop()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.ListenAndServe() }()
-	slog.Info("serving the Surge API emulator", "listen", *listen, "accounts", accounts)
+	slog.Info("serving the Surge API emulator", "listen", s.listen, "accounts", s.accounts, "admin", emulator.AdminPath)
 
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serving on %s: %w", *listen, err)
+		return fmt.Errorf("serving on %s: %w", s.listen, err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/operatortest"
+	"github.com/surge-operator/surge-operator/pkg/surgetest"
 )
 
 const testAPIKey = "sk_demo_suite"
@@ -60,7 +59,7 @@ func TestMain(m *testing.M) {
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(logOutput), zap.Level(zapcore.DebugLevel)))
 	var err error
-	cluster, err = operatortest.StartCluster(filepath.Join("..", ".."))
+	cluster, err = operatortest.StartCluster()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -107,10 +106,10 @@ type fixture struct {
 	*operatortest.World
 }
 
-type fixtureOption = func(*operator.Options)
+type fixtureOption = surgetest.Option
 
 func withResync(d time.Duration) fixtureOption {
-	return func(o *operator.Options) { o.ResyncInterval = d }
+	return surgetest.WithResyncInterval(d)
 }
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {

@@ -1,15 +1,13 @@
-// Package operatortest runs the real operator for tests: a kube-apiserver
-// and etcd from envtest, the Surge emulator over real HTTP, and the manager
-// exactly as main.go builds it. Each test gets a world of its own: a
-// namespace, an emulator with one account, and an operator watching only
-// that namespace.
+// Package operatortest gives the operator's own suites a world per test,
+// built on the public test kit (pkg/surgetest) that other teams use: a
+// kube-apiserver and etcd from envtest with the kit's CRDs, and for each
+// test a namespace, an emulator with one account, and an operator watching
+// only that namespace.
 package operatortest
 
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,8 +20,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/operator"
-	"github.com/surge-operator/surge-operator/internal/surge"
-	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+	"github.com/surge-operator/surge-operator/pkg/surgetest"
 )
 
 // Cluster is a running envtest API server with the CRDs installed.
@@ -33,13 +30,10 @@ type Cluster struct {
 	env    *envtest.Environment
 }
 
-// StartCluster starts envtest with the CRDs of the checkout at repoRoot.
-// Its binaries come from KUBEBUILDER_ASSETS, which make test sets.
-func StartCluster(repoRoot string) (*Cluster, error) {
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+// StartCluster starts envtest with the CRDs of the test kit. Its binaries
+// come from KUBEBUILDER_ASSETS, which make test sets.
+func StartCluster() (*Cluster, error) {
+	env := &envtest.Environment{CRDs: surgetest.CRDs()}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting envtest (run through make test, which builds its binaries): %w", err)
@@ -67,20 +61,20 @@ type World struct {
 	// for in Settings.ExtraNamespaces; the operator watches them too.
 	Namespaces map[string]string
 	Account    string
-	APIKey     string
-	Surge      *emulator.Server
-	SurgeURL   string
+	Surge      *surgetest.Emulator
 
-	cluster *Cluster
-	options []func(*operator.Options)
-	stop    func()
+	cluster  *Cluster
+	apiKey   string
+	options  []surgetest.Option
+	operator *surgetest.Operator
 }
 
 // Settings of a World.
 type Settings struct {
 	// NamespacePrefix names the World's namespace.
 	NamespacePrefix string
-	APIKey          string
+	// APIKey is the emulator's key and the operator's own.
+	APIKey string
 	// PageSize of the emulator's user lists.
 	PageSize int
 	// ExtraNamespaces are further namespaces to create and watch, as for
@@ -91,7 +85,7 @@ type Settings struct {
 	// clock is skewed.
 	SurgeNow func() time.Time
 	// Operator adjusts the operator's options.
-	Operator []func(*operator.Options)
+	Operator []surgetest.Option
 }
 
 // NewWorld creates the namespace and the emulator and starts the operator;
@@ -105,15 +99,20 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 		K8s:        cluster.Client,
 		Namespace:  fmt.Sprintf("%s-%d", settings.NamespacePrefix, n),
 		Account:    fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
-		APIKey:     settings.APIKey,
 		Namespaces: map[string]string{},
+		Surge:      surgetest.NewEmulator(t),
 		cluster:    cluster,
 		options:    settings.Operator,
 	}
-	w.Surge = emulator.New(emulator.Options{APIKey: settings.APIKey, Accounts: []string{w.Account}, PageSize: settings.PageSize, Now: settings.SurgeNow})
-	server := httptest.NewServer(w.Surge)
-	t.Cleanup(server.Close)
-	w.SurgeURL = server.URL
+	if settings.APIKey != "" {
+		w.Surge.SetAPIKey(settings.APIKey)
+	}
+	w.apiKey = w.Surge.APIKey()
+	w.Surge.SetPageSize(settings.PageSize)
+	w.Surge.AddAccount(w.Account)
+	if settings.SurgeNow != nil {
+		w.Surge.SetClock(settings.SurgeNow)
+	}
 	for _, extra := range settings.ExtraNamespaces {
 		w.Namespaces[extra] = fmt.Sprintf("%s-%s", w.Namespace, extra)
 	}
@@ -123,47 +122,21 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 		}
 	}
 	w.StartOperator()
-	t.Cleanup(func() { w.StopOperator() })
 	return w
 }
 
-// StartOperator runs the real manager against the World's emulator, with
-// retries quick enough for tests.
+// StartOperator runs the real manager against the World's emulator, in the
+// World's namespaces, until StopOperator or the end of the test. Settled
+// resources are compared with Surge once a minute, seldom enough for tests
+// that count requests.
 func (w *World) StartOperator() {
 	w.T.Helper()
-	options := operator.Options{
-		SurgeAPIURL:            w.SurgeURL,
-		SurgeAPIKey:            w.APIKey,
-		ResyncInterval:         time.Minute,
-		ProjectRecheckInterval: time.Second,
-		Namespaces:             w.watched(),
-		MetricsBindAddress:     "0",
-		HealthProbeBindAddress: "0",
-		Rebuildable:            true,
-		SurgeClientOptions: []surge.Option{
-			surge.WithBackoff(10*time.Millisecond, 50*time.Millisecond),
-			surge.WithMaxRetries(1),
-		},
-	}
-	for _, adjust := range w.options {
-		adjust(&options)
-	}
-	mgr, err := operator.NewManager(w.cluster.Config, options)
-	if err != nil {
-		w.T.Fatalf("building the operator: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			w.T.Errorf("operator stopped: %v", err)
-		}
-	}()
-	w.stop = func() {
-		cancel()
-		<-done
-	}
+	options := append([]surgetest.Option{
+		surgetest.WithNamespaces(w.watched()...),
+		surgetest.WithAPIKey(w.apiKey),
+		surgetest.WithResyncInterval(time.Minute),
+	}, w.options...)
+	w.operator = surgetest.StartOperator(w.T, w.cluster.Config, w.Surge, options...)
 }
 
 func (w *World) watched() []string {
@@ -175,7 +148,7 @@ func (w *World) watched() []string {
 }
 
 // StopOperator stops the operator, cancelling whatever it has in flight.
-func (w *World) StopOperator() { w.stop() }
+func (w *World) StopOperator() { w.operator.Stop() }
 
 // RestartOperator stops the operator and starts a new one with empty
 // memory, as after a crash or a change of leader.

@@ -36,7 +36,7 @@ var (
 func TestMain(m *testing.M) {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(logLevel())))
 	var err error
-	cluster, err = operatortest.StartCluster(repoRoot)
+	cluster, err = operatortest.StartCluster()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -40,7 +40,7 @@ var (
 
 func TestMain(m *testing.M) {
 	var err error
-	cluster, err = operatortest.StartCluster(repoRoot)
+	cluster, err = operatortest.StartCluster()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

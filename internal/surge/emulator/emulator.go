@@ -14,6 +14,7 @@ import (
 	mathrand "math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -68,12 +69,12 @@ type storedUser struct {
 // Server is the emulated Surge API. All its methods are safe for concurrent
 // use, including while it serves requests.
 type Server struct {
-	now        func() time.Time
-	pageSize   int
 	signingKey ed25519.PrivateKey
 	keyID      string
+	clock      atomic.Pointer[func() time.Time]
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	pageSize int
 	// projects maps each accepted API key to its project, and accounts
 	// each account to its project: a key reaches only its project's
 	// accounts and their users.
@@ -104,7 +105,6 @@ func New(opts Options) *Server {
 		panic("emulator: generating the token signing key: " + err.Error())
 	}
 	s := &Server{
-		now:        opts.Now,
 		pageSize:   opts.PageSize,
 		signingKey: signingKey,
 		keyID:      newID("sgn_", opts.Now()),
@@ -115,11 +115,18 @@ func New(opts Options) *Server {
 		// reproducible.
 		chance: mathrand.New(mathrand.NewPCG(1, 2)),
 	}
+	s.clock.Store(&opts.Now)
 	for _, id := range opts.Accounts {
 		s.accounts[id] = DefaultProject
 	}
 	return s
 }
+
+// SetClock replaces the clock of ids, tokens and the request log: a clock
+// other than the operator's plays a Surge whose clock is skewed.
+func (s *Server) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+func (s *Server) now() time.Time { return (*s.clock.Load())() }
 
 // SetAPIKey makes key the only key of DefaultProject, as when its key is
 // rotated and the old one revoked.
@@ -128,6 +135,17 @@ func (s *Server) SetAPIKey(key string) {
 	defer s.mu.Unlock()
 	maps.DeleteFunc(s.projects, func(_, project string) bool { return project == DefaultProject })
 	s.projects[key] = DefaultProject
+}
+
+// SetPageSize sets the number of users per list page; n <= 0 restores the
+// default of 20.
+func (s *Server) SetPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= 0 {
+		n = defaultPageSize
+	}
+	s.pageSize = n
 }
 
 // AddProject adds a project, or adds to one: apiKey becomes one of its
