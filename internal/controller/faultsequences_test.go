@@ -135,3 +135,33 @@ func TestAnAccountThatCannotBeListedDoesNotBlockCreates(t *testing.T) {
 		t.Errorf("%d remote users, want 1", len(users))
 	}
 }
+
+// TestAResourceGoneDuringItsCreateLeavesNoUser: the resource goes, its
+// finalizer removed by hand, while the create is in flight; the user the
+// create made is deleted once the operator finds the resource gone.
+func TestAResourceGoneDuringItsCreateLeavesNoUser(t *testing.T) {
+	f := newFixture(t)
+	f.settleAccount()
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Latency: 2 * time.Second, Count: 1})
+	f.Create(f.endUser("fleeting"))
+	f.Eventually("the create in flight", 10*time.Second, func() (bool, string) {
+		return f.Surge.CountRequests(http.MethodPost, "/accounts/") == 2, "no create yet"
+	})
+	f.Delete("fleeting")
+	f.Update("fleeting", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil })
+	f.WaitForGone("fleeting")
+	f.Eventually("the create answered", 10*time.Second, func() (bool, string) {
+		var creates []emulator.Request
+		for _, request := range f.Surge.Requests() {
+			if request.Method == http.MethodPost {
+				creates = append(creates, request)
+			}
+		}
+		return len(creates) == 2 && creates[1].Status == http.StatusCreated, fmt.Sprintf("creates %+v", creates)
+	})
+
+	f.Eventually("no user left", 20*time.Second, func() (bool, string) {
+		users := f.usersNamed("fleeting")
+		return len(users) == 0, fmt.Sprintf("%d users left", len(users))
+	})
+}

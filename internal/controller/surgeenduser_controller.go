@@ -28,6 +28,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
+	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 // conflictRetryDelay is how soon a reconcile that lost a write race on the
@@ -100,8 +101,28 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	original := obj.DeepCopy()
-	err := r.runSteps(ctx, api, obj, due)
-	return r.finish(ctx, original, obj, err, due.user)
+	result, err := r.finish(ctx, original, obj, r.runSteps(ctx, api, obj, due), due.user)
+	if apierrors.IsNotFound(err) && original.Status.UserID == "" && obj.Status.UserID != "" {
+		r.deleteUserOfVanished(ctx, api, obj)
+	}
+	return result, err
+}
+
+// deleteUserOfVanished deletes the user that a create made for a resource
+// that was gone by the time its id could be recorded, say because its
+// finalizer was removed by hand meanwhile: no reconcile would find the user
+// again.
+func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) {
+	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
+		return
+	}
+	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
+	defer cancel()
+	if err := api.DeleteUser(remoteCtx, obj.Status.UserID); err != nil && !surge.IsNotFound(err) {
+		log.FromContext(ctx).Error(err, "Cannot delete the end user of a SurgeEndUser that is gone", "userID", obj.Status.UserID)
+		return
+	}
+	log.FromContext(ctx).Info("Deleted the end user of a SurgeEndUser that went while it was being created", "userID", obj.Status.UserID)
 }
 
 // dueWork is what a reconcile must do now: the user check, the token step,
