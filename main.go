@@ -28,7 +28,12 @@ func main() {
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&opts.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for authenticated and authorized clients only.")
 	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the health probes bind to; 0 turns them off.")
+	flag.StringVar(&opts.PprofBindAddress, "pprof-bind-address", "0", "Address net/http/pprof is served on, for profiling; 0 turns it off. Serve it on localhost only: it is not authenticated.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", operator.InClusterNamespace(), "Namespace of the leader election Lease; in a cluster, the pod's own namespace. Required with --leader-elect outside a cluster.")
+	flag.DurationVar(&opts.LeaseDuration, "leader-election-lease-duration", operator.DefaultLeaseDuration, "How long a standby waits after the leader's last renewal before taking over.")
+	flag.DurationVar(&opts.RenewDeadline, "leader-election-renew-deadline", operator.DefaultRenewDeadline, "How long the leader retries renewing before it gives up leadership and exits; less than the lease duration.")
+	flag.DurationVar(&opts.RetryPeriod, "leader-election-retry-period", operator.DefaultRetryPeriod, "How often the leader renews and a standby tries to acquire the Lease.")
 	var watchNamespaces, allowedURLs string
 	flag.StringVar(&allowedURLs, "allowed-surge-api-urls", "", "Comma-separated Surge API URLs a namespaced SurgeProject may name in spec.apiURL, besides --surge-api-url.")
 	flag.StringVar(&watchNamespaces, "watch-namespace", "", "Comma-separated namespaces to watch; empty watches all.")

@@ -4,7 +4,10 @@
 package operator
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,8 +68,19 @@ type Options struct {
 	MetricsBindAddress     string
 	SecureMetrics          bool
 	HealthProbeBindAddress string
-	LeaderElection         bool
-	LeaderElectionID       string
+	// PprofBindAddress serves net/http/pprof, for profiling; empty or "0"
+	// turns it off.
+	PprofBindAddress string
+
+	LeaderElection   bool
+	LeaderElectionID string
+	// LeaderElectionNamespace holds the Lease; required with LeaderElection.
+	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod time the election; zero
+	// values take the defaults below.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 }
 
 // Defaults for Options.
@@ -83,7 +97,46 @@ const (
 	// sooner (credentials.KeyRefreshInterval); this only refreshes the
 	// project's status.
 	DefaultProjectRecheckInterval = time.Minute
+
+	// DefaultLeaseDuration is how long a standby waits after the leader's
+	// last renewal before it takes over: the longest a crashed leader leaves
+	// SurgeEndUsers unattended. A clean shutdown releases the Lease, so a
+	// rolling update does not wait for it.
+	DefaultLeaseDuration = 15 * time.Second
+	// DefaultRenewDeadline is how long the leader keeps failing to renew
+	// before it steps down, and exits. Two thirds of the lease leave a
+	// margin for clock skew and a slow API server, so that a leader that
+	// could not renew stops before a standby may start.
+	DefaultRenewDeadline = 10 * time.Second
+	// DefaultRetryPeriod is how often the leader renews and a standby tries
+	// to acquire: it adds at most this much to a takeover, for one Lease
+	// write every period.
+	DefaultRetryPeriod = 2 * time.Second
+	// GracefulShutdownTimeout bounds how long the manager waits for running
+	// reconciles after SIGTERM. It stays under the pod's
+	// terminationGracePeriodSeconds (10), so that the process releases the
+	// Lease and exits before the kubelet kills it. A reconcile cut short is
+	// safe: the create marker makes the next leader look for a create whose
+	// answer was lost.
+	GracefulShutdownTimeout = 7 * time.Second
 )
+
+// serviceAccountNamespaceFile holds the pod's namespace in a cluster.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// InClusterNamespace is the namespace of the pod the manager runs in, or ""
+// outside a cluster.
+func InClusterNamespace() string {
+	namespace, err := os.ReadFile(serviceAccountNamespaceFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(namespace))
+}
+
+// errNoLeaderElectionNamespace says how to fix a leader election that has
+// nowhere to keep its Lease.
+var errNoLeaderElectionNamespace = errors.New("leader election needs a namespace for its Lease: pass --leader-election-namespace (in a cluster it defaults to the pod's own namespace)")
 
 // Scheme knows the built-in types and SurgeEndUser.
 func Scheme() *runtime.Scheme {
@@ -97,6 +150,9 @@ func Scheme() *runtime.Scheme {
 // controllers.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	opts = withDefaults(opts)
+	if opts.LeaderElection && opts.LeaderElectionNamespace == "" {
+		return nil, errNoLeaderElectionNamespace
+	}
 	// Each key gets a client of its own, with its own adaptive rate and
 	// its own pause after a 429: one throttled project does not slow
 	// another.
@@ -122,13 +178,22 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 Scheme(),
-		Metrics:                metricsOptions,
-		HealthProbeBindAddress: opts.HealthProbeBindAddress,
-		LeaderElection:         opts.LeaderElection,
-		LeaderElectionID:       opts.LeaderElectionID,
-		Cache:                  cacheOptions(opts),
-		Controller:             config.Controller{SkipNameValidation: ptr.To(opts.Rebuildable)},
+		Scheme:                  Scheme(),
+		Metrics:                 metricsOptions,
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		PprofBindAddress:        opts.PprofBindAddress,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        opts.LeaderElectionID,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// main returns as soon as the manager stops, which is what makes
+		// releasing the Lease safe.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &opts.LeaseDuration,
+		RenewDeadline:                 &opts.RenewDeadline,
+		RetryPeriod:                   &opts.RetryPeriod,
+		GracefulShutdownTimeout:       ptr.To(GracefulShutdownTimeout),
+		Cache:                         cacheOptions(opts),
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(opts.Rebuildable)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
@@ -200,6 +265,15 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.LeaderElectionID == "" {
 		opts.LeaderElectionID = "surge-operator.surge.app"
+	}
+	if opts.LeaseDuration <= 0 {
+		opts.LeaseDuration = DefaultLeaseDuration
+	}
+	if opts.RenewDeadline <= 0 {
+		opts.RenewDeadline = DefaultRenewDeadline
+	}
+	if opts.RetryPeriod <= 0 {
+		opts.RetryPeriod = DefaultRetryPeriod
 	}
 	return opts
 }
