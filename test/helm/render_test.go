@@ -190,6 +190,10 @@ func TestValuesReachTheDeployment(t *testing.T) {
 	if !slices.Contains(manager.Args, "--leader-elect") {
 		t.Errorf("leader election is off by default: %v", manager.Args)
 	}
+	// The Lease lives where the leader-election Role lets the manager write.
+	if !slices.Contains(manager.Args, "--leader-election-namespace="+deployment.Namespace) {
+		t.Errorf("the Lease is not kept in the release namespace %s, where the leader-election Role applies: %v", deployment.Namespace, manager.Args)
+	}
 	if r := manager.Resources; r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
 		t.Errorf("the manager should request CPU and memory and limit memory by default: %+v", r)
 	}
@@ -225,7 +229,7 @@ func TestValuesReachTheDeployment(t *testing.T) {
 		"affinity":                  spec.Affinity != nil && spec.Affinity.NodeAffinity != nil,
 		"topologySpreadConstraints": len(spec.TopologySpreadConstraints) == 1 && spec.TopologySpreadConstraints[0].TopologyKey == "topology.kubernetes.io/zone",
 		"serviceAccount.name":       spec.ServiceAccountName == "surge",
-		"leaderElection":            !slices.Contains(manager.Args, "--leader-elect"),
+		"leaderElection":            !slices.Contains(manager.Args, "--leader-elect") && !slices.ContainsFunc(manager.Args, isLeaderElectionFlag),
 		"extraArgs":                 slices.Contains(manager.Args, "--watch-namespace=team-a"),
 		"extraEnv":                  envVar(manager, "SURGE_API_URL") != nil && envVar(manager, "SURGE_API_URL").Value == "https://surge.example.com",
 	}
@@ -314,4 +318,8 @@ func TestMonitoringObjects(t *testing.T) {
 	if strings.TrimSpace(data["surge-operator.json"]) != strings.TrimSpace(string(want)) {
 		t.Errorf("the dashboard ConfigMap does not hold dashboards/surge-operator.json")
 	}
+}
+
+func isLeaderElectionFlag(arg string) bool {
+	return strings.HasPrefix(arg, "--leader-election-")
 }

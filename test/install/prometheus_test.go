@@ -98,30 +98,7 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 // components in config/default, it installs the PrometheusRule in the
 // operator's namespace, with the operator's prefix.
 func TestAlertsComponent(t *testing.T) {
-	config := filepath.Join(t.TempDir(), "config")
-	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
-		t.Fatal(err)
-	}
-	kustomization := filepath.Join(config, "default", "kustomization.yaml")
-	raw, err := os.ReadFile(kustomization)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k map[string]any
-	if err := yaml.Unmarshal(raw, &k); err != nil {
-		t.Fatal(err)
-	}
-	k["components"] = []any{"../alerts"}
-	if raw, err = yaml.Marshal(k); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kustomization, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	objects, err := kustomize(filepath.Join(config, "default"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	objects := kustomizeDefaultWithComponent(t, "alerts")
 	var rules []*unstructured.Unstructured
 	for _, obj := range objects {
 		if obj.GetKind() == "PrometheusRule" {
@@ -137,4 +114,35 @@ func TestAlertsComponent(t *testing.T) {
 	if len(objects) != len(installed)+1 {
 		t.Errorf("config/default with config/alerts builds %d objects, want its own %d and the PrometheusRule", len(objects), len(installed))
 	}
+}
+
+// kustomizeDefaultWithComponent builds config/default with one of the
+// components of config/ added, as the component's instructions say.
+func kustomizeDefaultWithComponent(t *testing.T, component string) []*unstructured.Unstructured {
+	t.Helper()
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
+		t.Fatal(err)
+	}
+	kustomization := filepath.Join(config, "default", "kustomization.yaml")
+	raw, err := os.ReadFile(kustomization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k map[string]any
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		t.Fatal(err)
+	}
+	k["components"] = []any{"../" + component}
+	if raw, err = yaml.Marshal(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kustomization, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objects, err := kustomize(filepath.Join(config, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objects
 }
