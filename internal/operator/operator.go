@@ -121,6 +121,9 @@ const (
 	GracefulShutdownTimeout = 7 * time.Second
 )
 
+// eventReportingComponent names the operator in the events it records.
+const eventReportingComponent = "surge-operator"
+
 // serviceAccountNamespaceFile holds the pod's namespace in a cluster.
 const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -210,11 +213,15 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Surge client: %w", err)
 	}
+	recorder := newEventRecorder(mgr.GetEventRecorder(eventReportingComponent), mgr.GetClient(), eventReportingComponent)
+	if err := mgr.Add(recorder); err != nil {
+		return nil, err
+	}
 	reconciler := &controller.SurgeEndUserReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Credentials:             credentialsManager,
-		Recorder:                mgr.GetEventRecorder("surge-operator"),
+		Recorder:                recorder,
 		ResyncInterval:          opts.ResyncInterval,
 		RemoteTimeout:           remoteTimeout,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
