@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -42,6 +43,16 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
 	log := ctrl.Log.WithName("setup")
+
+	memoryLimit, setMemoryLimit, err := operator.SoftMemoryLimit(os.Getenv)
+	if err != nil {
+		log.Error(err, "Cannot read the container's memory limit")
+		os.Exit(1)
+	}
+	if setMemoryLimit {
+		debug.SetMemoryLimit(memoryLimit)
+		log.Info("Set the Go memory limit from the container's", "bytes", memoryLimit)
+	}
 
 	opts.SurgeAPIKey = os.Getenv("SURGE_API_KEY")
 	if allowedURLs != "" {

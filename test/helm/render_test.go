@@ -190,6 +190,10 @@ func TestValuesReachTheDeployment(t *testing.T) {
 	if !slices.Contains(manager.Args, "--leader-elect") {
 		t.Errorf("leader election is off by default: %v", manager.Args)
 	}
+	if env := envVar(manager, "CONTAINER_MEMORY_LIMIT"); env == nil || env.ValueFrom == nil || env.ValueFrom.ResourceFieldRef == nil ||
+		env.ValueFrom.ResourceFieldRef.Resource != "limits.memory" || envVar(manager, "GOMEMLIMIT") != nil {
+		t.Errorf("the manager does not derive its Go memory limit from the container's limits.memory: %+v", manager.Env)
+	}
 	// The Lease lives where the leader-election Role lets the manager write.
 	if !slices.Contains(manager.Args, "--leader-election-namespace="+deployment.Namespace) {
 		t.Errorf("the Lease is not kept in the release namespace %s, where the leader-election Role applies: %v", deployment.Namespace, manager.Args)

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/test/podsecurity"
 )
 
@@ -151,6 +152,27 @@ func TestManagerWiring(t *testing.T) {
 	}
 	if r := container.Resources; r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
 		t.Errorf("the manager should request CPU and memory and limit memory: %+v", r)
+	}
+	expectMemoryLimitFromContainer(t, container)
+}
+
+// expectMemoryLimitFromContainer: the manager derives its Go memory limit
+// from the container's, and no GOMEMLIMIT overrides that with the whole limit.
+func expectMemoryLimitFromContainer(t *testing.T, container corev1.Container) {
+	t.Helper()
+	var fromLimit bool
+	for _, env := range container.Env {
+		switch env.Name {
+		case "GOMEMLIMIT":
+			t.Errorf("GOMEMLIMIT is set in the Deployment; the manager derives it from %s", operator.ContainerMemoryLimitEnv)
+		case operator.ContainerMemoryLimitEnv:
+			ref := env.ValueFrom
+			fromLimit = ref != nil && ref.ResourceFieldRef != nil && ref.ResourceFieldRef.Resource == "limits.memory" &&
+				(ref.ResourceFieldRef.Divisor.IsZero() || ref.ResourceFieldRef.Divisor.Value() == 1)
+		}
+	}
+	if !fromLimit {
+		t.Errorf("%s is not the container's limits.memory in bytes: %+v", operator.ContainerMemoryLimitEnv, container.Env)
 	}
 }
 
