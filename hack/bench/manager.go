@@ -50,6 +50,7 @@ func (s operatorSettings) String() string {
 type managerProcess struct {
 	cmd        *exec.Cmd
 	metricsURL string
+	pprofURL   string
 	logPath    string
 	workersUp  chan struct{}
 	exited     chan struct{}
@@ -65,11 +66,16 @@ func startManager(ctx context.Context, env *environment, runName, surgeURL strin
 	if err != nil {
 		return nil, err
 	}
+	pprofAddress, err := freeLocalAddress()
+	if err != nil {
+		return nil, err
+	}
 	args := []string{
 		"--kubeconfig=" + env.kubeconfig,
 		"--surge-api-url=" + surgeURL,
 		"--metrics-bind-address=" + metricsAddress,
 		"--metrics-secure=false",
+		"--pprof-bind-address=" + pprofAddress,
 		"--health-probe-bind-address=0",
 		"--max-concurrent-reconciles=" + strconv.Itoa(settings.Concurrency),
 		"--surge-requests-per-second=" + strconv.FormatFloat(settings.RequestsPerSecond, 'g', -1, 64),
@@ -104,6 +110,7 @@ func startManager(ctx context.Context, env *environment, runName, surgeURL strin
 	m := &managerProcess{
 		cmd:        cmd,
 		metricsURL: "http://" + metricsAddress + "/metrics",
+		pprofURL:   "http://" + pprofAddress + "/debug/pprof",
 		logPath:    logPath,
 		workersUp:  make(chan struct{}),
 		exited:     make(chan struct{}),
@@ -161,6 +168,31 @@ func (m *managerProcess) stop() {
 		_ = m.cmd.Process.Kill()
 		<-m.exited
 	}
+}
+
+// saveHeapProfile writes the manager's heap profile, taken right after a
+// garbage collection so that it shows what is live, to path; go tool pprof
+// reads it.
+func (m *managerProcess) saveHeapProfile(ctx context.Context, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.pprofURL+"/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching the manager's heap profile: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching the manager's heap profile: %s", resp.Status)
+	}
+	profile, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, profile, 0o644)
 }
 
 // reconciles is the manager's count of finished reconciles.

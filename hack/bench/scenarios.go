@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -174,6 +175,11 @@ func runConvergenceScenario(ctx context.Context, env *environment, opts options)
 		unrelated.PeakHeapLiveGrowthBytes = unrelated.Memory.PeakHeapLive - result.Quiet.Memory.PeakHeapLive
 		result.Unrelated = unrelated
 	}
+	profilePath := filepath.Join(env.outDir, scenarioConvergence+"-heap.pprof")
+	if err := run.manager.saveHeapProfile(ctx, profilePath); err != nil {
+		return nil, err
+	}
+	progress("%s: heap profile of the manager written to %s (go tool pprof -sample_index=inuse_space %s)", scenarioConvergence, profilePath, profilePath)
 	return result, nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -33,7 +32,6 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 	if err := r.deleteRemoteUser(remoteCtx, api, obj); err != nil {
 		return r.finish(ctx, original, obj, err, true)
 	}
-	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
 	r.unsentCreates.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, Finalizer)

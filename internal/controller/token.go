@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -64,7 +63,6 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	}
 	if spec == nil {
 		obj.Status.Token = nil
-		metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
 		return nil
 	}
 
@@ -234,7 +232,6 @@ func (r *SurgeEndUserReconciler) dropTokenSecret(ctx context.Context, obj *surge
 		return fmt.Errorf("deleting token Secret %s: %w", status.SecretName, err)
 	}
 	obj.Status.Token = nil
-	metrics.TokenExpiry.DeleteLabelValues(obj.Namespace, obj.Name)
 	return nil
 }
 
@@ -244,7 +241,6 @@ func (r *SurgeEndUserReconciler) recordToken(obj *surgev1alpha1.SurgeEndUser, ex
 		ExpiresAt:  metav1.NewTime(expiresAt),
 		RenewAt:    metav1.NewTime(renewAt),
 	}
-	metrics.TokenExpiry.WithLabelValues(obj.Namespace, obj.Name).Set(float64(expiresAt.Unix()))
 }
 
 // readToken reads the token kept in secret and says whether it is intact:

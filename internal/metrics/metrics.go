@@ -11,12 +11,6 @@ import (
 )
 
 var (
-	// TokenExpiry is the expiry time of each SurgeEndUser's component token.
-	TokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "surge_operator_token_expiry_timestamp_seconds",
-		Help: "Unix time at which the component token kept for a SurgeEndUser expires.",
-	}, []string{"namespace", "name"})
-
 	// DriftCorrections counts remote users patched back after a change made
 	// outside the operator.
 	DriftCorrections = prometheus.NewCounter(prometheus.CounterOpts{
@@ -57,7 +51,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(TokenExpiry, DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, surgeRate, surgeRateCeiling, readyCollector)
+	ctrlmetrics.Registry.MustRegister(DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, surgeRate, surgeRateCeiling, readyCollector)
 }
 
 // ScopeOperatorKey is the scope of the client of the operator's own key.
