@@ -24,6 +24,7 @@ const (
 	ReasonAdoptedUserNotFound = "AdoptedUserNotFound"
 	ReasonUserClaimed         = "UserClaimed"
 	ReasonUserNotInAccount    = "UserNotInAccount"
+	ReasonUserIDConflict      = "UserIDConflict"
 	ReasonDeleteFailed        = "DeleteFailed"
 	ReasonSecretNotOwned      = "SecretNotOwned"
 	ReasonSecretRejected      = "SecretRejected"

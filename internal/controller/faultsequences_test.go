@@ -165,3 +165,21 @@ func TestAResourceGoneDuringItsCreateLeavesNoUser(t *testing.T) {
 		return len(users) == 0, fmt.Sprintf("%d users left", len(users))
 	})
 }
+
+// TestAUserIDSetAfterTheCreateStalls: spec.userID set once the resource
+// already manages a user of its own is not silently ignored.
+func TestAUserIDSetAfterTheCreateStalls(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("settled"))
+	own := f.waitForReady("settled").Status.UserID
+	other := f.Surge.PutUser(f.Account, emulator.User{FirstName: "Grace"})
+	f.Update("settled", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.UserID = other.ID })
+
+	obj := f.waitForCondition("settled", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserIDConflict)
+	if obj.Status.UserID != own {
+		t.Errorf("status.userID %s, want the user it manages, %s", obj.Status.UserID, own)
+	}
+	if user, _ := f.Surge.User(other.ID); user.FirstName != "Grace" {
+		t.Errorf("the user named in spec.userID was changed: %+v", user)
+	}
+}

@@ -75,6 +75,10 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 // never obj's: obj lets go of it and stalls.
 func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, createMayHaveHappened bool) (surge.User, bool, error) {
 	switch {
+	case obj.Spec.UserID != "" && obj.Status.UserID != "" && obj.Spec.UserID != obj.Status.UserID:
+		return surge.User{}, false, stalled(ReasonUserIDConflict,
+			"spec.userID names end user %s, but this SurgeEndUser already manages end user %s: to manage %s, delete this SurgeEndUser (with deletionPolicy Orphan to keep %s) and create one with spec.userID",
+			obj.Spec.UserID, obj.Status.UserID, obj.Spec.UserID, obj.Status.UserID)
 	case obj.Status.UserID != "":
 		user, err := api.GetUser(ctx, obj.Status.UserID)
 		if err == nil {
