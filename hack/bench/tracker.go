@@ -74,8 +74,8 @@ func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, e
 	}
 	if _, err := secretInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if secret, ok := obj.(*corev1.Secret); ok && secret.Labels[controller.LabelEndUser] != "" {
-				t.update(secret.Labels[controller.LabelEndUser], func(u *trackedUser) { u.hasSecret = true })
+			if secret, ok := obj.(*corev1.Secret); ok && secret.Annotations[controller.AnnotationEndUser] != "" {
+				t.update(secret.Annotations[controller.AnnotationEndUser], func(u *trackedUser) { u.hasSecret = true })
 			}
 		},
 	}); err != nil {
