@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/surge-operator/surge-operator/test/podsecurity"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 const (
@@ -37,7 +39,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 
 	mustHelm(t, "install", release, chart, "--namespace", namespace, "--set", "apiKey.existingSecret=surge-api-key")
 
-	if err := waitEstablished(ctx, endUsersCRD); err != nil {
+	if err := manifests.WaitEstablished(ctx, k8s, endUsersCRD); err != nil {
 		t.Fatalf("CRD %s is not established after helm install: %v", endUsersCRD, err)
 	}
 	deployment := &appsv1.Deployment{}

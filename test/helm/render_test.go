@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/surge-operator/surge-operator/test/podsecurity"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 // valueSets are the configurations the chart must lint and render under.
@@ -99,7 +101,7 @@ func TestChartCarriesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, source := range sources {
-		for _, want := range readYAMLFile(t, source) {
+		for _, want := range manifests.ReadFile(t, source) {
 			got, ok := crds[want.GetName()]
 			if !ok {
 				t.Errorf("the chart has no CRD %s of %s; run make chart", want.GetName(), source)
@@ -119,7 +121,7 @@ func TestChartCarriesConfig(t *testing.T) {
 	}
 
 	var wantRules []any
-	for _, role := range readYAMLFile(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")) {
+	for _, role := range manifests.ReadFile(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")) {
 		rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
 		wantRules = append(wantRules, rules...)
 	}
@@ -302,7 +304,7 @@ func TestMonitoringObjects(t *testing.T) {
 	objects := render(t, "--set", "prometheusRule.enabled=true", "--set", "prometheusRule.labels.release=prometheus",
 		"--set", "grafanaDashboard.enabled=true")
 	rule := find(t, objects, "PrometheusRule", "surge-operator")
-	alerts := readYAMLFile(t, filepath.Join(repoRoot, "config", "alerts", "prometheus_rule.yaml"))
+	alerts := manifests.ReadFile(t, filepath.Join(repoRoot, "config", "alerts", "prometheus_rule.yaml"))
 	if len(alerts) != 1 || !reflect.DeepEqual(rule.Object["spec"], alerts[0].Object["spec"]) {
 		t.Errorf("the chart's PrometheusRule differs from config/alerts; run make chart")
 	}

@@ -7,9 +7,7 @@ package helm_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,11 +16,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 const (
@@ -141,40 +139,9 @@ func mustHelm(t *testing.T, args ...string) string {
 func render(t *testing.T, flags ...string) []*unstructured.Unstructured {
 	t.Helper()
 	args := append([]string{"template", "surge-operator", chartDir, "--namespace", "surge-operator"}, flags...)
-	objects, err := decodeYAML(strings.NewReader(mustHelm(t, args...)))
+	objects, err := manifests.Decode(strings.NewReader(mustHelm(t, args...)))
 	if err != nil {
 		t.Fatalf("decoding the rendered chart: %v", err)
-	}
-	return objects
-}
-
-func decodeYAML(r io.Reader) ([]*unstructured.Unstructured, error) {
-	decoder := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
-	var objects []*unstructured.Unstructured
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := decoder.Decode(&obj.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objects, nil
-			}
-			return nil, err
-		}
-		if len(obj.Object) > 0 {
-			objects = append(objects, obj)
-		}
-	}
-}
-
-func readYAMLFile(t *testing.T, path string) []*unstructured.Unstructured {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	objects, err := decodeYAML(f)
-	if err != nil {
-		t.Fatalf("reading %s: %v", path, err)
 	}
 	return objects
 }
@@ -187,30 +154,4 @@ func ofKind(objects []*unstructured.Unstructured, kind string) []*unstructured.U
 		}
 	}
 	return found
-}
-
-func describe(obj *unstructured.Unstructured) string {
-	if obj.GetNamespace() != "" {
-		return fmt.Sprintf("%s %s/%s", obj.GetKind(), obj.GetNamespace(), obj.GetName())
-	}
-	return fmt.Sprintf("%s %s", obj.GetKind(), obj.GetName())
-}
-
-func waitEstablished(ctx context.Context, name string) error {
-	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		crd := &unstructured.Unstructured{}
-		crd.SetAPIVersion("apiextensions.k8s.io/v1")
-		crd.SetKind("CustomResourceDefinition")
-		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
-			return false, err
-		}
-		conditions, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-		for _, c := range conditions {
-			condition, _ := c.(map[string]any)
-			if condition["type"] == "Established" && condition["status"] == "True" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
 }

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/surge-operator/surge-operator/test/podsecurity"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 // TestHAComponent builds config/default with config/ha: two replicas that
@@ -62,6 +64,6 @@ func TestHAComponent(t *testing.T) {
 func fromUnstructured(t *testing.T, obj *unstructured.Unstructured, into any) {
 	t.Helper()
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, into); err != nil {
-		t.Fatalf("reading %s: %v", describe(obj), err)
+		t.Fatalf("reading %s: %v", manifests.Describe(obj), err)
 	}
 }

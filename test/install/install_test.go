@@ -6,25 +6,22 @@ package install_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 const (
@@ -86,7 +83,7 @@ func installClusterScaffolding(ctx context.Context) error {
 		switch obj.GetKind() {
 		case "CustomResourceDefinition", "Namespace":
 			if err := apply(ctx, obj); err != nil {
-				return fmt.Errorf("installing %s: %w", describe(obj), err)
+				return fmt.Errorf("installing %s: %w", manifests.Describe(obj), err)
 			}
 		}
 	}
@@ -94,30 +91,11 @@ func installClusterScaffolding(ctx context.Context) error {
 		if obj.GetKind() != "CustomResourceDefinition" {
 			continue
 		}
-		if err := waitEstablished(ctx, obj.GetName()); err != nil {
+		if err := manifests.WaitEstablished(ctx, k8s, obj.GetName()); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func waitEstablished(ctx context.Context, name string) error {
-	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		crd := &unstructured.Unstructured{}
-		crd.SetAPIVersion("apiextensions.k8s.io/v1")
-		crd.SetKind("CustomResourceDefinition")
-		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
-			return false, err
-		}
-		conditions, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-		for _, c := range conditions {
-			condition, _ := c.(map[string]any)
-			if condition["type"] == "Established" && condition["status"] == "True" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
 }
 
 // apply server-side applies obj for real.
@@ -140,11 +118,11 @@ func expectCleanDryRun(ctx context.Context, t *testing.T, objs []*unstructured.U
 	for _, obj := range objs {
 		warns, err := dryRunApply(ctx, obj)
 		if err != nil {
-			t.Errorf("applying %s: %v", describe(obj), err)
+			t.Errorf("applying %s: %v", manifests.Describe(obj), err)
 			continue
 		}
 		if len(warns) > 0 {
-			t.Errorf("applying %s, the API server warned:\n  %s", describe(obj), strings.Join(warns, "\n  "))
+			t.Errorf("applying %s, the API server warned:\n  %s", manifests.Describe(obj), strings.Join(warns, "\n  "))
 		}
 	}
 }
@@ -182,19 +160,19 @@ func TestInstalledObjectsAreNamespacedAndPrefixed(t *testing.T) {
 			continue
 		}
 		if !strings.HasPrefix(obj.GetName(), namePrefix) {
-			t.Errorf("%s is not named with the %q prefix", describe(obj), namePrefix)
+			t.Errorf("%s is not named with the %q prefix", manifests.Describe(obj), namePrefix)
 		}
 		mapping, err := k8s.RESTMapper().RESTMapping(obj.GroupVersionKind().GroupKind(), obj.GroupVersionKind().Version)
 		if err != nil {
-			t.Errorf("%s: %v", describe(obj), err)
+			t.Errorf("%s: %v", manifests.Describe(obj), err)
 			continue
 		}
 		namespaced := mapping.Scope.Name() == "namespace"
 		if namespaced && obj.GetNamespace() != namespace {
-			t.Errorf("%s is in namespace %q, want %q", describe(obj), obj.GetNamespace(), namespace)
+			t.Errorf("%s is in namespace %q, want %q", manifests.Describe(obj), obj.GetNamespace(), namespace)
 		}
 		if !namespaced && obj.GetNamespace() != "" {
-			t.Errorf("cluster-scoped %s has namespace %q", describe(obj), obj.GetNamespace())
+			t.Errorf("cluster-scoped %s has namespace %q", manifests.Describe(obj), obj.GetNamespace())
 		}
 	}
 }
@@ -212,15 +190,15 @@ func TestSamplesAreValid(t *testing.T) {
 	}
 	for _, obj := range samples {
 		if obj.GetAPIVersion() != "surge.app/v1alpha1" || obj.GetKind() != "SurgeEndUser" {
-			t.Errorf("unexpected sample %s", describe(obj))
+			t.Errorf("unexpected sample %s", manifests.Describe(obj))
 		}
 		obj.SetNamespace("default")
 		warns, err := dryRunApply(ctx, obj)
 		if err != nil {
-			t.Errorf("applying sample %s: %v", describe(obj), err)
+			t.Errorf("applying sample %s: %v", manifests.Describe(obj), err)
 		}
 		if len(warns) > 0 {
-			t.Errorf("applying sample %s, the API server warned:\n  %s", describe(obj), strings.Join(warns, "\n  "))
+			t.Errorf("applying sample %s, the API server warned:\n  %s", manifests.Describe(obj), strings.Join(warns, "\n  "))
 		}
 	}
 
@@ -249,7 +227,7 @@ func kustomize(dir string) ([]*unstructured.Unstructured, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("kubectl kustomize %s: %w\n%s", dir, err, stderr.String())
 	}
-	return decodeYAML(&stdout)
+	return manifests.Decode(&stdout)
 }
 
 func kubectlPath() (string, error) {
@@ -262,39 +240,6 @@ func kubectlPath() (string, error) {
 		}
 	}
 	return kubectl, nil
-}
-
-// decodeYAML reads a stream of YAML documents.
-func decodeYAML(r io.Reader) ([]*unstructured.Unstructured, error) {
-	decoder := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
-	var objects []*unstructured.Unstructured
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := decoder.Decode(&obj.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objects, nil
-			}
-			return nil, err
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		objects = append(objects, obj)
-	}
-}
-
-func readYAMLFile(t *testing.T, path string) []*unstructured.Unstructured {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	objects, err := decodeYAML(f)
-	if err != nil {
-		t.Fatalf("reading %s: %v", path, err)
-	}
-	return objects
 }
 
 // find returns the installed objects of a kind.
@@ -315,19 +260,12 @@ func findOne(t *testing.T, kind, name string, into any) {
 	for _, obj := range find(kind) {
 		if obj.GetName() == name {
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, into); err != nil {
-				t.Fatalf("decoding %s: %v", describe(obj), err)
+				t.Fatalf("decoding %s: %v", manifests.Describe(obj), err)
 			}
 			return
 		}
 	}
 	t.Fatalf("config/default installs no %s %q", kind, name)
-}
-
-func describe(obj *unstructured.Unstructured) string {
-	if obj.GetNamespace() != "" {
-		return fmt.Sprintf("%s %s/%s", obj.GetKind(), obj.GetNamespace(), obj.GetName())
-	}
-	return fmt.Sprintf("%s %s", obj.GetKind(), obj.GetName())
 }
 
 // warningRecorder keeps the warnings the API server returns.

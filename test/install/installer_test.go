@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 // buildInstaller runs hack/build-installer.sh, the script behind
@@ -28,7 +30,7 @@ func buildInstaller(t *testing.T, image string) []*unstructured.Unstructured {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("hack/build-installer.sh %s: %v\n%s", image, err, stderr.String())
 	}
-	return readYAMLFile(t, output)
+	return manifests.ReadFile(t, output)
 }
 
 func managerImage(t *testing.T, objects []*unstructured.Unstructured) string {
@@ -76,7 +78,7 @@ func TestInstallerIsConfigDefaultWithTheImage(t *testing.T) {
 					want = setManagerImage(t, want, image)
 				}
 				if !reflect.DeepEqual(obj.Object, want.Object) {
-					t.Errorf("object %d of the installer is %s, which differs from config/default's %s", i, describe(obj), describe(want))
+					t.Errorf("object %d of the installer is %s, which differs from config/default's %s", i, manifests.Describe(obj), manifests.Describe(want))
 				}
 			}
 		})
@@ -108,7 +110,7 @@ func TestInstallerApplies(t *testing.T) {
 		switch obj.GetKind() {
 		case "CustomResourceDefinition", "Namespace":
 			if err := apply(ctx, obj); err != nil {
-				t.Fatalf("installing %s: %v", describe(obj), err)
+				t.Fatalf("installing %s: %v", manifests.Describe(obj), err)
 			}
 		}
 	}
@@ -116,7 +118,7 @@ func TestInstallerApplies(t *testing.T) {
 		if obj.GetKind() != "CustomResourceDefinition" {
 			continue
 		}
-		if err := waitEstablished(ctx, obj.GetName()); err != nil {
+		if err := manifests.WaitEstablished(ctx, k8s, obj.GetName()); err != nil {
 			t.Fatalf("CRD %s is not established: %v", obj.GetName(), err)
 		}
 	}

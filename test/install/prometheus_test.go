@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 // TestPrometheusMonitorCanBeAdded follows config/prometheus' instructions:
@@ -16,7 +18,7 @@ import (
 func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 	for _, obj := range installed {
 		if obj.GetKind() == "ServiceMonitor" {
-			t.Errorf("config/default installs %s, which fails without the Prometheus Operator's CRDs", describe(obj))
+			t.Errorf("config/default installs %s, which fails without the Prometheus Operator's CRDs", manifests.Describe(obj))
 		}
 	}
 
@@ -61,26 +63,26 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 	}
 	monitor, service := monitors[0], services[0]
 	if monitor.GetNamespace() != namespace {
-		t.Errorf("%s is in namespace %q, want %q (a ServiceMonitor only selects Services of its own namespace by default)", describe(monitor), monitor.GetNamespace(), namespace)
+		t.Errorf("%s is in namespace %q, want %q (a ServiceMonitor only selects Services of its own namespace by default)", manifests.Describe(monitor), monitor.GetNamespace(), namespace)
 	}
 	selector, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
 	if len(selector) == 0 {
-		t.Errorf("%s selects every Service", describe(monitor))
+		t.Errorf("%s selects every Service", manifests.Describe(monitor))
 	}
 	for key, value := range selector {
 		if service.GetLabels()[key] != value {
-			t.Errorf("%s selects %s=%s, which Service %s does not carry", describe(monitor), key, value, metricsService)
+			t.Errorf("%s selects %s=%s, which Service %s does not carry", manifests.Describe(monitor), key, value, metricsService)
 		}
 	}
 	servicePorts, _, _ := unstructured.NestedSlice(service.Object, "spec", "ports")
 	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
 	if len(endpoints) == 0 {
-		t.Fatalf("%s has no endpoints", describe(monitor))
+		t.Fatalf("%s has no endpoints", manifests.Describe(monitor))
 	}
 	for _, e := range endpoints {
 		endpoint, _ := e.(map[string]any)
 		if endpoint["scheme"] != "https" {
-			t.Errorf("%s scrapes with scheme %v; the manager serves metrics over https", describe(monitor), endpoint["scheme"])
+			t.Errorf("%s scrapes with scheme %v; the manager serves metrics over https", manifests.Describe(monitor), endpoint["scheme"])
 		}
 		found := false
 		for _, p := range servicePorts {
@@ -89,7 +91,7 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("%s scrapes port %v, which Service %s does not name", describe(monitor), endpoint["port"], metricsService)
+			t.Errorf("%s scrapes port %v, which Service %s does not name", manifests.Describe(monitor), endpoint["port"], metricsService)
 		}
 	}
 }
@@ -109,7 +111,7 @@ func TestAlertsComponent(t *testing.T) {
 		t.Fatalf("config/default with config/alerts builds %d PrometheusRules, want 1", len(rules))
 	}
 	if rules[0].GetNamespace() != namespace || rules[0].GetName() != namePrefix+"alerts" {
-		t.Errorf("the alerts land as %s, want %s/%salerts", describe(rules[0]), namespace, namePrefix)
+		t.Errorf("the alerts land as %s, want %s/%salerts", manifests.Describe(rules[0]), namespace, namePrefix)
 	}
 	if len(objects) != len(installed)+1 {
 		t.Errorf("config/default with config/alerts builds %d objects, want its own %d and the PrometheusRule", len(objects), len(installed))

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
 // role is a Role or ClusterRole.
@@ -37,7 +39,7 @@ func rolesOf(t *testing.T, objects []*unstructured.Unstructured, prefix string) 
 			Rules []rbacv1.PolicyRule `json:"rules"`
 		}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &rules); err != nil {
-			t.Fatalf("decoding %s: %v", describe(obj), err)
+			t.Fatalf("decoding %s: %v", manifests.Describe(obj), err)
 		}
 		r := role{kind: obj.GetKind(), name: prefix + obj.GetName(), labels: obj.GetLabels(), rules: rules.Rules}
 		roles[r.String()] = r
@@ -67,7 +69,7 @@ func TestNoWildcardPermissions(t *testing.T) {
 // manager's generated role (config/rbac/role.yaml) unchanged, and no other
 // role it ships grants anything on Secrets.
 func TestOnlyTheGeneratedRoleReachesSecrets(t *testing.T) {
-	generated := rolesOf(t, readYAMLFile(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")), namePrefix)
+	generated := rolesOf(t, manifests.ReadFile(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")), namePrefix)
 	if len(generated) == 0 {
 		t.Fatal("config/rbac/role.yaml holds no role")
 	}
@@ -152,14 +154,14 @@ func TestBindingsGrantTheManager(t *testing.T) {
 		bindings++
 		binding := &rbacv1.RoleBinding{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, binding); err != nil {
-			t.Fatalf("decoding %s: %v", describe(obj), err)
+			t.Fatalf("decoding %s: %v", manifests.Describe(obj), err)
 		}
 		if _, ok := shipped[binding.RoleRef.Kind+" "+binding.RoleRef.Name]; !ok {
-			t.Errorf("%s refers to %s %s, which config/default does not install", describe(obj), binding.RoleRef.Kind, binding.RoleRef.Name)
+			t.Errorf("%s refers to %s %s, which config/default does not install", manifests.Describe(obj), binding.RoleRef.Kind, binding.RoleRef.Name)
 		}
 		want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: serviceAccount, Namespace: namespace}}
 		if !reflect.DeepEqual(binding.Subjects, want) {
-			t.Errorf("%s binds %+v, want the manager's ServiceAccount %s/%s", describe(obj), binding.Subjects, namespace, serviceAccount)
+			t.Errorf("%s binds %+v, want the manager's ServiceAccount %s/%s", manifests.Describe(obj), binding.Subjects, namespace, serviceAccount)
 		}
 	}
 	if bindings == 0 {
@@ -177,7 +179,7 @@ func TestManagerCanDoItsJob(t *testing.T) {
 		switch obj.GetKind() {
 		case "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding":
 			if err := apply(ctx, obj); err != nil {
-				t.Fatalf("installing %s: %v", describe(obj), err)
+				t.Fatalf("installing %s: %v", manifests.Describe(obj), err)
 			}
 		}
 	}
