@@ -22,33 +22,10 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 		}
 	}
 
-	config := filepath.Join(t.TempDir(), "config")
-	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
-		t.Fatal(err)
-	}
-	kustomization := filepath.Join(config, "default", "kustomization.yaml")
-	raw, err := os.ReadFile(kustomization)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k map[string]any
-	if err := yaml.Unmarshal(raw, &k); err != nil {
-		t.Fatal(err)
-	}
-	resources, _ := k["resources"].([]any)
-	k["resources"] = append(resources, "../prometheus")
-	raw, err = yaml.Marshal(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kustomization, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	objects, err := kustomize(filepath.Join(config, "default"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	objects := kustomizeDefaultWith(t, func(k map[string]any) {
+		resources, _ := k["resources"].([]any)
+		k["resources"] = append(resources, "../prometheus")
+	})
 	var monitors, services []*unstructured.Unstructured
 	for _, obj := range objects {
 		switch {
@@ -122,6 +99,13 @@ func TestAlertsComponent(t *testing.T) {
 // components of config/ added, as the component's instructions say.
 func kustomizeDefaultWithComponent(t *testing.T, component string) []*unstructured.Unstructured {
 	t.Helper()
+	return kustomizeDefaultWith(t, func(k map[string]any) { k["components"] = []any{"../" + component} })
+}
+
+// kustomizeDefaultWith builds a copy of config/default whose kustomization
+// edit has changed.
+func kustomizeDefaultWith(t *testing.T, edit func(kustomization map[string]any)) []*unstructured.Unstructured {
+	t.Helper()
 	config := filepath.Join(t.TempDir(), "config")
 	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot, "config"))); err != nil {
 		t.Fatal(err)
@@ -135,7 +119,7 @@ func kustomizeDefaultWithComponent(t *testing.T, component string) []*unstructur
 	if err := yaml.Unmarshal(raw, &k); err != nil {
 		t.Fatal(err)
 	}
-	k["components"] = []any{"../" + component}
+	edit(k)
 	if raw, err = yaml.Marshal(k); err != nil {
 		t.Fatal(err)
 	}
