@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -81,6 +82,15 @@ type degradedError struct {
 
 func (e *degradedError) Error() string { return e.message }
 func (e *degradedError) Unwrap() error { return e.err }
+
+// classifyCredentialsError turns a refusal of the credentials, which only
+// a person can lift, into a stall; other errors stay as they are.
+func classifyCredentialsError(err error) error {
+	if refusal, refused := errors.AsType[*credentials.Refusal](err); refused {
+		return stalled(refusal.Reason, "%s", refusal.Message)
+	}
+	return err
+}
 
 // classifySurgeError turns an error of the Surge client into an outcome: a
 // stall with a message saying what to fix, or a transient error.

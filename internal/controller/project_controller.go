@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -113,11 +112,8 @@ func isProjectReady(obj projectObject) bool {
 // it. The outcome is classified as an end user's would be.
 func (r *ProjectReconciler) checkKey(ctx context.Context, ref credentials.Ref) error {
 	surgeClient, err := r.Keys.ProjectClient(ctx, ref, true)
-	if refusal, refused := errors.AsType[*credentials.Refusal](err); refused {
-		return stalled(refusal.Reason, "%s", refusal.Message)
-	}
 	if err != nil {
-		return err
+		return classifyCredentialsError(err)
 	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()

@@ -4,7 +4,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -27,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -186,11 +184,8 @@ func (r *SurgeEndUserReconciler) restoreFinalizer(ctx context.Context, obj *surg
 // why obj may not reach Surge.
 func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (SurgeAPI, error) {
 	api, err := r.Credentials.ClientFor(ctx, obj)
-	if refusal, refused := errors.AsType[*credentials.Refusal](err); refused {
-		return nil, stalled(refusal.Reason, "%s", refusal.Message)
-	}
 	if err != nil {
-		return nil, err
+		return nil, classifyCredentialsError(err)
 	}
 	return api, nil
 }
