@@ -21,6 +21,9 @@ const (
 // not use it.
 const ReservedMetadataPrefix = "surge-operator/"
 
+// KindSurgeEndUser is the kind of SurgeEndUser, as owner references name it.
+const KindSurgeEndUser = "SurgeEndUser"
+
 // SurgeEndUserSpec is the desired state of an end user in Surge.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.userID) || (has(self.userID) && self.userID == oldSelf.userID)",message="userID can be set once and never changed or removed"
 // +kubebuilder:validation:XValidation:rule="has(self.projectRef) == has(oldSelf.projectRef) && (!has(self.projectRef) || self.projectRef == oldSelf.projectRef)",message="projectRef is immutable: it can only be set when the SurgeEndUser is created"
@@ -164,6 +167,12 @@ type SurgeEndUserStatus struct {
 	// UserID is the id of the end user in Surge.
 	// +optional
 	UserID string `json:"userID,omitempty"`
+
+	// CreateMarker is the value of the surge.app/create-pending annotation
+	// whose create userID accounts for. While the annotation holds another
+	// value, a create may have happened whose user is not recorded yet.
+	// +optional
+	CreateMarker string `json:"createMarker,omitempty"`
 
 	// Conditions are Ready, Reconciling and Stalled, following the kstatus
 	// conventions.

@@ -51,10 +51,12 @@ const (
 
 // Annotations the operator reads or writes on a SurgeEndUser.
 const (
-	// AnnotationCreatePending is written before every create in Surge and
-	// removed once the new user's id is in status. Found with an empty
-	// status.userID, it means a create may have happened whose answer was
-	// lost, so the account is searched before anything is created again.
+	// AnnotationCreatePending gets a new value before every create in
+	// Surge. Once the new user's id is in status, status.createMarker
+	// records the value in the same write, which settles it: no second
+	// write removes it. A value that status has not recorded means a create
+	// may have happened whose answer was lost, so the account is searched
+	// before anything is created again.
 	AnnotationCreatePending = "surge.app/create-pending"
 	// AnnotationPaused set to "true" stops every call to Surge for the resource.
 	AnnotationPaused = "surge.app/paused"

@@ -71,8 +71,8 @@ func TestDeletionAfterARefusedThenLostCreateLeavesNoUser(t *testing.T) {
 }
 
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
-	_, ok := obj.Annotations[controller.AnnotationCreatePending]
-	return ok
+	marker, ok := obj.Annotations[controller.AnnotationCreatePending]
+	return ok && marker != obj.Status.CreateMarker
 }
 
 // crashedDuringRecreate leaves the world as a crash leaves it when the
@@ -89,8 +89,11 @@ func (f *fixture) crashedDuringRecreate(name string) (oldID, newID string) {
 		"team": "analytics", controller.MetadataUID: string(obj.UID), controller.MetadataNamespace: obj.Namespace, controller.MetadataName: obj.Name,
 	}})
 	f.Update(name, func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339)}
+		o.Annotations = map[string]string{controller.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339Nano)}
 	})
+	if !hasCreatePending(f.Get(name)) {
+		f.T.Fatal("the re-create's marker is not pending")
+	}
 	return oldID, recreated.ID
 }
 
@@ -107,6 +110,26 @@ func TestACrashDuringARecreateDoesNotDuplicate(t *testing.T) {
 	f.waitForReady("phoenix")
 	if users := f.usersNamed("phoenix"); len(users) != 1 {
 		t.Errorf("%d remote users after a crash during a re-create, want 1: %+v", len(users), users)
+	}
+}
+
+// TestAFailedReadAfterACrashDuringARecreateDoesNotDuplicate: the first looks
+// at the old user after the restart fail, retries included, so those
+// reconciles learn nothing; the re-create's marker must still stand after
+// them.
+func TestAFailedReadAfterACrashDuringARecreateDoesNotDuplicate(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("phoenix"))
+	oldID, newID := f.crashedDuringRecreate("phoenix")
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/" + oldID, Status: http.StatusServiceUnavailable, Count: 8})
+
+	f.StartOperator()
+	f.Eventually("the re-created user recorded", 30*time.Second, func() (bool, string) {
+		obj := f.Get("phoenix")
+		return obj.Status.UserID == newID, fmt.Sprintf("status.userID %s", obj.Status.UserID)
+	})
+	if users := f.usersNamed("phoenix"); len(users) != 1 {
+		t.Errorf("%d remote users after a crash during a re-create and a failed read, want 1: %+v", len(users), users)
 	}
 }
 

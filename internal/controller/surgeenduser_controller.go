@@ -36,8 +36,8 @@ const conflictRetryDelay = time.Second
 // SurgeEndUserReconciler makes Surge's end users match SurgeEndUser resources.
 type SurgeEndUserReconciler struct {
 	client.Client
-	// APIReader reads around the cache, which holds only the operator's own
-	// Secrets.
+	// APIReader reads around the cache, which holds slim SurgeEndUsers and
+	// only a summary of the operator's own Secrets.
 	APIReader client.Reader
 	// Credentials says which Surge client serves each resource.
 	Credentials Credentials
@@ -64,7 +64,8 @@ type SurgeEndUserReconciler struct {
 // Reconcile brings one SurgeEndUser's remote user in line with its spec.
 func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj := &surgev1alpha1.SurgeEndUser{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+	// The cache keeps a slim copy (SlimCachedEndUser).
+	if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.checks.forget(req.NamespacedName)
 		}
@@ -191,9 +192,10 @@ func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha
 }
 
 // finish is where a reconcile's outcome becomes status: it maps the outcome
-// to conditions, writes status only when it changed, and then removes a
-// create marker that the recorded user id has made moot.
+// to conditions, settles the create marker under which a new user id was
+// learnt, and writes status only when it changed.
 func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
+	settleCreateMarker(original, obj)
 	var outcome outcomeResult
 	resync := r.jitteredResync()
 	if apierrors.IsConflict(err) {
@@ -217,13 +219,6 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 	}
 	if outcome.final && userChecked {
 		r.checks.record(obj, r.Clock.Now().Add(resync), userStallOf(err))
-	}
-	if obj.Status.UserID != "" && hasCreatePending(obj) {
-		if patchErr := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-			delete(o.Annotations, AnnotationCreatePending)
-		}); patchErr != nil {
-			return ctrl.Result{}, fmt.Errorf("clearing the create marker: %w", patchErr)
-		}
 	}
 	return outcome.result()
 }
@@ -313,9 +308,22 @@ func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
 	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
 }
 
+// hasCreatePending says whether obj's create marker is one that status has
+// not settled: a create may have been sent under it.
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
-	_, ok := obj.Annotations[AnnotationCreatePending]
-	return ok
+	marker, ok := obj.Annotations[AnnotationCreatePending]
+	return ok && marker != obj.Status.CreateMarker
+}
+
+// settleCreateMarker records the create marker in status when this
+// reconcile learnt a new user id: from the create sent under the marker,
+// from the search for it, or by an adoption that made it moot. An id
+// already in status settles nothing, since the marker may belong to a
+// re-create of that user whose answer was lost.
+func settleCreateMarker(original, obj *surgev1alpha1.SurgeEndUser) {
+	if obj.Status.UserID != "" && obj.Status.UserID != original.Status.UserID {
+		obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
+	}
 }
 
 // SetupWithManager registers the reconciler with the manager.

@@ -45,11 +45,9 @@ func TestCreatesTheEndUserAndRecordsItsID(t *testing.T) {
 	if !containsString(obj.Finalizers, controller.Finalizer) {
 		t.Errorf("finalizers %v lack %s", obj.Finalizers, controller.Finalizer)
 	}
-	// The marker goes in the write that follows the status.
-	f.Eventually("create marker removed after success", 10*time.Second, func() (bool, string) {
-		_, pending := f.Get("ada").Annotations[controller.AnnotationCreatePending]
-		return !pending, "marker still set"
-	})
+	if marker := obj.Annotations[controller.AnnotationCreatePending]; marker == "" || obj.Status.CreateMarker != marker {
+		t.Errorf("status.createMarker %q does not settle the create marker %q", obj.Status.CreateMarker, marker)
+	}
 	if note := f.waitForEvent("ada", controller.EventCreated); !strings.Contains(note, obj.Status.UserID) {
 		t.Errorf("Created event %q does not name the user", note)
 	}

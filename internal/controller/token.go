@@ -71,12 +71,13 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 		return err
 	}
 	now := r.Clock.Now()
-	claims, intact := readToken(secret, obj.Status.UserID)
+	stored, intact := readToken(secret, obj.Status.UserID)
+	claims := stored.claims
 	if intact {
 		renewAt := plannedRenewal(obj.Status.Token, claims.ExpiresAt, tokenLifetime(spec), renewBefore(spec))
 		if now.Before(renewAt) {
 			r.recordToken(obj, claims.ExpiresAt, renewAt)
-			return r.writeTokenSecret(ctx, obj, secret, secret.Data[SecretKeyToken], claims)
+			return r.keepTokenSecret(ctx, obj, secret, stored)
 		}
 	}
 
@@ -120,8 +121,8 @@ func (r *SurgeEndUserReconciler) tokenDue(ctx context.Context, obj *surgev1alpha
 	if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: spec.Name}, secret); err != nil {
 		return true, 0
 	}
-	claims, intact := readToken(secret, obj.Status.UserID)
-	if !intact || !claims.ExpiresAt.Equal(status.ExpiresAt.Time) || !secretMetadataMatches(secret, obj) {
+	stored, intact := readToken(secret, obj.Status.UserID)
+	if !intact || !stored.tidy || !stored.claims.ExpiresAt.Equal(status.ExpiresAt.Time) || !secretMetadataMatches(secret, obj) {
 		return true, 0
 	}
 	wait := status.RenewAt.Sub(r.Clock.Now())
@@ -153,10 +154,33 @@ func (r *SurgeEndUserReconciler) ownedSecret(ctx context.Context, obj *surgev1al
 	return secret, nil
 }
 
+// keepTokenSecret repairs the metadata and data around a token that stays.
+// The cache holds only a summary of the data, so a Secret that needs a write
+// is read whole first.
+func (r *SurgeEndUserReconciler) keepTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, stored storedToken) error {
+	if stored.tidy && secretMetadataMatches(secret, obj) {
+		return nil
+	}
+	if isSummary(secret) {
+		whole := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), whole); err != nil {
+			return fmt.Errorf("reading token Secret %s: %w", secret.Name, err)
+		}
+		if _, intact := readToken(whole, obj.Status.UserID); !intact || !ownedBy(whole, obj) {
+			return fmt.Errorf("token Secret %s changed while being repaired; trying again", secret.Name)
+		}
+		secret = whole
+	}
+	return r.writeTokenSecret(ctx, obj, secret, secret.Data[SecretKeyToken], stored.claims)
+}
+
 // writeTokenSecret stores the token and the operator's metadata in secret,
 // creating it when new and writing it only when something changed.
 func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, token []byte, claims surge.TokenClaims) error {
 	desired := secret.DeepCopy()
+	// A summary from the cache must not reach the API server, which would
+	// merge it into the data.
+	desired.StringData = nil
 	desired.Type = corev1.SecretTypeOpaque
 	desired.Data = map[string][]byte{
 		SecretKeyToken:     token,
@@ -245,17 +269,12 @@ func (r *SurgeEndUserReconciler) recordToken(obj *surgev1alpha1.SurgeEndUser, ex
 
 // readToken reads the token kept in secret and says whether it is intact:
 // readable, for this user, and with data that agrees with it.
-func readToken(secret *corev1.Secret, userID string) (surge.TokenClaims, bool) {
+func readToken(secret *corev1.Secret, userID string) (storedToken, bool) {
 	if secret == nil || secret.ResourceVersion == "" {
-		return surge.TokenClaims{}, false
+		return storedToken{}, false
 	}
-	claims, err := surge.ParseTokenClaims(string(secret.Data[SecretKeyToken]))
-	if err != nil || claims.Subject != userID {
-		return surge.TokenClaims{}, false
-	}
-	intact := string(secret.Data[SecretKeyUserID]) == userID &&
-		string(secret.Data[SecretKeyExpiresAt]) == claims.ExpiresAt.UTC().Format(time.RFC3339)
-	return claims, intact
+	stored := storedTokenOf(secret)
+	return stored, stored.consistent && stored.claims.Subject == userID
 }
 
 func ownedBy(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {

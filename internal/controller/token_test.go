@@ -211,6 +211,34 @@ func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 	})
 }
 
+// TestRepairsTheMetadataAndDataAroundAnIntactTokenWithoutMinting: the cache
+// holds no token, so this repair reads the Secret whole and keeps the token.
+func TestRepairsTheMetadataAndDataAroundAnIntactTokenWithoutMinting(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("tidied", withToken("tidied-token", 900, 0)))
+	userID := f.waitForReady("tidied").Status.UserID
+	token, _ := f.waitForToken("tidied-token", userID, "")
+	mints := f.tokenRequests()
+
+	secret, _ := f.secret("tidied-token")
+	delete(secret.Annotations, controller.AnnotationEndUser)
+	secret.Data["note"] = []byte("added by hand")
+	if err := k8s.Update(f.Ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	f.Eventually("the Secret repaired", 20*time.Second, func() (bool, string) {
+		secret, _ := f.secret("tidied-token")
+		_, extra := secret.Data["note"]
+		return !extra && secret.Annotations[controller.AnnotationEndUser] == "tidied", fmt.Sprintf("annotations %v, data keys %d", secret.Annotations, len(secret.Data))
+	})
+	if secret, _ := f.secret("tidied-token"); string(secret.Data["token"]) != token {
+		t.Error("the repair replaced the token")
+	}
+	if got := f.tokenRequests(); got != mints {
+		t.Errorf("%d tokens minted for a repair that keeps the token, want none", got-mints)
+	}
+}
+
 func TestRemovingOrRenamingTokenSecretCleansUp(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("moving", withToken("first-token", 900, 0)))

@@ -248,7 +248,8 @@ func markCreatePending(obj *surgev1alpha1.SurgeEndUser, now time.Time) {
 	if obj.Annotations == nil {
 		obj.Annotations = map[string]string{}
 	}
-	obj.Annotations[AnnotationCreatePending] = now.UTC().Format(time.RFC3339)
+	// Nanoseconds, so that a re-create never reuses the settled value.
+	obj.Annotations[AnnotationCreatePending] = now.UTC().Format(time.RFC3339Nano)
 }
 
 // desiredFields is the whole state the remote user must have: the spec plus

@@ -285,16 +285,22 @@ func withDefaults(opts Options) Options {
 	return opts
 }
 
-// cacheOptions caches only the Secrets the operator writes, so that a
-// cluster with many Secrets does not swell its memory.
+// cacheOptions caches only the Secrets the operator writes, and of those and
+// of SurgeEndUsers only what is read from the cache, so that memory grows
+// slowly with end users, and neither a cluster with many Secrets nor large
+// Secrets labelled as the operator's swell it.
 func cacheOptions(opts Options) cache.Options {
 	options := cache.Options{
 		// Nothing reads managedFields; dropping them saves memory per object.
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
-				controller.LabelManagedBy: controller.LabelManagedByValue,
-			})},
+			&corev1.Secret{}: {
+				Label: labels.SelectorFromSet(labels.Set{
+					controller.LabelManagedBy: controller.LabelManagedByValue,
+				}),
+				Transform: controller.SummarizeCachedSecret,
+			},
+			&surgev1alpha1.SurgeEndUser{}: {Transform: controller.SlimCachedEndUser},
 		},
 	}
 	if len(opts.Namespaces) > 0 {
