@@ -89,7 +89,7 @@ func TestTheCacheKeepsATokenSecretsDecisionsButNotItsToken(t *testing.T) {
 func TestTheCacheKeepsOnlyTheNameOfALabelledSecretThatIsNotATokenSecret(t *testing.T) {
 	big := map[string]string{"payload": strings.Repeat("x", 1<<20)}
 	for name, owner := range map[string]metav1.OwnerReference{
-		"no SurgeEndUser controls it":  {APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "deployment-uid", Controller: ptr.To(true)},
+		"no SurgeEndUser controls it":   {APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "deployment-uid", Controller: ptr.To(true)},
 		"a SurgeEndUser merely owns it": {APIVersion: surgev1alpha1.GroupVersion.String(), Kind: surgev1alpha1.KindSurgeEndUser, Name: "ada", UID: "end-user-uid"},
 	} {
 		t.Run(name, func(t *testing.T) {
