@@ -79,10 +79,13 @@ build: ## Build the manager binary.
 # same commit on any machine.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_TAG ?= latest
+IMAGE_DIR ?= dist/image
+EMULATOR_IMAGE_DIR ?= dist/emulator-image
 
 .PHONY: image
-image: ## Build the manager's image for linux/amd64 and linux/arm64 as an OCI layout in dist/image, without a container engine.
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -out dist/image -tag $(IMAGE_TAG)
+image: ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 as OCI layouts in dist/image and dist/emulator-image, without a container engine.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG)
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.

@@ -1,12 +1,15 @@
-// Command build-image builds the manager's image for linux/amd64 and
+// Command build-image builds one of the project's images for linux/amd64 and
 // linux/arm64 and writes it as an OCI image layout, with no container engine
-// (make image):
+// (make image builds both):
 //
 //	go run ./hack/build-image -out dist/image -tag v0.1.0
+//	go run ./hack/build-image -image surge-emulator -out dist/emulator-image -tag v0.1.0
 //
-// The image has the layout of the Dockerfile's: a static /manager as the
-// entrypoint, run as the non-root user 65532, on a base of /etc/passwd,
-// /etc/group, a CA bundle and a writable /tmp. Every timestamp is
+// Each image is one static binary as the entrypoint, run as the non-root user
+// 65532, on a base of /etc/passwd, /etc/group, a CA bundle and a writable
+// /tmp. The manager's image has the layout of the Dockerfile's: /manager as
+// the entrypoint. The Surge emulator's has /surge-emulator, serving on port
+// 8088 of every address of the container. Every timestamp is
 // SOURCE_DATE_EPOCH, so that the same source gives the same digests.
 //
 // The CA bundle is the Mozilla root store as golang.org/x/crypto's
@@ -40,12 +43,47 @@ import (
 )
 
 const (
-	user       = "65532:65532"
-	uid        = 65532
-	entrypoint = "/manager"
-	caBundle   = "etc/ssl/certs/ca-certificates.crt"
-	source     = "https://github.com/surge-operator/surge-operator"
+	user     = "65532:65532"
+	uid      = 65532
+	caBundle = "etc/ssl/certs/ca-certificates.crt"
+	source   = "https://github.com/surge-operator/surge-operator"
 )
+
+// spec is what sets one image apart from the other: the binary, how it is
+// started, and its labels.
+type spec struct {
+	// pkg is the Go package of the binary, relative to the module's root.
+	pkg string
+	// binary is the binary's path in the image.
+	binary string
+	// args follow binary in the entrypoint, so that the arguments a
+	// container is given are added to them rather than replacing them.
+	args []string
+	// ports are exposed, as "8088/tcp".
+	ports []string
+	// title and description are the OCI labels; no description, no label.
+	title, description string
+}
+
+// images are the images build-image knows, by the name -image takes.
+var images = map[string]spec{
+	"manager": {
+		pkg:    ".",
+		binary: "/manager",
+		title:  "surge-operator",
+	},
+	// The emulator listens on loopback by default, out of reach from outside
+	// a container; in the entrypoint, --listen serves every address, and a
+	// --listen among the container's arguments, later, still wins.
+	"surge-emulator": {
+		pkg:         "./cmd/surge-emulator",
+		binary:      "/surge-emulator",
+		args:        []string{"--listen=:8088"},
+		ports:       []string{"8088/tcp"},
+		title:       "surge-emulator",
+		description: "An emulated Surge API, with a JSON admin API under /_emulator/ to read its state and inject faults, for testing against Surge without reaching it.",
+	},
+}
 
 var platforms = []v1.Platform{
 	{OS: "linux", Architecture: "amd64"},
@@ -53,16 +91,22 @@ var platforms = []v1.Platform{
 }
 
 func main() {
+	name := flag.String("image", "manager", "Image to build: manager or surge-emulator.")
 	out := flag.String("out", "dist/image", "Directory to write the OCI image layout to; it is replaced.")
 	tag := flag.String("tag", "latest", "Tag recorded in the layout's index (org.opencontainers.image.ref.name).")
 	flag.Parse()
-	if err := run(*out, *tag); err != nil {
+	image, ok := images[*name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "build-image: no image %q: manager or surge-emulator\n", *name)
+		os.Exit(2)
+	}
+	if err := run(image, *out, *tag); err != nil {
 		fmt.Fprintln(os.Stderr, "build-image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, tag string) error {
+func run(s spec, out, tag string) error {
 	epoch, err := sourceDateEpoch()
 	if err != nil {
 		return err
@@ -79,11 +123,11 @@ func run(out, tag string) error {
 
 	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, platform := range platforms {
-		binary := filepath.Join(work, "manager-"+platform.Architecture)
-		if err := buildManager(platform, binary); err != nil {
+		binary := filepath.Join(work, filepath.Base(s.binary)+"-"+platform.Architecture)
+		if err := buildBinary(s.pkg, platform, binary); err != nil {
 			return err
 		}
-		image, err := platformImage(platform, base, binary, epoch)
+		image, err := platformImage(s, platform, base, binary, epoch)
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", platform.OS, platform.Architecture, err)
 		}
@@ -137,31 +181,31 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(seconds, 0).UTC(), nil
 }
 
-// buildManager builds the static manager binary the Dockerfile builds, with
-// nothing in it that depends on where or when it was built.
-func buildManager(platform v1.Platform, output string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", output, ".")
+// buildBinary builds the static binary of pkg, as the Dockerfile builds the
+// manager's, with nothing in it that depends on where or when it was built.
+func buildBinary(pkg string, platform v1.Platform, output string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", output, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+platform.OS, "GOARCH="+platform.Architecture)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("building the manager for %s/%s: %w", platform.OS, platform.Architecture, err)
+		return fmt.Errorf("building %s for %s/%s: %w", pkg, platform.OS, platform.Architecture, err)
 	}
 	return nil
 }
 
-func platformImage(platform v1.Platform, base v1.Layer, binary string, epoch time.Time) (v1.Image, error) {
-	manager, err := os.ReadFile(binary)
+func platformImage(s spec, platform v1.Platform, base v1.Layer, binary string, epoch time.Time) (v1.Image, error) {
+	content, err := os.ReadFile(binary)
 	if err != nil {
 		return nil, err
 	}
-	managerLayer, err := layer([]entry{{name: strings.TrimPrefix(entrypoint, "/"), mode: 0o755, content: manager}}, epoch)
+	binaryLayer, err := layer([]entry{{name: strings.TrimPrefix(s.binary, "/"), mode: 0o755, content: content}}, epoch)
 	if err != nil {
 		return nil, err
 	}
 	image := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	image, err = mutate.Append(image,
 		mutate.Addendum{Layer: base, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: users, CA bundle, /tmp"}},
-		mutate.Addendum{Layer: managerLayer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: " + entrypoint}},
+		mutate.Addendum{Layer: binaryLayer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: " + s.binary}},
 	)
 	if err != nil {
 		return nil, err
@@ -177,19 +221,29 @@ func platformImage(platform v1.Platform, base v1.Layer, binary string, epoch tim
 	config.Created = v1.Time{Time: epoch}
 	config.Config = v1.Config{
 		User:       user,
-		Entrypoint: []string{entrypoint},
+		Entrypoint: append([]string{s.binary}, s.args...),
 		WorkingDir: "/",
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/" + caBundle},
 		Labels: map[string]string{
 			"org.opencontainers.image.source": source,
-			"org.opencontainers.image.title":  "surge-operator",
+			"org.opencontainers.image.title":  s.title,
 		},
+	}
+	if s.description != "" {
+		config.Config.Labels["org.opencontainers.image.description"] = s.description
+	}
+	if len(s.ports) > 0 {
+		config.Config.ExposedPorts = map[string]struct{}{}
+		for _, port := range s.ports {
+			config.Config.ExposedPorts[port] = struct{}{}
+		}
 	}
 	return mutate.ConfigFile(image, config)
 }
 
 // baseLayer holds what distroless's static:nonroot gives the Dockerfile's
-// image and the manager needs: the non-root user, CA roots and /tmp.
+// image and the manager needs: the non-root user, CA roots and /tmp. Both
+// images share it, so that a registry holding both stores it once.
 func baseLayer(epoch time.Time) (v1.Layer, error) {
 	roots, err := caRoots()
 	if err != nil {

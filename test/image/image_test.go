@@ -1,6 +1,6 @@
-// Package image_test builds the manager's image as make image does, reads
-// the OCI layout back and checks what a cluster would run: the platforms,
-// the user, the entrypoint, and the binary itself.
+// Package image_test builds the manager's and the Surge emulator's images as
+// make image does, reads the OCI layouts back and checks what a cluster would
+// run: the platforms, the user, the entrypoint, and the binary itself.
 package image_test
 
 import (
@@ -9,10 +9,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -42,14 +45,45 @@ const (
 	epoch = 1767323045
 )
 
+// image is one image make image builds, and what it must hold.
+type image struct {
+	// name is what hack/build-image's -image takes.
+	name string
+	// entrypoint is the image's entrypoint; its first element is the binary.
+	entrypoint []string
+	// ports are the exposed ports.
+	ports []string
+	// title is the org.opencontainers.image.title label.
+	title string
+	// run checks the linux/amd64 binary, extracted from the image, given the
+	// image's config.
+	run func(t *testing.T, binary string, config *v1.ConfigFile)
+}
+
+var images = []image{
+	{
+		name:       "manager",
+		entrypoint: []string{"/manager"},
+		title:      "surge-operator",
+		run:        runManagerHelp,
+	},
+	{
+		name:       "surge-emulator",
+		entrypoint: []string{"/surge-emulator", "--listen=:8088"},
+		ports:      []string{"8088/tcp"},
+		title:      "surge-emulator",
+		run:        runEmulator,
+	},
+}
+
 var (
 	// workDir holds the layouts the tests build.
 	workDir string
 	builds  atomic.Int64
-	// shared is the layout that TestImageLayout inspects and that
-	// TestImageIsReproducible builds again.
-	shared     string
-	sharedOnce sync.Once
+	// shared are the layouts, by image, that TestImageLayout inspects and
+	// that TestImageIsReproducible builds again.
+	sharedMu sync.Mutex
+	shared   = map[string]string{}
 )
 
 func TestMain(m *testing.M) {
@@ -64,14 +98,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func sharedLayout(t *testing.T) string {
+func sharedLayout(t *testing.T, name string) string {
 	t.Helper()
 	skipWithoutImage(t)
-	sharedOnce.Do(func() { shared = buildLayout(t) })
-	if shared == "" {
-		t.Fatal("the image did not build")
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if dir, ok := shared[name]; ok {
+		if dir == "" {
+			t.Fatalf("the %s image did not build", name)
+		}
+		return dir
 	}
-	return shared
+	shared[name] = ""
+	shared[name] = buildLayout(t, name)
+	return shared[name]
 }
 
 func skipWithoutImage(t *testing.T) {
@@ -82,13 +122,13 @@ func skipWithoutImage(t *testing.T) {
 }
 
 // buildLayout runs the program behind make image into a new directory.
-func buildLayout(t *testing.T) string {
+func buildLayout(t *testing.T, name string) string {
 	t.Helper()
 	skipWithoutImage(t)
-	out := filepath.Join(workDir, fmt.Sprintf("image-%d", builds.Add(1)))
+	out := filepath.Join(workDir, fmt.Sprintf("%s-%d", name, builds.Add(1)))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "run", "./hack/build-image", "-out", out, "-tag", "v0.0.0-test")
+	cmd := exec.CommandContext(ctx, "go", "run", "./hack/build-image", "-image", name, "-out", out, "-tag", "v0.0.0-test")
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.Itoa(epoch))
 	var output bytes.Buffer
@@ -121,13 +161,19 @@ func imageIndex(t *testing.T, dir string) v1.ImageIndex {
 }
 
 func TestImageLayout(t *testing.T) {
-	index := imageIndex(t, sharedLayout(t))
+	for _, want := range images {
+		t.Run(want.name, func(t *testing.T) { checkLayout(t, want, sharedLayout(t, want.name)) })
+	}
+}
+
+func checkLayout(t *testing.T, want image, dir string) {
+	index := imageIndex(t, dir)
 	manifest, err := index.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var platforms []string
-	images := map[string]v1.Image{}
+	byPlatform := map[string]v1.Image{}
 	for _, desc := range manifest.Manifests {
 		if desc.Platform == nil {
 			t.Fatalf("manifest %s names no platform", desc.Digest)
@@ -138,14 +184,14 @@ func TestImageLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		images[platform] = image
+		byPlatform[platform] = image
 	}
 	slices.Sort(platforms)
 	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
 		t.Fatalf("the image is for %v, want linux/amd64 and linux/arm64", platforms)
 	}
 
-	for platform, image := range images {
+	for platform, image := range byPlatform {
 		t.Run(platform, func(t *testing.T) {
 			config, err := image.ConfigFile()
 			if err != nil {
@@ -157,16 +203,32 @@ func TestImageLayout(t *testing.T) {
 			if user := config.Config.User; user != "65532:65532" {
 				t.Errorf("the image runs as user %q, want 65532:65532 (non-root, as the Dockerfile's)", user)
 			}
-			if !slices.Equal(config.Config.Entrypoint, []string{"/manager"}) {
-				t.Errorf("the entrypoint is %v, want [/manager]", config.Config.Entrypoint)
+			if !slices.Equal(config.Config.Entrypoint, want.entrypoint) {
+				t.Errorf("the entrypoint is %v, want %v", config.Config.Entrypoint, want.entrypoint)
+			}
+			if len(config.Config.Cmd) != 0 {
+				t.Errorf("the image has the default arguments %v, want none", config.Config.Cmd)
+			}
+			var ports []string
+			for port := range config.Config.ExposedPorts {
+				ports = append(ports, port)
+			}
+			slices.Sort(ports)
+			if !slices.Equal(ports, want.ports) {
+				t.Errorf("the image exposes %v, want %v", ports, want.ports)
+			}
+			labels := config.Config.Labels
+			if labels["org.opencontainers.image.title"] != want.title || labels["org.opencontainers.image.source"] == "" {
+				t.Errorf("the image's labels are %v, want the title %q and a source", labels, want.title)
 			}
 			if !config.Created.Time.Equal(time.Unix(epoch, 0)) {
 				t.Errorf("the image was created at %v, want SOURCE_DATE_EPOCH %v", config.Created.Time, time.Unix(epoch, 0).UTC())
 			}
 			files := readFiles(t, image)
-			manager, ok := files["manager"]
-			if !ok || manager.header.Mode&0o111 == 0 {
-				t.Fatalf("the image has no executable /manager")
+			binaryPath := strings.TrimPrefix(want.entrypoint[0], "/")
+			binary, ok := files[binaryPath]
+			if !ok || binary.header.Mode&0o111 == 0 {
+				t.Fatalf("the image has no executable /%s", binaryPath)
 			}
 			roots := x509.NewCertPool()
 			if !roots.AppendCertsFromPEM(files["etc/ssl/certs/ca-certificates.crt"].content) {
@@ -175,9 +237,18 @@ func TestImageLayout(t *testing.T) {
 			if passwd := string(files["etc/passwd"].content); !strings.Contains(passwd, ":65532:65532:") {
 				t.Errorf("/etc/passwd names no user 65532:\n%s", passwd)
 			}
-			if platform == "linux/amd64" {
-				runManagerHelp(t, manager.content)
+			if platform != "linux/amd64" {
+				return
 			}
+			if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+				t.Logf("not running the linux/amd64 %s on %s/%s", binaryPath, runtime.GOOS, runtime.GOARCH)
+				return
+			}
+			path := filepath.Join(t.TempDir(), filepath.Base(binaryPath))
+			if err := os.WriteFile(path, binary.content, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			want.run(t, path, config)
 		})
 	}
 
@@ -189,7 +260,7 @@ func TestImageLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(host.Host + "/surge/operator:test")
+	ref, err := name.ParseReference(host.Host + "/surge/" + want.name + ":test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,20 +271,21 @@ func TestImageLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := index.Digest()
-	if got, _ := pulled.Digest(); got != want {
-		t.Errorf("the registry serves index %s, the layout holds %s", got, want)
+	wantDigest, _ := index.Digest()
+	if got, _ := pulled.Digest(); got != wantDigest {
+		t.Errorf("the registry serves index %s, the layout holds %s", got, wantDigest)
 	}
 }
 
 // TestImageIsReproducible: two builds from the same source and
-// SOURCE_DATE_EPOCH are the same image, byte for byte.
+// SOURCE_DATE_EPOCH are the same image, byte for byte. The manager's image
+// stands for both: they are built by the same code.
 func TestImageIsReproducible(t *testing.T) {
-	first, err := imageIndex(t, sharedLayout(t)).Digest()
+	first, err := imageIndex(t, sharedLayout(t, "manager")).Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := imageIndex(t, buildLayout(t)).Digest()
+	second, err := imageIndex(t, buildLayout(t, "manager")).Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,16 +348,8 @@ func readFiles(t *testing.T, image v1.Image) map[string]file {
 }
 
 // runManagerHelp runs the image's amd64 manager, as extracted from its layer.
-func runManagerHelp(t *testing.T, binary []byte) {
+func runManagerHelp(t *testing.T, path string, _ *v1.ConfigFile) {
 	t.Helper()
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Logf("not running the linux/amd64 manager on %s/%s", runtime.GOOS, runtime.GOARCH)
-		return
-	}
-	path := filepath.Join(t.TempDir(), "manager")
-	if err := os.WriteFile(path, binary, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	out, err := exec.Command(path, "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("manager --help: %v\n%s", err, out)
@@ -294,5 +358,75 @@ func runManagerHelp(t *testing.T, binary []byte) {
 		if !strings.Contains(string(out), flag) {
 			t.Errorf("manager --help does not mention %s:\n%s", flag, out)
 		}
+	}
+}
+
+// runEmulator runs the image's amd64 emulator, as extracted from its layer:
+// its help, then the image's entrypoint with a --listen on loopback added, as
+// a container's arguments would be, and one request to its admin API.
+func runEmulator(t *testing.T, path string, config *v1.ConfigFile) {
+	t.Helper()
+	out, err := exec.Command(path, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("surge-emulator --help: %v\n%s", err, out)
+	}
+	for _, flag := range []string{"-listen", "-api-key", "-fault"} {
+		if !strings.Contains(string(out), flag) {
+			t.Errorf("surge-emulator --help does not mention %s:\n%s", flag, out)
+		}
+	}
+
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := listener.Addr().String()
+	_ = listener.Close()
+	args := append(slices.Clone(config.Config.Entrypoint[1:]), "--listen="+address)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, path, args...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var exitErr error
+	exited := make(chan struct{})
+	go func() {
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		cancel()
+		<-exited
+	}()
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("surge-emulator %s exited: %v\n%s", strings.Join(args, " "), exitErr, logs.String())
+		default:
+		}
+		response, err := client.Get("http://" + address + "/_emulator/users")
+		if err == nil {
+			var users struct {
+				Data []json.RawMessage `json:"data"`
+			}
+			decodeErr := json.NewDecoder(response.Body).Decode(&users)
+			_ = response.Body.Close()
+			if response.StatusCode != http.StatusOK || decodeErr != nil || users.Data == nil {
+				t.Fatalf("GET /_emulator/users: %s, %v", response.Status, decodeErr)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-exited // the logs are written until it exits
+			t.Fatalf("surge-emulator did not serve on %s: %v\n%s", address, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
