@@ -16,8 +16,8 @@ import (
 // SlimCachedEndUser is the cache's transform for SurgeEndUsers. Reconcile
 // reads its resource whole from the API server; the cache serves only the
 // watches, the indexes and the metrics, and keeps what they read: the
-// identity, the generation, the finalizers and the operator's annotations
-// that trigger reconciles, the references to users and projects, and the
+// identity, the generation, the finalizers and the annotations whose change
+// asks for a reconcile, the references to users and projects, and the
 // status of each condition. Names, metadata, messages and annotations such
 // as kubectl's last-applied copy of the spec stay out of memory.
 func SlimCachedEndUser(in any) (any, error) {
@@ -47,8 +47,8 @@ func SlimCachedEndUser(in any) (any, error) {
 			UserID:             obj.Status.UserID,
 		},
 	}
-	for key, value := range obj.Annotations {
-		if strings.HasPrefix(key, operatorAnnotationPrefix) {
+	for _, key := range []string{AnnotationPaused, AnnotationReconcileRequestedAt} {
+		if value, set := obj.Annotations[key]; set {
 			metav1.SetMetaDataAnnotation(&slim.ObjectMeta, key, value)
 		}
 	}
@@ -60,10 +60,6 @@ func SlimCachedEndUser(in any) (any, error) {
 	}
 	return slim, nil
 }
-
-// operatorAnnotationPrefix starts the annotations the operator reads on a
-// SurgeEndUser.
-const operatorAnnotationPrefix = "surge.app/"
 
 // tokenSummaryKey holds, in the StringData of a cached token Secret, what
 // its data says. The API server never returns StringData, so a summary can

@@ -3,11 +3,14 @@ package controller
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -112,5 +115,67 @@ func TestAStringDataKeyFromTheAPIServerIsNotTakenForASummary(t *testing.T) {
 	secret := tokenSecret(metav1.OwnerReference{}, map[string]string{tokenSummaryKey: "usr_ada 1 true"})
 	if isSummary(secret) || storedTokenOf(secret).consistent {
 		t.Error("a data key named like the summary was trusted")
+	}
+}
+
+func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
+	deleted := metav1.NewTime(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	full := &surgev1alpha1.SurgeEndUser{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "team", Name: "ada", UID: "end-user-uid", ResourceVersion: "9", Generation: 3,
+			CreationTimestamp: metav1.NewTime(deleted.Add(-time.Hour)), DeletionTimestamp: &deleted,
+			Finalizers: []string{Finalizer},
+			Labels:     map[string]string{"team": "analytics"},
+			Annotations: map[string]string{
+				AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now", AnnotationCreatePending: "2026-11-23T11:00:00Z",
+				"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
+			},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		},
+		Spec: surgev1alpha1.SurgeEndUserSpec{
+			AccountID: "acct_1", UserID: "usr_adopted", FirstName: "Ada", LastName: "Lovelace", PhotoURL: "https://example.com/ada.png",
+			Metadata:       map[string]string{"team": "analytics"},
+			ProjectRef:     &surgev1alpha1.ProjectReference{Kind: surgev1alpha1.KindSurgeProject, Name: "billing"},
+			DeletionPolicy: surgev1alpha1.DeletionPolicyOrphan,
+			TokenSecret:    &surgev1alpha1.TokenSecretSpec{Name: "ada-token", DurationSeconds: 900},
+		},
+		Status: surgev1alpha1.SurgeEndUserStatus{
+			ObservedGeneration: 3, UserID: "usr_recorded", CreateMarker: "2026-11-23T11:00:00Z",
+			Conditions: []metav1.Condition{
+				{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
+				{Type: ConditionStalled, Status: metav1.ConditionTrue, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
+			},
+			Token: &surgev1alpha1.TokenStatus{SecretName: "ada-token", ExpiresAt: deleted, RenewAt: deleted},
+		},
+	}
+	cached, err := SlimCachedEndUser(full.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slim := cached.(*surgev1alpha1.SurgeEndUser)
+
+	if !slices.Equal(userIDsOf(slim), userIDsOf(full)) || !slices.Equal(projectRefOf(slim), projectRefOf(full)) {
+		t.Errorf("indexed as users %v and projects %v, want %v and %v", userIDsOf(slim), projectRefOf(slim), userIDsOf(full), projectRefOf(full))
+	}
+	if keyOf(slim) != keyOf(full) || slim.UID != full.UID || slim.Generation != full.Generation ||
+		!slim.CreationTimestamp.Equal(&full.CreationTimestamp) || !slim.DeletionTimestamp.Equal(full.DeletionTimestamp) ||
+		!slices.Equal(slim.Finalizers, full.Finalizers) || releasedItsUser(slim) != releasedItsUser(full) {
+		t.Errorf("the identity, finalizers or deletion differ: %+v", slim.ObjectMeta)
+	}
+	wantAnnotations := map[string]string{AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now"}
+	if !maps.Equal(slim.Annotations, wantAnnotations) || slim.Labels != nil || slim.ManagedFields != nil {
+		t.Errorf("annotations %v, labels %v; want only %v", slim.Annotations, slim.Labels, wantAnnotations)
+	}
+	for _, condition := range full.Status.Conditions {
+		kept := apimeta.FindStatusCondition(slim.Status.Conditions, condition.Type)
+		if kept == nil || kept.Status != condition.Status || kept.Message != "" {
+			t.Errorf("condition %s cached as %+v", condition.Type, kept)
+		}
+	}
+	if slim.Status.Token == nil || !slim.Status.Token.ExpiresAt.Equal(&full.Status.Token.ExpiresAt) {
+		t.Errorf("token status cached as %+v", slim.Status.Token)
+	}
+	if slim.Spec.FirstName != "" || slim.Spec.Metadata != nil || slim.Spec.TokenSecret != nil {
+		t.Errorf("the cached spec keeps what no reader needs: %+v", slim.Spec)
 	}
 }
