@@ -238,6 +238,9 @@ type memorySampler struct {
 	peakHeapAlloc float64
 	peakHeapLive  float64
 	last          memoryReading
+	// phaseStart and cpuAtStart begin the phase whose CPU time is counted.
+	phaseStart time.Time
+	cpuAtStart float64
 }
 
 // memoryReading is one look at the manager's memory, in bytes.
@@ -262,6 +265,10 @@ type memoryPeaks struct {
 	PeakHeapLive  float64 `json:"peakHeapLiveBytes"`
 	// End is the reading when the phase ended.
 	End memoryReading `json:"end"`
+	// CPUSeconds is the CPU time (user and system) the manager used in the
+	// phase, which lasted Seconds.
+	CPUSeconds float64 `json:"cpuSeconds"`
+	Seconds    float64 `json:"seconds"`
 }
 
 const memorySampleInterval = time.Second
@@ -310,10 +317,15 @@ func (s *memorySampler) resetPeaks(ctx context.Context) error {
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid), []byte("5"), 0); err != nil {
 		return fmt.Errorf("resetting the manager's peak RSS: %w", err)
 	}
+	cpu, err := readProcessCPU(s.pid)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.peakHeapInuse, s.peakHeapAlloc, s.peakHeapLive = 0, 0, 0
+	s.phaseStart, s.cpuAtStart = time.Now(), cpu
 	s.mu.Unlock()
-	_, err := s.sample(ctx)
+	_, err = s.sample(ctx)
 	return err
 }
 
@@ -323,9 +335,45 @@ func (s *memorySampler) peaks(ctx context.Context) (memoryPeaks, error) {
 	if err != nil {
 		return memoryPeaks{}, err
 	}
+	cpu, err := readProcessCPU(s.pid)
+	if err != nil {
+		return memoryPeaks{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return memoryPeaks{PeakRSS: reading.PeakRSS, PeakHeapInuse: s.peakHeapInuse, PeakHeapAlloc: s.peakHeapAlloc, PeakHeapLive: s.peakHeapLive, End: reading}, nil
+	return memoryPeaks{
+		PeakRSS: reading.PeakRSS, PeakHeapInuse: s.peakHeapInuse, PeakHeapAlloc: s.peakHeapAlloc, PeakHeapLive: s.peakHeapLive, End: reading,
+		CPUSeconds: cpu - s.cpuAtStart, Seconds: time.Since(s.phaseStart).Seconds(),
+	}, nil
+}
+
+// clockTicksPerSecond is the unit of the CPU times in /proc/PID/stat
+// (USER_HZ), 100 on every Linux architecture Go supports.
+const clockTicksPerSecond = 100
+
+// readProcessCPU reads the CPU time, user and system, the process has used,
+// from fields 14 and 15 of /proc/PID/stat.
+func readProcessCPU(pid int) (float64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading the manager's CPU time: %w", err)
+	}
+	// The command name in field 2 may hold spaces and parentheses; the
+	// fields after its last closing parenthesis start at field 3.
+	end := strings.LastIndexByte(string(raw), ')')
+	fields := strings.Fields(string(raw)[end+1:])
+	if end < 0 || len(fields) < 13 {
+		return 0, errors.New("no CPU times in /proc/PID/stat: is this Linux?")
+	}
+	var ticks float64
+	for _, field := range fields[11:13] {
+		value, err := strconv.ParseFloat(field, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading the manager's CPU time: %w", err)
+		}
+		ticks += value
+	}
+	return ticks / clockTicksPerSecond, nil
 }
 
 // readProcessMemory reads VmRSS and VmHWM from /proc/PID/status.

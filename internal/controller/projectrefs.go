@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -18,14 +20,45 @@ const indexProjectRef = "surge.app/project-ref"
 
 // indexEndUsers registers the cache indexes the reconcilers look up.
 func indexEndUsers(mgr manager.Manager) error {
-	indexer := mgr.GetFieldIndexer()
-	if err := indexer.IndexField(context.Background(), &surgev1alpha1.SurgeEndUser{}, indexUserID, userIDsOf); err != nil {
+	if err := indexClusterWide(mgr.GetCache(), &surgev1alpha1.SurgeEndUser{}, indexUserID, userIDsOf); err != nil {
 		return fmt.Errorf("indexing SurgeEndUsers by user id: %w", err)
 	}
+	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(context.Background(), &surgev1alpha1.SurgeEndUser{}, indexProjectRef, projectRefOf); err != nil {
 		return fmt.Errorf("indexing SurgeEndUsers by project: %w", err)
 	}
 	return nil
+}
+
+// Names and keys of the field indexes controller-runtime's cache looks up
+// for client.MatchingFields: "field:<field>", keyed by "<namespace>/<value>",
+// or "__all_namespaces/<value>" for a List across namespaces.
+const (
+	fieldIndexPrefix         = "field:"
+	allNamespacesIndexPrefix = "__all_namespaces/"
+)
+
+// indexClusterWide registers a field index that serves only Lists across
+// namespaces. IndexField keys each value twice, with and without its
+// namespace; an index of one value per end user, looked up across
+// namespaces only, would otherwise hold twice the entries it needs. A List
+// limited to a namespace finds nothing in it.
+func indexClusterWide(informers cache.Informers, obj client.Object, field string, values client.IndexerFunc) error {
+	informer, err := informers.GetInformer(context.Background(), obj)
+	if err != nil {
+		return err
+	}
+	return informer.AddIndexers(toolscache.Indexers{fieldIndexPrefix + field: func(o any) ([]string, error) {
+		object, ok := o.(client.Object)
+		if !ok {
+			return nil, nil
+		}
+		keys := values(object)
+		for i, value := range keys {
+			keys[i] = allNamespacesIndexPrefix + value
+		}
+		return keys, nil
+	}})
 }
 
 func projectRefOf(o client.Object) []string {

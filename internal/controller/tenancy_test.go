@@ -209,6 +209,22 @@ func TestATenantCannotTakeOverAnotherTenantsUser(t *testing.T) {
 	}
 }
 
+// TestAUserWhoseTagsWereStrippedIsStillClaimed: the tags on the user are
+// not the only evidence; the resource that records the user holds it.
+func TestAUserWhoseTagsWereStrippedIsStillClaimed(t *testing.T) {
+	f := newTenantsFixture(t, []string{"tenant-b"})
+	tenantB := f.Namespaces["tenant-b"]
+	f.Create(f.endUser("ada-lovelace"))
+	ada := f.waitForReady("ada-lovelace").Status.UserID
+	f.Surge.EditUser(ada, func(u *emulator.User) { u.Metadata = nil })
+
+	f.Create(f.endUser("copycat", in(tenantB, f.Account), adopting(ada, "Mallory")))
+	f.waitForConditionIn(tenantB, "copycat", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserClaimed)
+	if user, _ := f.Surge.User(ada); user.FirstName != "Ada" {
+		t.Errorf("Ada was renamed to %s", user.FirstName)
+	}
+}
+
 // TestAReleasedUserCanBeAdoptedAgain: once the resource that managed a user
 // is deleted with deletionPolicy Orphan, another may adopt the user.
 func TestAReleasedUserCanBeAdoptedAgain(t *testing.T) {
