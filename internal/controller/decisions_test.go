@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -344,5 +346,46 @@ func TestClaimHolder(t *testing.T) {
 				t.Errorf("claimHolder = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestReconcileTriggers(t *testing.T) {
+	base := func() *surgev1alpha1.SurgeEndUser {
+		return &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", Generation: 1, Finalizers: []string{Finalizer}}}
+	}
+	deleted := metav1.Now()
+	cases := []struct {
+		name   string
+		change func(*surgev1alpha1.SurgeEndUser)
+		want   bool
+	}{
+		{"a status write", func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "usr_1" }, false},
+		{"a spec change", func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 2 }, true},
+		{"an annotation", func(o *surgev1alpha1.SurgeEndUser) { o.Annotations = map[string]string{AnnotationPaused: "true"} }, true},
+		{"the deletion", func(o *surgev1alpha1.SurgeEndUser) { o.DeletionTimestamp = &deleted }, true},
+		{"the finalizer removed by hand", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil }, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			changed := base()
+			c.change(changed)
+			if got := meaningfulChange().Update(event.UpdateEvent{ObjectOld: base(), ObjectNew: changed}); got != c.want {
+				t.Errorf("reconcile %t, want %t", got, c.want)
+			}
+		})
+	}
+	t.Run("the finalizer added by the operator", func(t *testing.T) {
+		without := base()
+		without.Finalizers = nil
+		if meaningfulChange().Update(event.UpdateEvent{ObjectOld: without, ObjectNew: base()}) {
+			t.Error("the operator's own finalizer write asks for another reconcile")
+		}
+	})
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ada-token"}}
+	if tokenSecretChange().Create(event.CreateEvent{Object: secret}) {
+		t.Error("the operator's own Secret create asks for another reconcile")
+	}
+	if !tokenSecretChange().Update(event.UpdateEvent{ObjectOld: secret, ObjectNew: secret}) || !tokenSecretChange().Delete(event.DeleteEvent{Object: secret}) {
+		t.Error("a changed or deleted token Secret is not repaired")
 	}
 }

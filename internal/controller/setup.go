@@ -30,7 +30,14 @@ func meaningfulChange() predicate.Predicate {
 		predicate.AnnotationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero() ||
-				controllerutil.ContainsFinalizer(e.ObjectOld, Finalizer) != controllerutil.ContainsFinalizer(e.ObjectNew, Finalizer)
+				controllerutil.ContainsFinalizer(e.ObjectOld, Finalizer) && !controllerutil.ContainsFinalizer(e.ObjectNew, Finalizer)
 		}},
 	)
+}
+
+// tokenSecretChange lets through the changes to a token Secret that may need
+// a repair: an update or a deletion. Only the operator creates token
+// Secrets, and the reconcile that created one has just seen it.
+func tokenSecretChange() predicate.Predicate {
+	return predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
 }

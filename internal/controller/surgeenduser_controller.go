@@ -342,7 +342,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.WithPredicates(tokenSecretChange())).
 		Watches(&surgev1alpha1.SurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&surgev1alpha1.ClusterSurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
