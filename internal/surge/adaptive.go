@@ -6,27 +6,37 @@ import (
 )
 
 // The shape of the adaptive rate. Surge publishes no limit, so the client
-// finds it: it starts at the ceiling, falls to a share of the rate Surge
-// actually served when told 429, and climbs back along a cubic curve that
-// is flat near the rate that last drew a 429 and steep away from it, as
-// TCP CUBIC and the AWS SDKs' adaptive retry mode do.
+// finds it: it starts low and doubles its rate until the first 429, falls
+// to a share of the rate Surge actually served when told 429, and climbs
+// back along a cubic curve that is flat near the rate that last drew a 429
+// and steep away from it, as TCP CUBIC and the AWS SDKs' adaptive retry
+// mode do.
 const (
+	// initialRate is the rate before the first answer. From the first
+	// success the rate doubles every slowStartDoubling until the first
+	// 429 or the ceiling: 10 to 200 in about 2 s. Starting at the
+	// ceiling instead would send dozens of requests into a low limit
+	// before the first 429 came back, and each of them would draw one.
+	initialRate       = 10
+	slowStartDoubling = 500 * time.Millisecond
 	// decreaseFactor is the share of the served rate kept after a 429.
 	decreaseFactor = 0.7
-	// recoveryTime is how long the rate takes to climb back to where it
-	// drew the last 429. The same time at every rate keeps the share of
-	// requests answered 429 about the same at 5 rps as at 200: a curve
-	// fixed in requests per second would probe a low limit far more often.
-	recoveryTime = 4 * time.Second
+	// The rate takes recoveryTime to climb back to where it drew the last
+	// 429, or the time recoveryRequests take at that rate when that is
+	// longer (below 10 rps). Each climb ends in about one 429: 4 s at
+	// 5 rps would hold only 20 requests, one 429 in 20, where at 50 rps
+	// they are 200.
+	recoveryTime     = 4 * time.Second
+	recoveryRequests = 40
 	// minAdaptiveRate keeps the client probing even when Surge refused
 	// everything.
 	minAdaptiveRate = 0.5
 	// servedRateWindow smooths the measured rate of successful answers,
 	// the best estimate of Surge's limit at the moment of a 429.
 	servedRateWindow = time.Second
-	// burstWindow caps the limiter's burst at this much of the current
-	// rate, so that a client slowed to a few requests per second does not
-	// fire its whole configured burst after a pause.
+	// burstWindow caps the burst at this much of the current rate, so
+	// that a client slowed to a few requests per second does not fire
+	// its whole configured burst after an idle spell.
 	burstWindow = 500 * time.Millisecond
 )
 
@@ -51,17 +61,33 @@ func newAdaptiveRate(ceiling float64) adaptiveRate {
 // rate is the pace allowed at now.
 func (a *adaptiveRate) rate(now time.Time) float64 {
 	if a.peak == 0 {
-		return a.ceiling
+		return a.slowStart(now)
 	}
 	// One cubic through three points: decreaseFactor × peak right after
-	// the decrease, flat at peak after recoveryTime, and steepening above
+	// the decrease, flat at peak after the recovery, and steepening above
 	// it to probe for a limit that was raised.
-	progress := 1 - now.Sub(a.decreasedAt).Seconds()/recoveryTime.Seconds()
+	progress := 1 - now.Sub(a.decreasedAt).Seconds()/a.recovery().Seconds()
 	r := a.peak * (1 - (1-decreaseFactor)*progress*progress*progress)
 	return min(max(r, minAdaptiveRate), a.ceiling)
 }
 
-// burst is the limiter's burst at now, at most configured.
+// recovery is how long the rate takes to climb back to the peak.
+func (a *adaptiveRate) recovery() time.Duration {
+	return max(recoveryTime, time.Duration(recoveryRequests/a.peak*float64(time.Second)))
+}
+
+// slowStart is the rate before the first 429: initialRate, doubling from
+// the first success, up to the ceiling.
+func (a *adaptiveRate) slowStart(now time.Time) float64 {
+	start := min(initialRate, a.ceiling)
+	if a.served.since.IsZero() {
+		return start
+	}
+	doublings := now.Sub(a.served.since).Seconds() / slowStartDoubling.Seconds()
+	return min(start*math.Pow(2, doublings), a.ceiling)
+}
+
+// burst is the schedule's burst at now, at most configured.
 func (a *adaptiveRate) burst(now time.Time, configured int) int {
 	return max(1, min(configured, int(a.rate(now)*burstWindow.Seconds())))
 }

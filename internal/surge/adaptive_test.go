@@ -24,9 +24,25 @@ func TestAdaptiveRate(t *testing.T) {
 		want   float64
 	}{
 		{
-			name:   "starts at the ceiling",
+			name:   "starts at the initial rate, not the ceiling",
 			events: func(*adaptiveRate) time.Time { return at(time.Hour) },
-			want:   100,
+			want:   initialRate,
+		},
+		{
+			name: "doubles from the first success until the first 429",
+			events: func(a *adaptiveRate) time.Time {
+				a.succeeded(at(0))
+				return at(2 * slowStartDoubling)
+			},
+			want: 4 * initialRate,
+		},
+		{
+			name: "climbs no higher than the ceiling without a 429",
+			events: func(a *adaptiveRate) time.Time {
+				a.succeeded(at(0))
+				return at(time.Hour)
+			},
+			want: 100,
 		},
 		{
 			name: "a 429 with nothing served keeps a share of the allowed rate",
@@ -34,7 +50,7 @@ func TestAdaptiveRate(t *testing.T) {
 				a.throttled(at(0), at(time.Millisecond))
 				return at(time.Millisecond)
 			},
-			want: 70,
+			want: decreaseFactor * initialRate,
 		},
 		{
 			name: "a 429 falls from the rate Surge served, not the ceiling",
@@ -48,11 +64,11 @@ func TestAdaptiveRate(t *testing.T) {
 		{
 			name: "a 429 in the first second falls from the rate served so far, not from nearly nothing",
 			events: func(a *adaptiveRate) time.Time {
-				successes(a, 20, 0, 300*time.Millisecond)
-				a.throttled(at(300*time.Millisecond), at(300*time.Millisecond))
-				return at(300 * time.Millisecond)
+				successes(a, 20, 0, time.Second)
+				a.throttled(at(time.Second), at(time.Second))
+				return at(time.Second)
 			},
-			want: 14,
+			want: decreaseFactor * 20,
 		},
 		{
 			name: "a 429 with too short a history to tell a rate from keeps a share of the allowed rate",
@@ -61,34 +77,55 @@ func TestAdaptiveRate(t *testing.T) {
 				a.throttled(at(10*time.Millisecond), at(10*time.Millisecond))
 				return at(10 * time.Millisecond)
 			},
-			want: 70,
+			want: decreaseFactor * initialRate,
+		},
+		{
+			name: "right after a 429 it is a share of the peak",
+			events: func(a *adaptiveRate) time.Time {
+				a.peak, a.decreasedAt = 20, at(0)
+				return at(0)
+			},
+			want: decreaseFactor * 20,
 		},
 		{
 			name: "climbs back to where it drew the 429 after the recovery time",
 			events: func(a *adaptiveRate) time.Time {
-				successes(a, 10, 0, 20*time.Second)
-				a.throttled(at(20*time.Second), at(20*time.Second))
-				return at(20*time.Second + recoveryTime)
+				a.peak, a.decreasedAt = 20, at(0)
+				return at(recoveryTime)
 			},
-			want: 10,
+			want: 20,
 		},
 		{
 			name: "half way back it is close to the peak already: the curve is flat there",
 			events: func(a *adaptiveRate) time.Time {
-				successes(a, 10, 0, 20*time.Second)
-				a.throttled(at(20*time.Second), at(20*time.Second))
-				return at(20*time.Second + recoveryTime/2)
+				a.peak, a.decreasedAt = 20, at(0)
+				return at(recoveryTime / 2)
 			},
-			want: 10 * (1 - 0.3/8),
+			want: 20 * (1 - 0.3/8),
 		},
 		{
 			name: "probes above the peak after it",
 			events: func(a *adaptiveRate) time.Time {
-				successes(a, 10, 0, 20*time.Second)
-				a.throttled(at(20*time.Second), at(20*time.Second))
-				return at(20*time.Second + 2*recoveryTime)
+				a.peak, a.decreasedAt = 20, at(0)
+				return at(2 * recoveryTime)
 			},
-			want: 13,
+			want: 26,
+		},
+		{
+			name: "at a low rate the climb back takes recoveryRequests requests, not recoveryTime",
+			events: func(a *adaptiveRate) time.Time {
+				a.peak, a.decreasedAt = 5, at(0)
+				return at(recoveryTime)
+			},
+			want: 5 * (1 - 0.3/8),
+		},
+		{
+			name: "at a low rate it is back at the peak after recoveryRequests requests",
+			events: func(a *adaptiveRate) time.Time {
+				a.peak, a.decreasedAt = 5, at(0)
+				return at(recoveryRequests / 5 * time.Second)
+			},
+			want: 5,
 		},
 		{
 			name: "never climbs above the ceiling",
@@ -106,7 +143,7 @@ func TestAdaptiveRate(t *testing.T) {
 				a.throttled(at(100*time.Millisecond), at(200*time.Millisecond))
 				return at(100 * time.Millisecond)
 			},
-			want: 70,
+			want: decreaseFactor * initialRate,
 		},
 		{
 			name: "a 429 to a request sent at the lowered rate lowers it again",
@@ -115,7 +152,7 @@ func TestAdaptiveRate(t *testing.T) {
 				a.throttled(at(150*time.Millisecond), at(200*time.Millisecond))
 				return at(200 * time.Millisecond)
 			},
-			want: 100 * (1 - 0.3*math.Pow(1-0.1/recoveryTime.Seconds(), 3)) * decreaseFactor,
+			want: initialRate * (1 - 0.3*math.Pow(1-0.1/recoveryTime.Seconds(), 3)) * decreaseFactor,
 		},
 		{
 			name: "never falls below the floor",
@@ -146,7 +183,7 @@ func TestAdaptiveBurst(t *testing.T) {
 		configured int
 		want       int
 	}{
-		{"the configured burst at the ceiling", 0, 40, 40},
+		{"the configured burst at a high rate", 100, 40, 40},
 		{"half a second's worth at a low rate", 10, 40, 5},
 		{"at least one request", 1, 40, 1},
 		{"never above the configured burst", 90, 10, 10},

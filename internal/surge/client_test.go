@@ -513,8 +513,10 @@ func TestLongPauseIsHandedBackToTheCaller(t *testing.T) {
 	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 429, RetryAfter: retryAfter, Count: 1})
 
 	_, err := f.client.GetUser(t.Context(), user.ID)
+	// The caller that drew the 429 comes back one turn after the pause,
+	// a fraction of a second at this rate.
 	wait, limited := surge.RateLimitedFor(err)
-	if !limited || wait < retryAfter-time.Second || wait > retryAfter {
+	if !limited || wait < retryAfter-time.Second || wait > retryAfter+time.Second {
 		t.Fatalf("answered 429 with Retry-After %v: got %v (wait %v), want a rate limit of about that", retryAfter, err, wait)
 	}
 	if surge.WasNotSent(err) || !surge.IsRefused(err) {
@@ -562,5 +564,59 @@ func TestRetriesStopWhenTheBudgetIsSpent(t *testing.T) {
 	// then none, rather than maxRetries for every one of the calls.
 	if got, want := len(f.seen.retries()), 100; got != want {
 		t.Errorf("%d retries for %d calls, want the budget's %d (without it, %d)", got, calls, want, calls*maxRetries)
+	}
+}
+
+func TestTurnsGivenBeforeA429WaitOutItsPause(t *testing.T) {
+	const retryAfter = time.Second
+	// Two requests a second: the second caller's turn comes half a second
+	// after the first's, while the pause after the first one's 429 lasts.
+	f := newFixture(t, emulator.Options{}, surge.WithRateLimit(2, 1), surge.WithMaxRetries(0))
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Busy"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 429, RetryAfter: retryAfter, Latency: 100 * time.Millisecond, Count: 1})
+
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := f.client.GetUser(t.Context(), user.ID)
+		firstDone <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := f.client.GetUser(t.Context(), user.ID); err != nil {
+		t.Fatalf("second caller: %v", err)
+	}
+	if _, limited := surge.RateLimitedFor(<-firstDone); !limited {
+		t.Fatal("the first caller was not told of the 429")
+	}
+
+	requests := f.emu.Requests()
+	if len(requests) != 2 || requests[0].Status != http.StatusTooManyRequests || requests[1].Status != http.StatusOK {
+		t.Fatalf("requests %+v, want a 429 and then a success", requests)
+	}
+	// The 429 came 100 ms in, so the pause ends at 1.1 s: the second
+	// turn, given for 500 ms before the 429, is taken again after it.
+	if waited := requests[1].At.Sub(requests[0].At); waited < retryAfter {
+		t.Errorf("second request sent %v after the first, inside the pause of %v after the 429", waited, retryAfter)
+	}
+}
+
+func TestTheCallerThatDrewA429ComesBackAfterTheOnesHeldBack(t *testing.T) {
+	const retryAfter = 5 * time.Second
+	f := newFixture(t, emulator.Options{}, surge.WithRateLimit(2, 1))
+	user := f.emu.PutUser(testAccount, emulator.User{FirstName: "Busy"})
+	f.emu.InjectFault(emulator.Fault{Method: http.MethodGet, Status: 429, RetryAfter: retryAfter, Count: 1})
+
+	_, err := f.client.GetUser(t.Context(), user.ID)
+	drew, limited := surge.RateLimitedFor(err)
+	if !limited || surge.WasNotSent(err) {
+		t.Fatalf("first caller: %v, want the 429 handed back", err)
+	}
+	_, err = f.client.GetUser(t.Context(), user.ID)
+	heldBack, limited := surge.RateLimitedFor(err)
+	if !limited || !surge.WasNotSent(err) {
+		t.Fatalf("second caller: %v, want it held back for the pause", err)
+	}
+	// At about 2 rps after the 429, one turn is about half a second.
+	if drew-heldBack < 250*time.Millisecond {
+		t.Errorf("the caller that drew the 429 may come back in %v, the one held back in %v: want the one held back a turn ahead", drew, heldBack)
 	}
 }

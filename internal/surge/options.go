@@ -69,9 +69,11 @@ func WithBackoff(base, maxWait time.Duration) Option {
 
 // WithRateLimit sets the ceiling of the Client's adaptive rate, across
 // every caller sharing it, with bursts up to burst. The Client starts at
-// the ceiling, slows down when Surge answers 429 and climbs back while it
-// does not; 20 rps with bursts of 40 by default. rps <= 0 removes the
-// client's own pacing, leaving only Surge's 429s and Retry-After.
+// 10 rps (or the ceiling, if lower) and doubles its rate every half second
+// from its first success until Surge answers 429 or it reaches the
+// ceiling; after a 429 it slows down, and climbs back while Surge accepts.
+// 20 rps with bursts of 40 by default. rps <= 0 removes the client's own
+// pacing, leaving only Surge's 429s and Retry-After.
 func WithRateLimit(rps float64, burst int) Option {
 	return func(o *options) {
 		o.rps = rps

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // maxTurnWait is the longest a request waits for its turn inside a call.
@@ -59,12 +57,18 @@ func WasNotSent(err error) bool {
 // adaptive rate, its pause after a 429 and its retry budget, because
 // Surge limits the API key, not the request.
 type pacer struct {
-	limiter  *rate.Limiter
+	// paced is false when the client has no ceiling of its own, and only
+	// Surge's 429s and Retry-After hold it back.
+	paced    bool
 	burst    int
 	observer Observer
 
-	mu           sync.Mutex
-	adaptive     adaptiveRate
+	mu       sync.Mutex
+	adaptive adaptiveRate
+	schedule schedule
+	// retake is closed when the schedule starts over, to wake the
+	// requests waiting for turns of the epoch that ended.
+	retake       chan struct{}
 	budget       retryBudget
 	blockedUntil time.Time
 }
@@ -72,11 +76,11 @@ type pacer struct {
 // newPacer paces at most ceiling requests per second with bursts of burst;
 // a ceiling <= 0 leaves only Surge's 429s and Retry-After to pace it.
 func newPacer(ceiling float64, burst int, observer Observer) *pacer {
-	p := &pacer{burst: burst, observer: observer, budget: newRetryBudget()}
+	p := &pacer{burst: max(burst, 1), observer: observer, budget: newRetryBudget(), retake: make(chan struct{})}
 	if ceiling > 0 {
-		p.limiter = rate.NewLimiter(rate.Limit(ceiling), burst)
+		p.paced = true
 		p.adaptive = newAdaptiveRate(ceiling)
-		observer.RateChanged(ceiling, ceiling)
+		observer.RateChanged(p.adaptive.rate(time.Now()), ceiling)
 	}
 	return p
 }
@@ -85,44 +89,85 @@ func newPacer(ceiling float64, burst int, observer Observer) *pacer {
 // longer than maxTurnWait is not waited for: it becomes a
 // *RateLimitedError at once.
 func (p *pacer) turn(ctx context.Context, operation string) (time.Time, error) {
-	// The pause after a 429 is waited out before a turn is reserved: the
-	// limiter counts from the present, and the pause may end later than
-	// another caller's.
+	for {
+		// The pause after a 429 is waited out before a turn is taken:
+		// turns count from the present, and the pause may end later
+		// than another caller's.
+		if err := p.waitPause(ctx, operation); err != nil {
+			return time.Time{}, err
+		}
+		if !p.paced {
+			return time.Now(), nil
+		}
+		now := time.Now()
+		p.mu.Lock()
+		allowed := p.adaptive.rate(now)
+		at, taken := p.schedule.turn(now, allowed, p.adaptive.burst(now, p.burst))
+		wait := at.Sub(now)
+		err := p.refuseLongWait(ctx, operation, wait)
+		if err == nil {
+			p.setSchedule(taken)
+		}
+		retake := p.retake
+		p.mu.Unlock()
+		p.observer.RateChanged(allowed, p.adaptive.ceiling)
+		if err != nil {
+			return time.Time{}, err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return time.Time{}, ctx.Err()
+		case <-retake:
+			// The schedule started over: a 429 paused and slowed the
+			// client, or its rate grew well past the pace this turn was
+			// given at. The turn is taken again under the new one,
+			// rather than sent into the limit with the others given
+			// before the 429, or left waiting at a pace since outgrown.
+			timer.Stop()
+			continue
+		case <-timer.C:
+		}
+		// A 429 may have come just as the turn came.
+		if err := p.waitPause(ctx, operation); err != nil {
+			return time.Time{}, err
+		}
+		p.mu.Lock()
+		current := p.schedule.epoch == taken.epoch
+		p.mu.Unlock()
+		if current {
+			return time.Now(), nil
+		}
+	}
+}
+
+// setSchedule keeps s, and wakes the requests waiting for turns of an
+// epoch s ended. The caller holds p.mu.
+func (p *pacer) setSchedule(s schedule) {
+	if s.epoch != p.schedule.epoch {
+		close(p.retake)
+		p.retake = make(chan struct{})
+	}
+	p.schedule = s
+}
+
+// waitPause waits out the pause after a 429, or hands a long one back.
+func (p *pacer) waitPause(ctx context.Context, operation string) error {
 	for {
 		p.mu.Lock()
 		hold := time.Until(p.blockedUntil)
 		p.mu.Unlock()
 		if hold <= 0 {
-			break
+			return nil
 		}
 		if err := p.refuseLongWait(ctx, operation, hold); err != nil {
-			return time.Time{}, err
+			return err
 		}
 		if !sleep(ctx, hold) {
-			return time.Time{}, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	if p.limiter == nil {
-		return time.Now(), nil
-	}
-	now := time.Now()
-	p.mu.Lock()
-	allowed := p.adaptive.rate(now)
-	p.limiter.SetLimitAt(now, rate.Limit(allowed))
-	p.limiter.SetBurstAt(now, p.adaptive.burst(now, p.burst))
-	reservation := p.limiter.ReserveN(now, 1)
-	p.mu.Unlock()
-	p.observer.RateChanged(allowed, p.adaptive.ceiling)
-	wait := reservation.DelayFrom(now)
-	if err := p.refuseLongWait(ctx, operation, wait); err != nil {
-		reservation.CancelAt(now)
-		return time.Time{}, err
-	}
-	if !sleep(ctx, wait) {
-		reservation.Cancel()
-		return time.Time{}, ctx.Err()
-	}
-	return time.Now(), nil
 }
 
 // refuseLongWait is the *RateLimitedError for a wait too long to spend
@@ -144,20 +189,36 @@ func (p *pacer) answered(operation string, sentAt time.Time, err error) error {
 	defer p.mu.Unlock()
 	apiErr, isAPIErr := errors.AsType[*Error](err)
 	if !isAPIErr || apiErr.StatusCode != http.StatusTooManyRequests {
-		if err == nil && p.limiter != nil {
+		if err == nil && p.paced {
 			p.adaptive.succeeded(now)
 		}
 		return err
 	}
-	if p.limiter != nil && p.adaptive.throttled(sentAt, now) {
-		p.observer.RateChanged(p.adaptive.rate(now), p.adaptive.ceiling)
-	}
+	decreased := p.paced && p.adaptive.throttled(sentAt, now)
 	// A pause too long to honour is the caller's to wait out by
 	// requeueing, but the client still holds back meanwhile.
 	if until := now.Add(apiErr.RetryAfter); until.After(p.blockedUntil) {
 		p.blockedUntil = until
 	}
-	return &RateLimitedError{Operation: operation, RetryAfter: max(p.blockedUntil.Sub(now), time.Duration(0)), err: err}
+	retryAfter := max(p.blockedUntil.Sub(now), time.Duration(0))
+	if p.paced {
+		// Surge has no turn left for the client: the turns given before
+		// are taken again after the pause, one interval apart at the
+		// rate now allowed, rather than all sent when it ends.
+		from := laterOf(now, p.blockedUntil)
+		allowed := p.adaptive.rate(from)
+		p.setSchedule(p.schedule.restart(from, allowed, p.adaptive.burst(from, p.burst)))
+		// The caller that drew the 429 is told to come back one turn
+		// after the pause: the first turn goes to a request held back
+		// during it. While Surge answers every request 429 with a long
+		// Retry-After, one request goes out a pause, and this way they
+		// take turns instead of racing for it at the end of each pause.
+		retryAfter += intervalOf(allowed)
+	}
+	if decreased {
+		p.observer.RateChanged(p.adaptive.rate(now), p.adaptive.ceiling)
+	}
+	return &RateLimitedError{Operation: operation, RetryAfter: retryAfter, err: err}
 }
 
 // mayRetry spends cost from the retry budget on one retry, if it allows.
