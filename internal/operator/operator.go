@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -178,7 +177,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		SecureServing: opts.SecureMetrics,
 	}
 	if opts.SecureMetrics {
-		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOptions.FilterProvider = authorizedScrapesOnly
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
