@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 // watches, the indexes and the metrics, and keeps what they read: the
 // identity, the generation, the finalizers and the annotations whose change
 // asks for a reconcile, the references to users and projects, and the
-// status of each condition. Names, metadata, messages and annotations such
+// status of the conditions the metrics count. Names, metadata, messages and annotations such
 // as kubectl's last-applied copy of the spec stay out of memory.
 func SlimCachedEndUser(in any) (any, error) {
 	obj, ok := in.(*surgev1alpha1.SurgeEndUser)
@@ -53,7 +54,12 @@ func SlimCachedEndUser(in any) (any, error) {
 		}
 	}
 	for _, condition := range obj.Status.Conditions {
-		slim.Status.Conditions = append(slim.Status.Conditions, metav1.Condition{Type: condition.Type, Status: condition.Status})
+		if slices.Contains(cachedConditions, condition.Type) {
+			if slim.Status.Conditions == nil {
+				slim.Status.Conditions = make([]metav1.Condition, 0, len(cachedConditions))
+			}
+			slim.Status.Conditions = append(slim.Status.Conditions, metav1.Condition{Type: condition.Type, Status: condition.Status})
+		}
 	}
 	if token := obj.Status.Token; token != nil {
 		slim.Status.Token = &surgev1alpha1.TokenStatus{ExpiresAt: token.ExpiresAt}
@@ -61,16 +67,25 @@ func SlimCachedEndUser(in any) (any, error) {
 	return slim, nil
 }
 
+// cachedConditions are the conditions whose status the metrics count.
+var cachedConditions = []string{ConditionReady, ConditionStalled}
+
 // tokenSummaryKey holds, in the StringData of a cached token Secret, what
 // its data says. The API server never returns StringData, so a summary can
 // only have been written by SummarizeCachedSecret, never forged in a Secret.
 const tokenSummaryKey = "surge.app/token-summary"
 
+// metadataDigestKey holds, next to the token summary, the digest of the
+// labels and annotations the operator wrote into the Secret
+// (writtenMetadataDigest).
+const metadataDigestKey = "surge.app/metadata-digest"
+
 // SummarizeCachedSecret is the cache's transform for Secrets. A token Secret
-// keeps its metadata, and its data is replaced by a summary of the token:
-// the decisions read only the subject, the expiry and whether the data
-// agrees with itself, and the token is read from the API server on the rare
-// write that must keep it. Any other Secret that carries the operator's
+// is cached as its identity, its owner and a summary of the rest: what the
+// decisions read of the token (the subject, the expiry and whether the data
+// agrees with itself) and a digest of the metadata the operator wrote
+// (secretMetadataMatches). A Secret about to be written is read whole from
+// the API server first (wholeSecret). Any other Secret that carries the operator's
 // label (anyone who may write Secrets can add it) is kept as a bare name, so
 // that labelling Secrets cannot grow the operator's memory.
 func SummarizeCachedSecret(in any) (any, error) {
@@ -87,11 +102,25 @@ func SummarizeCachedSecret(in any) (any, error) {
 			ResourceVersion: secret.ResourceVersion,
 		}}, nil
 	}
-	summary := storedTokenIn(secret)
-	secret.ManagedFields = nil
-	secret.Data = nil
-	secret.StringData = map[string]string{tokenSummaryKey: summary.format()}
-	return secret, nil
+	slim := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:         secret.Namespace,
+			Name:              secret.Name,
+			UID:               secret.UID,
+			ResourceVersion:   secret.ResourceVersion,
+			DeletionTimestamp: secret.DeletionTimestamp,
+			OwnerReferences:   secret.OwnerReferences,
+		},
+		StringData: map[string]string{
+			tokenSummaryKey:   storedTokenIn(secret).format(),
+			metadataDigestKey: writtenMetadataDigest(secret),
+		},
+	}
+	// The label finds the Secrets of an end user (removeUnwantedTokenSecrets).
+	if endUser, labelled := secret.Labels[LabelEndUser]; labelled {
+		slim.Labels = map[string]string{LabelEndUser: endUser}
+	}
+	return slim, nil
 }
 
 func controlledByEndUser(secret *corev1.Secret) bool {

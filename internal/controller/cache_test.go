@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 )
@@ -72,8 +74,12 @@ func TestTheCacheKeepsATokenSecretsDecisionsButNotItsToken(t *testing.T) {
 			if strings.Contains(fmt.Sprint(secret), token) {
 				t.Error("the cached Secret holds the token")
 			}
-			if secret.Labels[LabelEndUser] != "end-user-uid" || secret.Annotations[AnnotationEndUser] != "ada" || !isSummary(secret) {
-				t.Errorf("the cached Secret lost its metadata: %+v", secret.ObjectMeta)
+			if client.ObjectKeyFromObject(secret) != client.ObjectKeyFromObject(c.secret) || secret.UID != c.secret.UID || secret.ResourceVersion != c.secret.ResourceVersion ||
+				!reflect.DeepEqual(secret.OwnerReferences, c.secret.OwnerReferences) || !isSummary(secret) {
+				t.Errorf("the cached Secret lost its identity or owner: %+v", secret.ObjectMeta)
+			}
+			if want := map[string]string{LabelEndUser: "end-user-uid"}; !maps.Equal(secret.Labels, want) || secret.Annotations != nil {
+				t.Errorf("cached labels %v and annotations %v, want only the labels %v that find an end user's Secrets", secret.Labels, secret.Annotations, want)
 			}
 			summarized := storedTokenOf(secret)
 			if summarized != direct {
@@ -84,6 +90,73 @@ func TestTheCacheKeepsATokenSecretsDecisionsButNotItsToken(t *testing.T) {
 			}
 			if c.wantToken.consistent && (summarized.claims.Subject != "usr_ada" || !summarized.claims.ExpiresAt.Equal(expiresAt)) {
 				t.Errorf("claims %+v", summarized.claims)
+			}
+		})
+	}
+}
+
+// TestTheCachedSecretJudgesItsMetadataAsTheWholeSecretDoes: the metadata of
+// a token Secret matches exactly when writing it would change nothing,
+// whether the Secret is read whole or from the cache's summary.
+func TestTheCachedSecretJudgesItsMetadataAsTheWholeSecretDoes(t *testing.T) {
+	endUser := &surgev1alpha1.SurgeEndUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ada", UID: "end-user-uid"},
+		Spec: surgev1alpha1.SurgeEndUserSpec{TokenSecret: &surgev1alpha1.TokenSecretSpec{
+			Name: "ada-token",
+			Template: &surgev1alpha1.SecretTemplate{
+				Labels:      map[string]surgev1alpha1.LabelValue{"team": "analytics"},
+				Annotations: map[string]string{"note": "line one\nline \"two\" = 2"},
+			},
+		}},
+	}
+	owner := metav1.OwnerReference{APIVersion: surgev1alpha1.GroupVersion.String(), Kind: surgev1alpha1.KindSurgeEndUser, Name: "ada", UID: "end-user-uid", Controller: ptr.To(true)}
+	written := func(edit func(labels, annotations map[string]string)) *corev1.Secret {
+		secret := tokenSecret(owner, nil)
+		secret.Labels, secret.Annotations = secretMetadata(secret, endUser)
+		edit(secret.Labels, secret.Annotations)
+		return secret
+	}
+	cases := []struct {
+		name  string
+		edit  func(labels, annotations map[string]string)
+		match bool
+	}{
+		{"as written", func(_, _ map[string]string) {}, true},
+		{"with keys others added", func(labels, annotations map[string]string) {
+			labels["policy"] = "checked"
+			annotations["mutated-by"] = "webhook"
+		}, true},
+		{"a template label changed", func(labels, _ map[string]string) { labels["team"] = "billing" }, false},
+		{"a template annotation removed", func(_, annotations map[string]string) { delete(annotations, "note") }, false},
+		{"an annotation value that reads like two keys", func(_, annotations map[string]string) {
+			annotations["note"] = "line one\nline \"two\""
+			annotations[AnnotationEndUser] = "ada\" true \"x"
+		}, false},
+		{"the end-user label removed", func(labels, _ map[string]string) { delete(labels, LabelEndUser) }, false},
+		{"the name annotation changed", func(_, annotations map[string]string) { annotations[AnnotationEndUser] = "mallory" }, false},
+		{"a key the template dropped still there", func(labels, annotations map[string]string) {
+			labels["old"] = "x"
+			annotations[AnnotationTemplateKeys] = "labels=old,team;annotations=note"
+		}, false},
+		{"no record of the template keys", func(_, annotations map[string]string) { delete(annotations, AnnotationTemplateKeys) }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			secret := written(c.edit)
+			labels, annotations := secretMetadata(secret, endUser)
+			writeChangesNothing := maps.Equal(secret.Labels, labels) && maps.Equal(secret.Annotations, annotations)
+			if writeChangesNothing != c.match {
+				t.Fatalf("a write would change nothing: %t; the case expects a match: %t", writeChangesNothing, c.match)
+			}
+			if got := secretMetadataMatches(secret, endUser); got != c.match {
+				t.Errorf("the whole Secret matches: %t, want %t", got, c.match)
+			}
+			cached, err := SummarizeCachedSecret(secret.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := secretMetadataMatches(cached.(*corev1.Secret), endUser); got != c.match {
+				t.Errorf("the cached Secret matches: %t, want %t", got, c.match)
 			}
 		})
 	}
@@ -143,6 +216,7 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 			ObservedGeneration: 3, UserID: "usr_recorded", CreateMarker: "2026-11-23T11:00:00Z",
 			Conditions: []metav1.Condition{
 				{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
+				{Type: ConditionReconciling, Status: metav1.ConditionFalse, Reason: "UserClaimed"},
 				{Type: ConditionStalled, Status: metav1.ConditionTrue, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
 			},
 			Token: &surgev1alpha1.TokenStatus{SecretName: "ada-token", ExpiresAt: deleted, RenewAt: deleted},
@@ -166,11 +240,15 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 	if !maps.Equal(slim.Annotations, wantAnnotations) || slim.Labels != nil || slim.ManagedFields != nil {
 		t.Errorf("annotations %v, labels %v; want only %v", slim.Annotations, slim.Labels, wantAnnotations)
 	}
-	for _, condition := range full.Status.Conditions {
-		kept := apimeta.FindStatusCondition(slim.Status.Conditions, condition.Type)
+	for _, conditionType := range []string{ConditionReady, ConditionStalled} {
+		condition := apimeta.FindStatusCondition(full.Status.Conditions, conditionType)
+		kept := apimeta.FindStatusCondition(slim.Status.Conditions, conditionType)
 		if kept == nil || kept.Status != condition.Status || kept.Message != "" {
-			t.Errorf("condition %s cached as %+v", condition.Type, kept)
+			t.Errorf("condition %s cached as %+v", conditionType, kept)
 		}
+	}
+	if len(slim.Status.Conditions) != 2 {
+		t.Errorf("cached conditions %+v, want only Ready and Stalled, which the metrics count", slim.Status.Conditions)
 	}
 	if slim.Status.Token == nil || !slim.Status.Token.ExpiresAt.Equal(&full.Status.Token.ExpiresAt) {
 		t.Errorf("token status cached as %+v", slim.Status.Token)

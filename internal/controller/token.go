@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -155,38 +158,38 @@ func (r *SurgeEndUserReconciler) ownedSecret(ctx context.Context, obj *surgev1al
 }
 
 // keepTokenSecret repairs the metadata and data around a token that stays.
-// The cache holds only a summary of the data, so a Secret that needs a write
-// is read whole first.
 func (r *SurgeEndUserReconciler) keepTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, stored storedToken) error {
 	if stored.tidy && secretMetadataMatches(secret, obj) {
 		return nil
 	}
-	if isSummary(secret) {
-		whole := &corev1.Secret{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), whole); err != nil {
-			return fmt.Errorf("reading token Secret %s: %w", secret.Name, err)
-		}
-		if _, intact := readToken(whole, obj.Status.UserID); !intact || !ownedBy(whole, obj) {
-			return fmt.Errorf("token Secret %s changed while being repaired; trying again", secret.Name)
-		}
-		secret = whole
+	whole, err := r.wholeSecret(ctx, obj, secret)
+	if err != nil {
+		return err
 	}
-	return r.writeTokenSecret(ctx, obj, secret, secret.Data[SecretKeyToken], stored.claims)
+	if _, intact := readToken(whole, obj.Status.UserID); !intact {
+		return fmt.Errorf("token Secret %s changed while being repaired; trying again", secret.Name)
+	}
+	return r.writeTokenSecret(ctx, obj, whole, whole.Data[SecretKeyToken], stored.claims)
 }
 
 // writeTokenSecret stores the token and the operator's metadata in secret,
 // creating it when new and writing it only when something changed.
 func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, token []byte, claims surge.TokenClaims) error {
-	desired := secret.DeepCopy()
-	// A summary from the cache must not reach the API server, which would
-	// merge it into the data.
-	desired.StringData = nil
-	desired.Type = corev1.SecretTypeOpaque
-	desired.Data = map[string][]byte{
+	data := map[string][]byte{
 		SecretKeyToken:     token,
 		SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),
 		SecretKeyUserID:    []byte(obj.Status.UserID),
 	}
+	if isSummary(secret) && storedTokenOf(secret).tidy && secretMetadataMatches(secret, obj) {
+		return r.replaceTokenData(ctx, secret, data)
+	}
+	secret, err := r.wholeSecret(ctx, obj, secret)
+	if err != nil {
+		return err
+	}
+	desired := secret.DeepCopy()
+	desired.Type = corev1.SecretTypeOpaque
+	desired.Data = data
 	desired.Labels, desired.Annotations = secretMetadata(secret, obj)
 	if err := controllerutil.SetControllerReference(obj, desired, r.Scheme()); err != nil {
 		return err
@@ -198,6 +201,39 @@ func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surg
 		return nil
 	}
 	return classifySecretWriteError("update", secret.Name, r.Update(ctx, desired))
+}
+
+// replaceTokenData writes data into a token Secret that the cache's summary
+// shows as it should be but for its data: of the operator's type, with the
+// token's keys and no other, and the operator's metadata. A merge patch of
+// the data, refused if the Secret changed since, writes it without reading
+// the Secret first.
+func (r *SurgeEndUserReconciler) replaceTokenData(ctx context.Context, secret *corev1.Secret, data map[string][]byte) error {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]string{"resourceVersion": secret.ResourceVersion},
+		"data":     data,
+	})
+	if err != nil {
+		return err
+	}
+	return classifySecretWriteError("update", secret.Name, r.Patch(ctx, secret.DeepCopy(), client.RawPatch(types.MergePatchType, patch)))
+}
+
+// wholeSecret returns secret with all its metadata and data. The cache holds
+// a summary of each token Secret, so one about to be written is read from
+// the API server first.
+func (r *SurgeEndUserReconciler) wholeSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret) (*corev1.Secret, error) {
+	if !isSummary(secret) {
+		return secret, nil
+	}
+	whole := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), whole); err != nil {
+		return nil, fmt.Errorf("reading token Secret %s: %w", secret.Name, err)
+	}
+	if !ownedBy(whole, obj) {
+		return nil, fmt.Errorf("token Secret %s changed while being written; trying again", secret.Name)
+	}
+	return whole, nil
 }
 
 // removeUnwantedTokenSecrets deletes the Secrets of obj that the spec no
@@ -282,15 +318,60 @@ func ownedBy(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
 	return owner != nil && owner.UID == obj.UID
 }
 
+// secretMetadataMatches says whether secret is this resource's and its
+// metadata is as secretMetadata would write it. That is so exactly when the
+// keys the operator wrote into secret hold what it would write now: the
+// template-keys annotation is one of them, so the keys written agree too.
 func secretMetadataMatches(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) bool {
-	labels, annotations := secretMetadata(secret, obj)
-	return ownedBy(secret, obj) && maps.Equal(secret.Labels, labels) && maps.Equal(secret.Annotations, annotations)
+	written := secret.StringData[metadataDigestKey]
+	if !isSummary(secret) {
+		written = writtenMetadataDigest(secret)
+	}
+	labels, annotations := ownMetadata(obj)
+	wanted := metadataDigest(labels, annotations, slices.Collect(maps.Keys(labels)), slices.Collect(maps.Keys(annotations)))
+	return ownedBy(secret, obj) && written == wanted
+}
+
+// writtenMetadataDigest is the digest of the keys the operator wrote into
+// secret: its own, and those its template-keys annotation lists.
+func writtenMetadataDigest(secret *corev1.Secret) string {
+	templateLabels, templateAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
+	return metadataDigest(secret.Labels, secret.Annotations,
+		append(templateLabels, LabelManagedBy, LabelEndUser),
+		append(templateAnnotations, AnnotationEndUser, AnnotationTemplateKeys))
+}
+
+// metadataDigest hashes what labelKeys and annotationKeys hold in labels and
+// annotations, a missing key included: two Secrets have the same digest
+// exactly when they agree on those keys.
+func metadataDigest(labels, annotations map[string]string, labelKeys, annotationKeys []string) string {
+	hash := sha256.New()
+	for _, part := range []struct {
+		kind   string
+		values map[string]string
+		keys   []string
+	}{{"label", labels, labelKeys}, {"annotation", annotations, annotationKeys}} {
+		for _, key := range slices.Compact(slices.Sorted(slices.Values(part.keys))) {
+			value, set := part.values[key]
+			fmt.Fprintf(hash, "%s %q %t %q\n", part.kind, key, set, value)
+		}
+	}
+	return hex.EncodeToString(hash.Sum(nil))
 }
 
 // secretMetadata is the labels and annotations secret must have: the keys
 // the operator owns set as the spec says, template keys it wrote earlier and
 // the template no longer has removed, and every other key kept as it is.
 func secretMetadata(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) (labels, annotations map[string]string) {
+	ownLabels, ownAnnotations := ownMetadata(obj)
+	writtenLabels, writtenAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
+	return mergeOwnedKeys(secret.Labels, ownLabels, writtenLabels),
+		mergeOwnedKeys(secret.Annotations, ownAnnotations, writtenAnnotations)
+}
+
+// ownMetadata is the labels and annotations the operator sets on the token
+// Secret of obj: the template's and its own.
+func ownMetadata(obj *surgev1alpha1.SurgeEndUser) (labels, annotations map[string]string) {
 	templateLabels, templateAnnotations := map[string]string{}, map[string]string{}
 	if template := obj.Spec.TokenSecret.Template; template != nil {
 		for key, value := range template.Labels {
@@ -298,16 +379,13 @@ func secretMetadata(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) (lab
 		}
 		maps.Copy(templateAnnotations, template.Annotations)
 	}
-	writtenLabels, writtenAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
-
-	ownLabels := maps.Clone(templateLabels)
-	ownLabels[LabelManagedBy] = LabelManagedByValue
-	ownLabels[LabelEndUser] = string(obj.UID)
-	ownAnnotations := maps.Clone(templateAnnotations)
-	ownAnnotations[AnnotationEndUser] = obj.Name
-	ownAnnotations[AnnotationTemplateKeys] = formatTemplateKeys(templateLabels, templateAnnotations)
-	return mergeOwnedKeys(secret.Labels, ownLabels, writtenLabels),
-		mergeOwnedKeys(secret.Annotations, ownAnnotations, writtenAnnotations)
+	labels = maps.Clone(templateLabels)
+	labels[LabelManagedBy] = LabelManagedByValue
+	labels[LabelEndUser] = string(obj.UID)
+	annotations = maps.Clone(templateAnnotations)
+	annotations[AnnotationEndUser] = obj.Name
+	annotations[AnnotationTemplateKeys] = formatTemplateKeys(templateLabels, templateAnnotations)
+	return labels, annotations
 }
 
 // mergeOwnedKeys sets own over current and removes the keys once written

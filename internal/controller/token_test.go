@@ -123,8 +123,26 @@ func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
 	f.Create(f.endUser("renewed", withToken("renewed-token", 15, 7*time.Second)))
 	userID := f.waitForReady("renewed").Status.UserID
 	first, firstClaims := f.waitForToken("renewed-token", userID, "")
+	// Keys others add to the Secret survive the renewal.
+	secret, err := f.secret("renewed-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metav1.SetMetaDataLabel(&secret.ObjectMeta, "policy.example.com/checked", "true")
+	metav1.SetMetaDataAnnotation(&secret.ObjectMeta, "backup.example.com/skip", "true")
+	if err := k8s.Update(f.Ctx, secret); err != nil {
+		t.Fatal(err)
+	}
 
 	second, secondClaims := f.waitForToken("renewed-token", userID, first)
+	renewed, err := f.secret("renewed-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.Labels["policy.example.com/checked"] != "true" || renewed.Annotations["backup.example.com/skip"] != "true" ||
+		renewed.Labels[controller.LabelEndUser] == "" || renewed.Annotations[controller.AnnotationEndUser] != "renewed" || len(renewed.Data) != 3 {
+		t.Errorf("after the renewal the Secret has labels %v, annotations %v and %d data keys", renewed.Labels, renewed.Annotations, len(renewed.Data))
+	}
 	if !time.Now().Before(firstClaims.ExpiresAt) {
 		t.Errorf("the first token expired (%s) before it was replaced", firstClaims.ExpiresAt)
 	}
