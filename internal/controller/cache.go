@@ -85,36 +85,29 @@ const metadataDigestKey = "surge.app/metadata-digest"
 // decisions read of the token (the subject, the expiry and whether the data
 // agrees with itself) and a digest of the metadata the operator wrote
 // (secretMetadataMatches). A Secret about to be written is read whole from
-// the API server first (wholeSecret). Any other Secret that carries the operator's
-// label (anyone who may write Secrets can add it) is kept as a bare name, so
-// that labelling Secrets cannot grow the operator's memory.
+// the API server first (wholeSecret). Any other Secret that carries the
+// operator's label (anyone who may write Secrets can add it) is kept as a
+// bare name, so that labelling Secrets cannot grow the operator's memory.
 func SummarizeCachedSecret(in any) (any, error) {
 	secret, ok := in.(*corev1.Secret)
 	// The informer may hand the same object in twice.
 	if !ok || isSummary(secret) {
 		return in, nil
 	}
+	slim := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Namespace:       secret.Namespace,
+		Name:            secret.Name,
+		UID:             secret.UID,
+		ResourceVersion: secret.ResourceVersion,
+	}}
 	if !controlledByEndUser(secret) {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-			Namespace:       secret.Namespace,
-			Name:            secret.Name,
-			UID:             secret.UID,
-			ResourceVersion: secret.ResourceVersion,
-		}}, nil
+		return slim, nil
 	}
-	slim := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:         secret.Namespace,
-			Name:              secret.Name,
-			UID:               secret.UID,
-			ResourceVersion:   secret.ResourceVersion,
-			DeletionTimestamp: secret.DeletionTimestamp,
-			OwnerReferences:   secret.OwnerReferences,
-		},
-		StringData: map[string]string{
-			tokenSummaryKey:   storedTokenIn(secret).format(),
-			metadataDigestKey: writtenMetadataDigest(secret),
-		},
+	slim.DeletionTimestamp = secret.DeletionTimestamp
+	slim.OwnerReferences = secret.OwnerReferences
+	slim.StringData = map[string]string{
+		tokenSummaryKey:   storedTokenIn(secret).format(),
+		metadataDigestKey: writtenMetadataDigest(secret),
 	}
 	// The label finds the Secrets of an end user (removeUnwantedTokenSecrets).
 	if endUser, labelled := secret.Labels[LabelEndUser]; labelled {
