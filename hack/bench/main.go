@@ -18,7 +18,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +26,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/surge-operator/surge-operator/hack/internal/ratesweep"
 	"github.com/surge-operator/surge-operator/internal/operator"
 )
 
@@ -115,14 +115,12 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	for _, field := range strings.Split(sweepLimits, ",") {
-		limit, err := strconv.ParseFloat(strings.TrimSpace(field), 64)
-		if err != nil || limit <= 0 {
-			fmt.Fprintf(os.Stderr, "bench: -sweep-limits: %q is not a positive number\n", field)
-			os.Exit(2)
-		}
-		opts.sweepLimits = append(opts.sweepLimits, limit)
+	limits, err := ratesweep.ParseLimits(sweepLimits)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -sweep-limits: %v\n", err)
+		os.Exit(2)
 	}
+	opts.sweepLimits = limits
 	// The API server and the informers of the bench itself would otherwise
 	// fill the output; the manager's own log goes to a file per run.
 	logf.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
+
+	"github.com/surge-operator/surge-operator/hack/internal/ratesweep"
 )
 
 // sweepResult is one run of the rate sweep: Surge allows limit requests
@@ -21,20 +22,13 @@ type sweepResult struct {
 	RatioToFloor float64 `json:"ratioToFloor"`
 }
 
-// sweepUsers sizes a sweep run so that its floor is about floor, between
-// a few dozen users and max: large enough for the operator to find the
-// limit, small enough that the whole sweep takes minutes.
-func sweepUsers(limit float64, floor time.Duration, maxUsers int) int {
-	return min(max(int(math.Round(limit*floor.Seconds()/2)), 50), maxUsers)
-}
-
 // runRateSweep runs N users against each of the limits in turn, with the
 // operator's settings as given (its defaults unless flags changed them).
 func runRateSweep(ctx context.Context, env *environment, opts options) ([]sweepResult, error) {
 	var results []sweepResult
 	for _, limit := range opts.sweepLimits {
-		users := sweepUsers(limit, opts.sweepFloor, opts.sweepMaxUsers)
-		floor := max(0, float64(2*users-opts.rateLimitBurst)) / limit
+		users := ratesweep.Users(limit, opts.sweepFloor, opts.sweepMaxUsers)
+		floor := ratesweep.Floor(users, opts.rateLimitBurst, limit).Seconds()
 		run, err := startRun(ctx, env, runSpec{
 			name:           fmt.Sprintf("%s-%g", scenarioRateSweep, limit),
 			users:          users,

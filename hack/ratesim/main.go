@@ -17,16 +17,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/surge-operator/surge-operator/hack/internal/ratesweep"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -68,14 +66,12 @@ func main() {
 	flag.BoolVar(&opts.trace, "trace", false, "Print the client's rate and Surge's answers second by second.")
 	flag.IntVar(&opts.repeat, "repeat", 1, "Runs per limit.")
 	flag.Parse()
-	for field := range strings.SplitSeq(limits, ",") {
-		limit, err := strconv.ParseFloat(strings.TrimSpace(field), 64)
-		if err != nil || limit <= 0 {
-			fmt.Fprintf(os.Stderr, "ratesim: -limits: %q is not a positive number\n", field)
-			os.Exit(2)
-		}
-		opts.limits = append(opts.limits, limit)
+	parsed, err := ratesweep.ParseLimits(limits)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ratesim: -limits: %v\n", err)
+		os.Exit(2)
 	}
+	opts.limits = parsed
 	fmt.Printf("%-8s %6s %9s %8s %7s %8s %9s %8s\n", "limit", "users", "converged", "floor", "×floor", "used", "429", "rec/user")
 	for _, limit := range opts.limits {
 		for range opts.repeat {
@@ -125,7 +121,7 @@ type resource struct {
 }
 
 func run(opts options, limit float64) result {
-	users := min(max(int(math.Round(limit*opts.floor.Seconds()/2)), 50), opts.maxUsers)
+	users := ratesweep.Users(limit, opts.floor, opts.maxUsers)
 	emu := emulator.New(emulator.Options{APIKey: apiKey, Accounts: []string{account}})
 	emu.SetLatency(opts.latency)
 	emu.SetRateLimit(limit, opts.burst)
@@ -222,7 +218,7 @@ func run(opts options, limit float64) result {
 	return result{
 		users:             users,
 		converged:         converged,
-		floor:             time.Duration(float64(2*users-opts.burst) / limit * float64(time.Second)),
+		floor:             ratesweep.Floor(users, opts.burst, limit),
 		used:              float64(succeeded) / converged.Seconds() / limit,
 		limitedShare:      float64(limited) / float64(max(all, 1)),
 		reconcilesPerUser: float64(reconciles) / float64(users),
