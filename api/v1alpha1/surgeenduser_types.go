@@ -169,10 +169,20 @@ type SurgeEndUserStatus struct {
 	UserID string `json:"userID,omitempty"`
 
 	// CreateMarker is the value of the surge.app/create-pending annotation
-	// whose create userID accounts for. While the annotation holds another
-	// value, a create may have happened whose user is not recorded yet.
+	// that status has accounted for. An annotation that holds another value
+	// (a resource restored without its status, or left by an older operator)
+	// means a user may exist for this namespace and name, so the account is
+	// searched before anything is created.
 	// +optional
 	CreateMarker string `json:"createMarker,omitempty"`
+
+	// CreateSentAt is set while a create sent to Surge is unresolved: its
+	// answer was lost, so it may have happened, possibly late. It is the
+	// send time rounded up to the second. Nothing is created again until a
+	// listing of the account that started well after it shows no user for
+	// this resource.
+	// +optional
+	CreateSentAt *metav1.Time `json:"createSentAt,omitempty"`
 
 	// Conditions are Ready, Reconciling and Stalled, following the kstatus
 	// conventions.

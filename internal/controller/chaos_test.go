@@ -32,7 +32,8 @@ type chaosMode struct {
 }
 
 // TestChaos creates, updates and deletes a few hundred SurgeEndUsers while
-// Surge fails in every way it can, then checks that Surge ends up holding
+// Surge fails in every way it can (committing requests after their client
+// gave up included), then checks that Surge ends up holding
 // exactly the desired users: none missing, none duplicated, none left
 // behind. It runs once with the operator restarted mid-flight again and
 // again, and once with one operator that lives through it all.
@@ -59,6 +60,9 @@ func runChaos(t *testing.T, mode chaosMode) {
 		{Method: http.MethodPatch, DropResponse: true, Probability: 0.08},
 		{Method: http.MethodDelete, DropResponse: true, Probability: 0.08},
 		{Latency: 300 * time.Millisecond, Probability: 0.02},
+		// Longer than the test kit's attempt timeout: the client gives up
+		// and Surge commits the request a second later.
+		{Method: http.MethodPost, Latency: 4 * time.Second, Probability: 0.02},
 	} {
 		f.Surge.InjectFault(fault)
 	}

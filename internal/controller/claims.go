@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -24,17 +26,42 @@ type claimant struct {
 	name    types.NamespacedName
 	uid     types.UID
 	created time.Time
-	// holds is true for a resource that manages the user: it recorded the
-	// user's id in status, or the user carries its identity tags.
-	holds bool
+	hold    holdRank
 }
 
-// ahead says whether a comes before b for the same remote user: a resource
-// that holds it before one that only asks for it, then the older one, then
-// an arbitrary but stable order.
+// holdRank is how strongly a resource holds a user.
+type holdRank int
+
+const (
+	// asksOnly: the resource names the user in spec.userID.
+	asksOnly holdRank = iota
+	// taggedIdentity: the user's tags name the resource's namespace and
+	// name, which a resource re-created or restored under that name (with
+	// a new uid) inherits.
+	taggedIdentity
+	// manages: the resource recorded the user's id in status, or the user
+	// carries its uid.
+	manages
+)
+
+// holdOf is how obj holds user.
+func holdOf(obj *surgev1alpha1.SurgeEndUser, user surge.User) holdRank {
+	switch identity, tagged := identityOf(user); {
+	case obj.Status.UserID == user.ID || (user.Metadata[MetadataUID] != "" && user.Metadata[MetadataUID] == string(obj.UID)):
+		return manages
+	case tagged && identity == keyOf(obj):
+		return taggedIdentity
+	}
+	return asksOnly
+}
+
+// ahead says whether a comes before b for the same remote user: the one
+// that holds it more strongly, then the older one, then an arbitrary but
+// stable order. Age decides only between equals: a claim from another
+// namespace never takes a user from the resource its tags name.
 func ahead(a, b claimant) bool {
-	if a.holds != b.holds {
-		return a.holds
+	if a.hold != b.hold {
+		return a.hold > b.hold
 	}
 	if !a.created.Equal(b.created) {
 		return a.created.Before(b.created)
@@ -70,12 +97,7 @@ func userClaimed(userID string, holder claimant) error {
 // comes before obj for user. The evidence is the cache's index of user ids
 // and, when user was read from Surge, its identity tags.
 func (r *SurgeEndUserReconciler) checkClaim(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, user surge.User) error {
-	me := claimant{
-		name:    keyOf(obj),
-		uid:     obj.UID,
-		created: obj.CreationTimestamp.Time,
-		holds:   obj.Status.UserID == user.ID || user.Metadata[MetadataUID] == string(obj.UID),
-	}
+	me := claimantOf(obj, holdOf(obj, user))
 	others, err := r.claimantsOf(ctx, user)
 	if err != nil {
 		return err
@@ -87,44 +109,60 @@ func (r *SurgeEndUserReconciler) checkClaim(ctx context.Context, obj *surgev1alp
 }
 
 // claimantsOf lists the live SurgeEndUsers that claim user: those naming it
-// in spec or status, and the one its identity tags name, when that one still
-// exists with the same uid. A resource being deleted with deletionPolicy
-// Orphan has let go of its user.
+// in spec or status, and the one of the namespace and name its identity
+// tags carry. A resource being deleted with deletionPolicy Orphan has let
+// go of its user, and one that only asks for the user claims it only while
+// its project admits it: a resource refused before any call to Surge
+// (a missing project, a foreign account) blocks no one.
 func (r *SurgeEndUserReconciler) claimantsOf(ctx context.Context, user surge.User) ([]claimant, error) {
 	list := &surgev1alpha1.SurgeEndUserList{}
 	if err := r.List(ctx, list, client.MatchingFields{indexUserID: user.ID}); err != nil {
 		return nil, fmt.Errorf("listing the SurgeEndUsers of end user %s: %w", user.ID, err)
 	}
 	var claimants []claimant
-	taggedUID := types.UID(user.Metadata[MetadataUID])
+	tagged, hasTags := identityOf(user)
 	taggedFound := false
 	for i := range list.Items {
 		item := &list.Items[i]
 		if releasedItsUser(item) {
 			continue
 		}
-		tagged := item.UID == taggedUID
-		taggedFound = taggedFound || tagged
-		claimants = append(claimants, claimantOf(item, item.Status.UserID == user.ID || tagged))
+		hold := holdOf(item, user)
+		if hold == asksOnly {
+			admitted, err := r.admitted(ctx, item)
+			if err != nil {
+				return nil, err
+			}
+			if !admitted {
+				continue
+			}
+		}
+		taggedFound = taggedFound || keyOf(item) == tagged
+		claimants = append(claimants, claimantOf(item, hold))
 	}
-	if taggedUID == "" || taggedFound {
+	if !hasTags || taggedFound {
 		return claimants, nil
 	}
-	owner, err := r.taggedOwner(ctx, user)
-	if err != nil || owner == nil || owner.UID != taggedUID || releasedItsUser(owner) {
+	owner, err := r.taggedOwner(ctx, tagged, user.ID)
+	if err != nil || owner == nil || releasedItsUser(owner) {
 		return claimants, err
 	}
-	return append(claimants, claimantOf(owner, true)), nil
+	return append(claimants, claimantOf(owner, holdOf(owner, user))), nil
 }
 
-// taggedOwner reads the resource user's identity tags name, nil when there
-// is none. The cache may not cover its namespace; the API server then
-// answers.
-func (r *SurgeEndUserReconciler) taggedOwner(ctx context.Context, user surge.User) (*surgev1alpha1.SurgeEndUser, error) {
-	key := types.NamespacedName{Namespace: user.Metadata[MetadataNamespace], Name: user.Metadata[MetadataName]}
-	if key.Namespace == "" || key.Name == "" {
-		return nil, nil
+// admitted says whether obj's project lets it reach Surge.
+func (r *SurgeEndUserReconciler) admitted(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (bool, error) {
+	err := r.Credentials.Admits(ctx, obj)
+	if _, refused := errors.AsType[*credentials.Refusal](err); refused {
+		return false, nil
 	}
+	return err == nil, err
+}
+
+// taggedOwner reads the resource of the namespace and name a user's tags
+// carry, nil when there is none. The cache may not cover its namespace; the
+// API server then answers.
+func (r *SurgeEndUserReconciler) taggedOwner(ctx context.Context, key types.NamespacedName, userID string) (*surgev1alpha1.SurgeEndUser, error) {
 	owner := &surgev1alpha1.SurgeEndUser{}
 	err := r.Get(ctx, key, owner)
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -134,13 +172,13 @@ func (r *SurgeEndUserReconciler) taggedOwner(ctx context.Context, user surge.Use
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading SurgeEndUser %s, named by the tags of end user %s: %w", key, user.ID, err)
+		return nil, fmt.Errorf("reading SurgeEndUser %s, named by the tags of end user %s: %w", key, userID, err)
 	}
 	return owner, nil
 }
 
-func claimantOf(obj *surgev1alpha1.SurgeEndUser, holds bool) claimant {
-	return claimant{name: keyOf(obj), uid: obj.UID, created: obj.CreationTimestamp.Time, holds: holds}
+func claimantOf(obj *surgev1alpha1.SurgeEndUser, hold holdRank) claimant {
+	return claimant{name: keyOf(obj), uid: obj.UID, created: obj.CreationTimestamp.Time, hold: hold}
 }
 
 func releasedItsUser(obj *surgev1alpha1.SurgeEndUser) bool {

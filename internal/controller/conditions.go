@@ -33,6 +33,10 @@ const (
 	// ReasonRateLimited: Surge's rate limit holds the operator back; the
 	// resource waits its turn, and nothing is wrong with it.
 	ReasonRateLimited = "RateLimited"
+	// ReasonCreateUnresolved: a create whose answer was lost may still be
+	// committed, or a restored resource's user is being looked for; nothing
+	// is created until the account's listing tells.
+	ReasonCreateUnresolved = "CreateUnresolved"
 )
 
 // Event reasons for the changes the operator makes in Surge and Kubernetes.

@@ -317,8 +317,8 @@ func findCondition(status *surgev1alpha1.SurgeEndUserStatus, conditionType strin
 func TestClaimHolder(t *testing.T) {
 	older := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	newer := older.Add(time.Hour)
-	claim := func(uid string, created time.Time, holds bool) claimant {
-		return claimant{name: types.NamespacedName{Namespace: "ns", Name: uid}, uid: types.UID(uid), created: created, holds: holds}
+	claim := func(uid string, created time.Time, hold holdRank) claimant {
+		return claimant{name: types.NamespacedName{Namespace: "ns", Name: uid}, uid: types.UID(uid), created: created, hold: hold}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -326,15 +326,18 @@ func TestClaimHolder(t *testing.T) {
 		others []claimant
 		want   string
 	}{
-		{"nobody else claims the user", claim("me", newer, false), nil, ""},
-		{"the holder keeps it from a newcomer", claim("me", older, false), []claimant{claim("ada", newer, true)}, "ada"},
-		{"a holder is not displaced by an older asker", claim("me", newer, true), []claimant{claim("old", older, false)}, ""},
-		{"of two asking, the older goes first", claim("me", newer, false), []claimant{claim("old", older, false)}, "old"},
-		{"of two holding, the older keeps it", claim("me", newer, true), []claimant{claim("old", older, true)}, "old"},
-		{"the older of two holders keeps it", claim("me", older, true), []claimant{claim("new", newer, true)}, ""},
-		{"the same age is settled by uid", claim("b", older, false), []claimant{claim("a", older, false)}, "a"},
-		{"the resource itself does not count", claim("me", newer, false), []claimant{claim("me", older, true)}, ""},
-		{"the first in order is named", claim("me", newer, false), []claimant{claim("asker", older, false), claim("holder", newer, true)}, "holder"},
+		{"nobody else claims the user", claim("me", newer, asksOnly), nil, ""},
+		{"the holder keeps it from a newcomer", claim("me", older, asksOnly), []claimant{claim("ada", newer, manages)}, "ada"},
+		{"a holder is not displaced by an older asker", claim("me", newer, manages), []claimant{claim("old", older, asksOnly)}, ""},
+		{"of two asking, the older goes first", claim("me", newer, asksOnly), []claimant{claim("old", older, asksOnly)}, "old"},
+		{"of two holding, the older keeps it", claim("me", newer, manages), []claimant{claim("old", older, manages)}, "old"},
+		{"the older of two holders keeps it", claim("me", older, manages), []claimant{claim("new", newer, manages)}, ""},
+		{"the same age is settled by uid", claim("b", older, asksOnly), []claimant{claim("a", older, asksOnly)}, "a"},
+		{"the resource itself does not count", claim("me", newer, asksOnly), []claimant{claim("me", older, manages)}, ""},
+		{"the first in order is named", claim("me", newer, asksOnly), []claimant{claim("asker", older, asksOnly), claim("holder", newer, manages)}, "holder"},
+		{"the resource its tags name keeps it from an older asker", claim("me", newer, taggedIdentity), []claimant{claim("squatter", older, asksOnly)}, ""},
+		{"an older asker does not take it from the resource its tags name", claim("squatter", older, asksOnly), []claimant{claim("victim", newer, taggedIdentity)}, "victim"},
+		{"the manager keeps it from the resource its stale tags name", claim("me", newer, taggedIdentity), []claimant{claim("manager", newer.Add(time.Hour), manages)}, "manager"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			holder, claimed := claimHolder(tc.me, tc.others)

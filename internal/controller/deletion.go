@@ -22,7 +22,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	log.FromContext(ctx).V(1).Info("Deleting", "userID", obj.Status.UserID, "createPending", hasCreatePending(obj))
+	log.FromContext(ctx).V(1).Info("Deleting", "userID", obj.Status.UserID, "searchNeeded", needsSearch(obj))
 	original := obj.DeepCopy()
 	if credentialsErr != nil && r.deletionNeedsSurge(obj) {
 		return r.finish(ctx, original, obj, credentialsErr, false)
@@ -32,7 +32,6 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 	if err := r.deleteRemoteUser(remoteCtx, api, obj); err != nil {
 		return r.finish(ctx, original, obj, err, true)
 	}
-	r.unsentCreates.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, Finalizer)
 	})
@@ -46,7 +45,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 // exist and the policy is to delete it.
 func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndUser) bool {
 	return obj.Spec.DeletionPolicy != surgev1alpha1.DeletionPolicyOrphan &&
-		(obj.Status.UserID != "" || r.createMayHaveHappened(obj))
+		(obj.Status.UserID != "" || needsSearch(obj))
 }
 
 func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
@@ -61,15 +60,15 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api Surge
 	if obj.Status.UserID != "" {
 		userIDs = append(userIDs, obj.Status.UserID)
 	}
-	if r.createMayHaveHappened(obj) {
+	if needsSearch(obj) {
 		// A create may have happened whose answer was lost, a re-create
 		// included: find its user too, or it would outlive the resource.
-		user, found, err := r.findCreatedUser(ctx, api, obj)
+		found, err := r.searchIdentity(ctx, api, obj)
 		if err != nil {
 			return err
 		}
-		if found && user.ID != obj.Status.UserID {
-			userIDs = append(userIDs, user.ID)
+		if found.own != nil && found.own.ID != obj.Status.UserID {
+			userIDs = append(userIDs, found.own.ID)
 		}
 	}
 	for _, userID := range userIDs {

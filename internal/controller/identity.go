@@ -2,24 +2,34 @@ package controller
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/clock"
 
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 // Limits of the identity index.
 const (
-	// identityWait is how long the first create in an account waits for the
-	// account's listing before it goes ahead without it. A small account is
-	// listed well within it; a large one must not hold creates back.
+	// identityWait is how long a reconcile waits for a listing of the
+	// account before it goes on without its answer. A small account is
+	// listed well within it; a large one must not hold a worker.
 	identityWait = 3 * time.Second
-	// maxIdentitiesPerAccount bounds the index's memory: past it, the rest
-	// of the account is not indexed.
-	maxIdentitiesPerAccount = 100_000
-	// identityPageTimeout bounds one page of the listing.
+	// DefaultIdentityBudget bounds the index's memory, counted as the bytes
+	// of the strings it holds plus a fixed cost per entry.
+	DefaultIdentityBudget = 24 << 20
+	// identityEntryCost is what an entry costs on top of its strings: the
+	// map slot, the slice and the string headers.
+	identityEntryCost = 96
+	// maxUserIDLength is longer than any Surge id (usr_ and 26 characters);
+	// an id beyond it is not one the operator could have been given.
+	maxUserIDLength = 64
+	// identityPageTimeout bounds one page of a listing.
 	identityPageTimeout = 30 * time.Second
 	// Backoff between failed pages; the listing resumes where it stopped.
 	identityRetryMin = time.Second
@@ -27,23 +37,31 @@ const (
 )
 
 // identityIndex maps each resource identity (namespace and name, from the
-// reserved metadata keys) to the remote user carrying it, per account and
-// per key: what one project's key saw is never shown to another's. It lets a
-// resource created anew, say after a cluster was rebuilt or after a deletion
-// with deletionPolicy Orphan, find its user again instead of making a second
-// one.
+// reserved metadata keys) to the remote users carrying it, per account and
+// per key: what one project's key saw is never shown to another's. It is
+// how a resource finds its user when nothing on the Kubernetes side names
+// it: a create whose answer was lost, a resource restored without its
+// status, a resource created anew after deletionPolicy Orphan or a rebuilt
+// cluster.
 //
-// Each account is listed once per process, in the background, page by page,
-// resuming after a failure; meanwhile the index learns of the users this
-// process creates and deletes. Such a user predates any resource that may
-// claim it, so a listing taken at any time after the user was created, plus
-// what the process did since, is enough to find it. The index is a
-// convenience: a create waits for it at most identityWait.
+// An account is listed in passes, in the background, one page in memory at
+// a time, resuming after a failed page with backoff: a pass outlives the
+// reconciles that asked for it, so an account of any size is listed to the
+// end. Meanwhile the index learns of the users this process creates and
+// deletes. A pass starts when a lookup needs one; its start time says what
+// its answer covers: every user created before the pass started. That is
+// what makes "no user" conclusive for a create whose answer was lost, even
+// one that Surge commits late.
 type identityIndex struct {
-	// ctx is the manager's lifetime, which bounds the listings.
-	ctx context.Context
+	clock clock.PassiveClock
+	// budget bounds the bytes held. Past it, a pass keeps only the
+	// identities that lookups are waiting for.
+	budget int
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// ctx is the manager's lifetime, which bounds the passes.
+	ctx      context.Context
+	used     int
 	accounts map[accountScope]*accountIdentities
 }
 
@@ -54,20 +72,34 @@ type accountScope struct {
 }
 
 type accountIdentities struct {
-	users map[types.NamespacedName]string
-	// listed is closed once the whole account was listed, or the listing
-	// ended for good.
-	listed     chan struct{}
-	listedOnce sync.Once
+	users map[types.NamespacedName][]string
+	// wanted are the identities lookups wait for, since when: they are
+	// indexed even past the budget.
+	wanted map[types.NamespacedName]time.Time
+
+	// running is set while a pass runs, since runningSince; another is
+	// started after it when a lookup needs a pass that started later.
+	running      bool
+	runningSince time.Time
+	another      bool
+	cancel       context.CancelFunc
+	// completedSince is the start of the last pass that listed the whole
+	// account; zero when none has.
+	completedSince time.Time
+	// overflowedSince is the start of the first pass that ran out of
+	// budget: from then on only wanted identities are complete.
+	overflowedSince time.Time
+	// failure ended the last pass: a refusal that retrying cannot fix.
+	failure error
+	// passEnded is closed and replaced whenever a pass ends.
+	passEnded chan struct{}
 }
 
-func (a *accountIdentities) finish() { a.listedOnce.Do(func() { close(a.listed) }) }
-
-func newIdentityIndex() *identityIndex {
-	return &identityIndex{accounts: map[accountScope]*accountIdentities{}}
+func newIdentityIndex(clk clock.PassiveClock, budget int) *identityIndex {
+	return &identityIndex{clock: clk, budget: budget, accounts: map[accountScope]*accountIdentities{}}
 }
 
-// Start keeps the manager's context for the listings until it ends.
+// Start keeps the manager's context for the passes until it ends.
 func (x *identityIndex) Start(ctx context.Context) error {
 	x.mu.Lock()
 	x.ctx = ctx
@@ -76,50 +108,138 @@ func (x *identityIndex) Start(ctx context.Context) error {
 	return nil
 }
 
-// NeedLeaderElection is false: a standby may start listings as soon as it
+// NeedLeaderElection is false: a standby may start passes as soon as it
 // leads, and the context must be there by then.
 func (x *identityIndex) NeedLeaderElection() bool { return false }
 
-// lookup returns the id of the user that carries identity in the account,
-// as far as the index knows within identityWait.
-func (x *identityIndex) lookup(ctx context.Context, api SurgeAPI, accountID string, identity types.NamespacedName) (string, bool) {
-	account := x.account(api, accountScope{scope: api.Scope(), accountID: accountID})
-	timer := time.NewTimer(identityWait)
+// identityAnswer is what the index knows of one identity.
+type identityAnswer struct {
+	userIDs []string
+	// complete says that every user carrying the identity that was created
+	// before the time asked for is among userIDs.
+	complete bool
+}
+
+// lookup returns the users that carry identity in the account. It waits at
+// most wait for a pass that started at or after since to end, starting one
+// if needed. The error is the refusal that ended the last pass, if any.
+func (x *identityIndex) lookup(ctx context.Context, api SurgeAPI, accountID string, identity types.NamespacedName, since time.Time, wait time.Duration) (identityAnswer, error) {
+	key := accountScope{scope: api.Scope(), accountID: accountID}
+	if deadline, ok := ctx.Deadline(); ok {
+		// The reconcile needs the rest of its time for what follows.
+		wait = min(wait, time.Until(deadline)/2)
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	select {
-	case <-account.listed:
-	case <-timer.C:
-	case <-ctx.Done():
+	for {
+		answer, passEnded, err := x.request(api, key, identity, since)
+		if answer.complete || err != nil {
+			return answer, err
+		}
+		if passEnded == nil {
+			return answer, nil
+		}
+		select {
+		case <-passEnded:
+		case <-timer.C:
+			return answer, nil
+		case <-ctx.Done():
+			return answer, nil
+		}
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	userID, ok := account.users[identity]
-	return userID, ok
 }
 
-// account returns the account's entry, starting its listing the first time.
-func (x *identityIndex) account(api SurgeAPI, key accountScope) *accountIdentities {
+// request answers from what the index holds, and makes sure a pass that
+// will answer for since runs. It returns the channel that says when the
+// running pass ends.
+func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.NamespacedName, since time.Time) (identityAnswer, <-chan struct{}, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[key]; ok {
-		return account
+	account := x.accounts[key]
+	if account == nil {
+		account = &accountIdentities{
+			users:     map[types.NamespacedName][]string{},
+			wanted:    map[types.NamespacedName]time.Time{},
+			passEnded: make(chan struct{}),
+		}
+		x.accounts[key] = account
 	}
-	account := &accountIdentities{users: map[types.NamespacedName]string{}, listed: make(chan struct{})}
-	x.accounts[key] = account
-	if x.ctx == nil {
-		account.finish()
-		delete(x.accounts, key)
-		return account
+	answer := identityAnswer{userIDs: slices.Clone(account.users[identity])}
+	wantedSince, wanted := account.wanted[identity]
+	if !wanted {
+		wantedSince = x.clock.Now()
 	}
-	go x.list(x.ctx, api, key, account)
-	return account
+	// Past the budget, a pass keeps only the identities wanted before it
+	// started.
+	keptByPass := func(passStart time.Time) bool {
+		return account.overflowedSince.IsZero() || !wantedSince.After(passStart)
+	}
+	if !account.completedSince.IsZero() && !account.completedSince.Before(since) && keptByPass(account.completedSince) {
+		answer.complete = true
+		delete(account.wanted, identity)
+		return answer, nil, nil
+	}
+	if failure := account.failure; failure != nil {
+		account.failure = nil
+		return answer, nil, failure
+	}
+	account.wanted[identity] = wantedSince
+	// A pass that starts before since cannot say "no user", but it may find
+	// one: it runs once for each new lookup, then waits for since.
+	now := x.clock.Now()
+	switch {
+	case x.ctx == nil:
+		// Not started: nothing can be listed, and nothing waits.
+		return answer, nil, nil
+	case account.running:
+		if (account.runningSince.Before(since) && !since.After(now)) || !keptByPass(account.runningSince) {
+			account.another = true
+		}
+	case !since.After(now) || account.completedSince.Before(wantedSince):
+		x.startPassLocked(api, key, account)
+	default:
+		return answer, nil, nil
+	}
+	return answer, account.passEnded, nil
 }
 
-// list walks the account page by page into the index, retrying a failed
-// page with backoff. A refusal that retrying cannot fix (the key or the
-// account) ends it, and the account is listed anew when next needed.
-func (x *identityIndex) list(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities) {
-	defer account.finish()
+func (x *identityIndex) startPassLocked(api SurgeAPI, key accountScope, account *accountIdentities) {
+	ctx, cancel := context.WithCancel(x.ctx)
+	account.running, account.runningSince, account.another, account.cancel = true, x.clock.Now(), false, cancel
+	go x.pass(ctx, api, key, account, account.runningSince)
+}
+
+// pass lists the account page by page into the index, retrying a failed
+// page with backoff, and starts the next pass if a lookup asked for one.
+func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) {
+	err := x.listAll(ctx, api, key, account, started)
+	stopped := ctx.Err() != nil
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	account.running = false
+	account.cancel()
+	switch {
+	case stopped:
+	case err != nil:
+		account.failure = err
+	default:
+		// Identities wanted before the previous pass have had two whole
+		// passes: those still needed are asked for again.
+		previous := account.completedSince
+		maps.DeleteFunc(account.wanted, func(_ types.NamespacedName, since time.Time) bool { return since.Before(previous) })
+		account.completedSince = started
+	}
+	close(account.passEnded)
+	account.passEnded = make(chan struct{})
+	if account.another && !stopped && x.accounts[key] == account {
+		x.startPassLocked(api, key, account)
+	}
+}
+
+// listAll walks the account from its first page. It returns a refusal that
+// retrying cannot fix (the key or the account), and nil once the last page
+// is in or the context ends.
+func (x *identityIndex) listAll(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) error {
 	cursor, backoff := "", identityRetryMin
 	seen := map[string]bool{}
 	for {
@@ -128,50 +248,66 @@ func (x *identityIndex) list(ctx context.Context, api SurgeAPI, key accountScope
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return
+			return nil
 		case err != nil && (surge.IsUnauthorized(err) || surge.IsAccountNotFound(err) || surge.IsInvalid(err)):
-			x.mu.Lock()
-			delete(x.accounts, key)
-			x.mu.Unlock()
-			return
+			return err
 		case err != nil:
+			wait := backoff
+			if limited, ok := surge.RateLimitedFor(err); ok {
+				wait = max(wait, limited)
+			}
 			select {
 			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
+				return nil
+			case <-time.After(wait):
 			}
 			backoff = min(2*backoff, identityRetryMax)
 			continue
 		}
 		backoff = identityRetryMin
-		if full := x.add(account, users); full || next == "" || seen[next] {
-			return
+		x.add(account, users, started)
+		if next == "" || seen[next] {
+			return nil
 		}
 		seen[next] = true
 		cursor = next
 	}
 }
 
-// add indexes the tagged users of a page, and reports whether the account
-// reached its bound.
-func (x *identityIndex) add(account *accountIdentities, users []surge.User) bool {
+// add indexes the tagged users of a page: all of them within the budget,
+// only the wanted ones past it.
+func (x *identityIndex) add(account *accountIdentities, users []surge.User, passStarted time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for identity, userID := range identitiesOf(users) {
-		if len(account.users) >= maxIdentitiesPerAccount {
-			return true
+	for _, user := range users {
+		identity, ok := identityOf(user)
+		if !ok || slices.Contains(account.users[identity], user.ID) {
+			continue
 		}
-		account.users[identity] = userID
+		cost := entryCost(identity, user.ID)
+		if x.used+cost > x.budget {
+			if account.overflowedSince.IsZero() {
+				account.overflowedSince = passStarted
+			}
+			if _, wanted := account.wanted[identity]; !wanted {
+				continue
+			}
+		}
+		x.addLocked(account, identity, user.ID)
 	}
-	return false
 }
 
-// remember records that the user now carries identity.
+func (x *identityIndex) addLocked(account *accountIdentities, identity types.NamespacedName, userID string) {
+	account.users[identity] = append(account.users[identity], userID)
+	x.used += entryCost(identity, userID)
+}
+
+// remember records that the user, just created, carries identity.
 func (x *identityIndex) remember(scope, accountID string, identity types.NamespacedName, userID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && len(account.users) < maxIdentitiesPerAccount {
-		account.users[identity] = userID
+	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && !slices.Contains(account.users[identity], userID) {
+		x.addLocked(account, identity, userID)
 	}
 }
 
@@ -179,31 +315,55 @@ func (x *identityIndex) remember(scope, accountID string, identity types.Namespa
 func (x *identityIndex) forget(scope, accountID string, identity types.NamespacedName, userID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && account.users[identity] == userID {
-		delete(account.users, identity)
-	}
-}
-
-// refresh takes in a whole listing made for another purpose.
-func (x *identityIndex) refresh(scope, accountID string, users []surge.User) {
-	x.mu.Lock()
 	account, ok := x.accounts[accountScope{scope, accountID}]
-	x.mu.Unlock()
-	if ok {
-		x.add(account, users)
-		account.finish()
+	if !ok {
+		return
+	}
+	userIDs := account.users[identity]
+	i := slices.Index(userIDs, userID)
+	if i < 0 {
+		return
+	}
+	x.used -= entryCost(identity, userID)
+	if len(userIDs) == 1 {
+		delete(account.users, identity)
+		return
+	}
+	account.users[identity] = slices.Delete(userIDs, i, i+1)
+}
+
+// ForgetScope drops every account seen through a key that is gone, and
+// stops their passes.
+func (x *identityIndex) ForgetScope(scope string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for key, account := range x.accounts {
+		if key.scope != scope {
+			continue
+		}
+		if account.running {
+			account.cancel()
+		}
+		for identity, userIDs := range account.users {
+			for _, userID := range userIDs {
+				x.used -= entryCost(identity, userID)
+			}
+		}
+		delete(x.accounts, key)
 	}
 }
 
-// identitiesOf keeps the users that carry the operator's identity tags;
-// nothing else of a user is held in memory.
-func identitiesOf(users []surge.User) map[types.NamespacedName]string {
-	identities := map[types.NamespacedName]string{}
-	for _, user := range users {
-		namespace, name := user.Metadata[MetadataNamespace], user.Metadata[MetadataName]
-		if namespace != "" && name != "" {
-			identities[types.NamespacedName{Namespace: namespace, Name: name}] = user.ID
-		}
-	}
-	return identities
+// identityOf is the identity a user's tags name, if they name one a
+// resource could have: longer names are no tags the operator wrote.
+func identityOf(user surge.User) (types.NamespacedName, bool) {
+	identity := types.NamespacedName{Namespace: user.Metadata[MetadataNamespace], Name: user.Metadata[MetadataName]}
+	valid := identity.Namespace != "" && identity.Name != "" && user.ID != "" &&
+		len(identity.Namespace) <= validation.DNS1123LabelMaxLength &&
+		len(identity.Name) <= validation.DNS1123SubdomainMaxLength &&
+		len(user.ID) <= maxUserIDLength
+	return identity, valid
+}
+
+func entryCost(identity types.NamespacedName, userID string) int {
+	return len(identity.Namespace) + len(identity.Name) + len(userID) + identityEntryCost
 }

@@ -72,6 +72,16 @@ const rateLimitedMessage = "Surge's rate limit for the API key is spent: waiting
 // that named no wait.
 const minRateLimitedWait = time.Second
 
+// waitingError is no failure either: the resource waits for something the
+// operator is doing on its behalf, for at most wait before it looks again.
+type waitingError struct {
+	reason  string
+	message string
+	wait    time.Duration
+}
+
+func (e *waitingError) Error() string { return e.message }
+
 // degradedError is a failure that does not yet hurt the user: renewing a
 // token failed while the stored one is still valid. Ready stays True; the
 // renewal is retried with backoff.
@@ -208,9 +218,9 @@ type outcomeResult struct {
 	final bool
 	// keepConditions leaves the conditions as they are.
 	keepConditions bool
-	// rateLimited marks a wait for Surge's rate limit, which is no failure
-	// and warrants no warning.
-	rateLimited  bool
+	// quiet marks a wait, for Surge's rate limit or for a listing, which
+	// is no failure and warrants no warning.
+	quiet        bool
 	requeueAfter time.Duration
 	// periodic marks a requeue that only checks again a settled outcome:
 	// it goes behind new and changed resources in the queue.
@@ -232,6 +242,7 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 	var transient *transientError
 	var degraded *degradedError
 	var limited *rateLimitedError
+	var waiting *waitingError
 	switch {
 	case err == nil:
 		return outcomeResult{
@@ -244,15 +255,24 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 	case errors.As(err, &limited) && wasReady:
 		// What is in Surge was fine at the last check and nothing says
 		// otherwise: a Ready resource stays Ready while it waits.
-		return outcomeResult{keepConditions: true, rateLimited: true, requeueAfter: max(limited.wait, minRateLimitedWait)}
+		return outcomeResult{keepConditions: true, quiet: true, requeueAfter: max(limited.wait, minRateLimitedWait)}
 	case errors.As(err, &limited):
 		return outcomeResult{
 			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
 				Reason: ReasonRateLimited, Message: rateLimitedMessage},
 			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
 				Reason: ReasonRateLimited, Message: rateLimitedMessage},
-			rateLimited:  true,
+			quiet:        true,
 			requeueAfter: max(limited.wait, minRateLimitedWait),
+		}
+	case errors.As(err, &waiting):
+		return outcomeResult{
+			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+				Reason: waiting.reason, Message: waiting.message},
+			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+				Reason: waiting.reason, Message: waiting.message},
+			quiet:        true,
+			requeueAfter: waiting.wait,
 		}
 	case errors.As(err, &degraded):
 		return outcomeResult{

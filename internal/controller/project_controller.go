@@ -39,12 +39,19 @@ type ProjectKeys interface {
 	Forget(ref credentials.Ref)
 }
 
+// ScopeForgetter drops what was learnt through a project's key once the
+// project is gone.
+type ScopeForgetter interface {
+	ForgetScope(scope string)
+}
+
 // ProjectReconciler keeps a project's status (is its key readable and
 // accepted, how many SurgeEndUsers use it) and its in-use finalizer. One
 // runs for each project kind.
 type ProjectReconciler struct {
 	client.Client
-	Keys ProjectKeys
+	Keys       ProjectKeys
+	Identities ScopeForgetter
 	// Kind is KindSurgeProject or KindClusterSurgeProject.
 	Kind string
 	// RecheckInterval is how often the key is checked again: its Secret
@@ -140,6 +147,7 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObje
 		return ctrl.Result{}, r.writeStatus(ctx, original, obj)
 	}
 	r.Keys.Forget(ref)
+	r.Identities.ForgetScope(ref.String())
 	if controllerutil.RemoveFinalizer(obj, ProjectFinalizer) {
 		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, obj))
 	}

@@ -16,7 +16,6 @@ type SurgeAPI interface {
 	GetUser(ctx context.Context, userID string) (surge.User, error)
 	UpdateUser(ctx context.Context, userID string, fields surge.UserFields) (surge.User, error)
 	DeleteUser(ctx context.Context, userID string) error
-	ListUsers(ctx context.Context, accountID string) ([]surge.User, error)
 	EachUser(ctx context.Context, accountID string, visit func(surge.User) bool) error
 	ListUsersPage(ctx context.Context, accountID, cursor string) ([]surge.User, string, error)
 	CreateToken(ctx context.Context, userID string, durationSeconds int) (string, error)
@@ -29,6 +28,8 @@ type SurgeAPI interface {
 // *credentials.Refusal saying why the resource may not reach Surge.
 type Credentials interface {
 	ClientFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (*credentials.Client, error)
+	// Admits says the same of obj as ClientFor, without building a client.
+	Admits(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error
 }
 
 var _ SurgeAPI = (*credentials.Client)(nil)

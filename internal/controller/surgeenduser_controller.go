@@ -51,10 +51,22 @@ type SurgeEndUserReconciler struct {
 	// MaxConcurrentReconciles is how many resources are reconciled at once.
 	MaxConcurrentReconciles int
 
-	checks        *checkTracker
-	identities    *identityIndex
-	unsentCreates *unsentCreateMarkers
+	// CreateSettleTime is how long after a create was sent Surge may still
+	// commit it: the client's attempt timeout plus a margin. A create whose
+	// answer was lost is sent again only after a listing of the account
+	// that started later than that shows no user.
+	CreateSettleTime time.Duration
+	// IdentityBudget bounds the memory of the index of remote users by
+	// namespace and name, in bytes; DefaultIdentityBudget when zero.
+	IdentityBudget int
+
+	checks     *checkTracker
+	identities *identityIndex
 }
+
+// ForgetScope drops what was learnt through the key of a project that is
+// gone.
+func (r *SurgeEndUserReconciler) ForgetScope(scope string) { r.identities.ForgetScope(scope) }
 
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers/status,verbs=get;update;patch
@@ -110,9 +122,19 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // deleteUserOfVanished deletes the user that a create made for a resource
 // that was gone by the time its id could be recorded, say because its
 // finalizer was removed by hand meanwhile: no reconcile would find the user
-// again.
+// again. A NotFound from anything but the resource itself, or a resource
+// re-created under the same name meanwhile, leaves the user alone.
 func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) {
 	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
+		return
+	}
+	current := &surgev1alpha1.SurgeEndUser{}
+	err := r.APIReader.Get(ctx, keyOf(obj), current)
+	if err == nil && current.UID == obj.UID {
+		return
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		log.FromContext(ctx).Error(err, "Cannot tell whether a SurgeEndUser is gone; leaving its end user", "userID", obj.Status.UserID)
 		return
 	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
@@ -195,7 +217,6 @@ func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha
 // to conditions, settles the create marker under which a new user id was
 // learnt, and writes status only when it changed.
 func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
-	settleCreateMarker(original, obj)
 	var outcome outcomeResult
 	resync := r.jitteredResync()
 	if apierrors.IsConflict(err) {
@@ -210,7 +231,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		}
 		outcome.apply(&obj.Status, obj.Generation)
 		apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
-		if err != nil && !outcome.rateLimited {
+		if err != nil && !outcome.quiet {
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
@@ -308,32 +329,16 @@ func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
 	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
 }
 
-// hasCreatePending says whether obj's create marker is one that status has
-// not settled: a create may have been sent under it.
-func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
-	marker, ok := obj.Annotations[AnnotationCreatePending]
-	return ok && marker != obj.Status.CreateMarker
-}
-
-// settleCreateMarker records the create marker in status when this
-// reconcile learnt a new user id: from the create sent under the marker,
-// from the search for it, or by an adoption that made it moot. An id
-// already in status settles nothing, since the marker may belong to a
-// re-create of that user whose answer was lost.
-func settleCreateMarker(original, obj *surgev1alpha1.SurgeEndUser) {
-	if obj.Status.UserID != "" && obj.Status.UserID != original.Status.UserID {
-		obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
-	}
-}
-
 // SetupWithManager registers the reconciler with the manager.
 func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.IdentityBudget <= 0 {
+		r.IdentityBudget = DefaultIdentityBudget
+	}
 	r.checks = newCheckTracker()
-	r.identities = newIdentityIndex()
-	r.unsentCreates = newUnsentCreateMarkers()
+	r.identities = newIdentityIndex(r.Clock, r.IdentityBudget)
 	if err := indexEndUsers(mgr); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
+	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -397,6 +398,15 @@ func TestAProjectInUseIsKeptUntilItsEndUsersAreGone(t *testing.T) {
 
 	f.deleteObject(project)
 	f.waitForProjectCondition(project, metav1.ConditionFalse, controller.ReasonInUse, 1)
+	// A project on its way out takes no new work: a user made now would
+	// outlive the key that can delete it.
+	f.Create(f.endUser("latecomer", in(f.Namespace, teamAccount), using(surgev1alpha1.KindSurgeProject, "surge")))
+	f.waitForCondition("latecomer", controller.ConditionStalled, metav1.ConditionTrue, credentials.ReasonProjectDeleting)
+	if users := f.Surge.Users(teamAccount); len(users) != 1 {
+		t.Errorf("%d users in Surge, want grace's only: %+v", len(users), users)
+	}
+	f.Delete("latecomer")
+	f.WaitForGone("latecomer")
 	f.Delete("grace")
 	f.WaitForGone("grace")
 	f.waitForGoneObject(project)

@@ -2,12 +2,12 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"maps"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -27,30 +27,17 @@ const (
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
 func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
-	// Read before the marker is written below: only a marker left by an
-	// earlier reconcile means a create may have happened.
-	createMayHaveHappened := r.createMayHaveHappened(obj)
-	freshMarker := obj.Status.UserID == "" && obj.Spec.UserID == "" && !hasCreatePending(obj)
-	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-		controllerutil.AddFinalizer(o, Finalizer)
-		if freshMarker {
-			markCreatePending(o, r.Clock.Now())
-		}
-	}); err != nil {
-		return err
-	}
-	if freshMarker {
-		// No create has been sent under this marker yet.
-		r.unsentCreates.remember(obj)
-	}
-
 	desired := desiredFields(obj)
-	remote, found, err := r.observeUser(ctx, api, obj, createMayHaveHappened)
+	remote, found, err := r.observeUser(ctx, api, obj)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return r.createUser(ctx, api, obj, desired)
+	}
+	// The finalizer guards the user from the moment status names it.
+	if err := r.restoreFinalizer(ctx, obj); err != nil {
+		return err
 	}
 	if userMatches(remote, desired) {
 		return nil
@@ -69,11 +56,12 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 	return nil
 }
 
-// observeUser finds the remote user of obj: the one in status, the one named
-// in spec.userID, or one whose create answer was lost. found is false when a
+// observeUser finds the remote user of obj: the one in status, one that an
+// unresolved create made, the one named in spec.userID, or one made for an
+// earlier resource of the same namespace and name. found is false when a
 // new user must be created. A user that another SurgeEndUser manages is
 // never obj's: obj lets go of it and stalls.
-func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, createMayHaveHappened bool) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	switch {
 	case obj.Spec.UserID != "" && obj.Status.UserID != "" && obj.Spec.UserID != obj.Status.UserID:
 		return surge.User{}, false, stalled(ReasonUserIDConflict,
@@ -91,7 +79,7 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 		if !surge.IsNotFound(err) {
 			return surge.User{}, false, classifySurgeError("read the end user", err, &obj.Spec)
 		}
-		if createMayHaveHappened {
+		if needsSearch(obj) {
 			// The user was re-created once already, and the process
 			// stopped before status recorded the new id.
 			return r.recoverCreatedUser(ctx, api, obj)
@@ -106,44 +94,165 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 		obj.Status.UserID = ""
 		return surge.User{}, false, nil
 
+	case needsSearch(obj):
+		// A user made by an unresolved create comes first: spec.userID set
+		// meanwhile then stalls as a conflict instead of orphaning it.
+		user, found, err := r.recoverCreatedUser(ctx, api, obj)
+		if err != nil || found || obj.Spec.UserID == "" {
+			return user, found, err
+		}
+		return r.adoptNamedUser(ctx, api, obj)
 	case obj.Spec.UserID != "":
-		user, err := api.GetUser(ctx, obj.Spec.UserID)
-		if surge.IsNotFound(err) {
-			return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
-				"Surge has no end user %s: check spec.userID", obj.Spec.UserID)
-		}
-		if err != nil {
-			return surge.User{}, false, classifySurgeError("read the end user to adopt", err, &obj.Spec)
-		}
-		if err := r.checkInAccount(ctx, api, obj, user.ID); err != nil {
-			return surge.User{}, false, err
-		}
-		if err := r.checkClaim(ctx, obj, user); err != nil {
-			return surge.User{}, false, err
-		}
-		obj.Status.UserID = user.ID
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
-			"Adopted existing end user %s", user.ID)
-		return user, true, nil
-
-	case createMayHaveHappened:
-		return r.recoverCreatedUser(ctx, api, obj)
+		return r.adoptNamedUser(ctx, api, obj)
 	}
 	return r.findUserOfSameName(ctx, api, obj)
 }
 
-// recoverCreatedUser takes the user an earlier create of obj made, whose
-// answer was lost, if there is one.
-func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	user, found, err := r.findCreatedUser(ctx, api, obj)
-	if err != nil || !found {
-		obj.Status.UserID = ""
+// adoptNamedUser takes the user spec.userID names, if obj may.
+func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	user, err := api.GetUser(ctx, obj.Spec.UserID)
+	if surge.IsNotFound(err) {
+		return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
+			"Surge has no end user %s: check spec.userID", obj.Spec.UserID)
+	}
+	if err != nil {
+		return surge.User{}, false, classifySurgeError("read the end user to adopt", err, &obj.Spec)
+	}
+	if err := r.checkInAccount(ctx, api, obj, user.ID); err != nil {
+		return surge.User{}, false, err
+	}
+	if err := r.checkClaim(ctx, obj, user); err != nil {
 		return surge.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRecovered, "Adopt",
-		"Found end user %s, created by an earlier attempt whose answer was lost", user.ID)
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+		"Adopted existing end user %s", user.ID)
 	return user, true, nil
+}
+
+// recoverCreatedUser looks for the user of obj that a create whose answer
+// was lost may have made, or that a resource of obj's namespace and name
+// had before obj was restored, and takes it.
+func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	found, err := r.searchIdentity(ctx, api, obj)
+	if err != nil {
+		return surge.User{}, false, err
+	}
+	if found.own != nil {
+		resolveSearch(obj, found.own.ID)
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRecovered, "Adopt",
+			"Found end user %s, created by an earlier attempt whose answer was lost", found.own.ID)
+		return *found.own, true, nil
+	}
+	user, adopted, err := r.adoptUnclaimed(ctx, obj, found.sameName)
+	if err != nil {
+		return surge.User{}, false, err
+	}
+	if !adopted {
+		resolveSearch(obj, "")
+		return surge.User{}, false, nil
+	}
+	resolveSearch(obj, user.ID)
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
+	return user, true, nil
+}
+
+// identityUsers are the users that carry a resource's namespace and name.
+type identityUsers struct {
+	// own is the one tagged with the resource's uid: its own create made it.
+	own      *surge.User
+	sameName []surge.User
+}
+
+// searchIdentity finds the users of obj's namespace and name. Without one
+// of obj's own, it answers only once a listing that started after Surge can
+// have committed obj's last create is complete, whatever the time it takes
+// to list the account; until then it returns a CreateUnresolved wait.
+func (r *SurgeEndUserReconciler) searchIdentity(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (identityUsers, error) {
+	since := r.searchSince(obj)
+	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), since, identityWait)
+	if err != nil {
+		return identityUsers{}, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
+	}
+	users, err := r.usersOfIdentity(ctx, api, obj, answer.userIDs)
+	if err != nil {
+		return identityUsers{}, err
+	}
+	var found identityUsers
+	for i := range users {
+		if users[i].Metadata[MetadataUID] == string(obj.UID) {
+			found.own = &users[i]
+			return found, nil
+		}
+	}
+	if !answer.complete {
+		return identityUsers{}, createUnresolved(obj, since, r.Clock.Now())
+	}
+	found.sameName = users
+	return found, nil
+}
+
+// findUserOfSameName looks for a user made for an earlier SurgeEndUser of
+// the same namespace and name, left in Surge by deletionPolicy Orphan or by a
+// cluster that was rebuilt, and adopts it. It waits for the account's
+// listing at most identityWait: a new resource in a large account does not
+// wait for the whole account.
+func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), time.Time{}, identityWait)
+	if err != nil || len(answer.userIDs) == 0 {
+		// The listing is a convenience here: a refusal shows in the create.
+		return surge.User{}, false, nil
+	}
+	candidates, err := r.usersOfIdentity(ctx, api, obj, answer.userIDs)
+	if err != nil {
+		return surge.User{}, false, err
+	}
+	user, found, err := r.adoptUnclaimed(ctx, obj, candidates)
+	if err != nil || !found {
+		return surge.User{}, false, err
+	}
+	obj.Status.UserID = user.ID
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
+	return user, true, nil
+}
+
+// usersOfIdentity reads the users the index names for obj's identity, as
+// Surge holds them now, dropping those deleted since.
+func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userIDs []string) ([]surge.User, error) {
+	var users []surge.User
+	for _, userID := range userIDs {
+		user, err := api.GetUser(ctx, userID)
+		if surge.IsNotFound(err) {
+			r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
+			continue
+		}
+		if err != nil {
+			return nil, classifySurgeError("read the end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
+		}
+		if identity, ok := identityOf(user); ok && identity == keyOf(obj) {
+			users = append(users, user)
+		}
+	}
+	return users, nil
+}
+
+// adoptUnclaimed returns the first of users that no other resource keeps
+// from obj.
+func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
+	for _, user := range users {
+		err := r.checkClaim(ctx, obj, user)
+		if isStall(err, ReasonUserClaimed) {
+			// Another resource has taken the user over since.
+			continue
+		}
+		if err != nil {
+			return surge.User{}, false, err
+		}
+		return user, true, nil
+	}
+	return surge.User{}, false, nil
 }
 
 // checkInAccount returns a UserNotInAccount stall unless Surge lists userID
@@ -165,91 +274,107 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 	return nil
 }
 
-// findUserOfSameName looks for a user made for an earlier SurgeEndUser of
-// the same namespace and name, left in Surge by deletionPolicy Orphan or by a
-// cluster that was rebuilt, and adopts it.
-func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	userID, found := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj))
-	if !found {
-		return surge.User{}, false, nil
-	}
-	user, err := api.GetUser(ctx, userID)
-	if surge.IsNotFound(err) {
-		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
-		return surge.User{}, false, nil
-	}
-	if err != nil {
-		return surge.User{}, false, classifySurgeError("read the end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
-	}
-	if err := r.checkClaim(ctx, obj, user); err != nil {
-		// Another resource has taken the user over since: this one gets a
-		// user of its own.
-		if isStall(err, ReasonUserClaimed) {
-			return surge.User{}, false, nil
-		}
-		return surge.User{}, false, err
-	}
-	obj.Status.UserID = user.ID
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
-		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
-	return user, true, nil
-}
-
-// findCreatedUser searches the account for a user this resource created.
-func (r *SurgeEndUserReconciler) findCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	users, err := api.ListUsers(ctx, obj.Spec.AccountID)
-	if err != nil {
-		return surge.User{}, false, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
-	}
-	r.identities.refresh(api.Scope(), obj.Spec.AccountID, users)
-	for _, user := range users {
-		if user.Metadata[MetadataUID] == string(obj.UID) {
-			return user, true, nil
-		}
-	}
-	return surge.User{}, false, nil
-}
-
 func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
-	// The marker must be stored before the request leaves: a crash or a lost
-	// answer from here on is recovered by findCreatedUser.
-	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-		markCreatePending(o, r.Clock.Now())
-	}); err != nil {
+	if err := r.recordCreateSent(ctx, obj); err != nil {
 		return err
 	}
-	// From here on, this marker's create may happen.
-	r.unsentCreates.forget(obj.UID)
 	user, err := api.CreateUser(ctx, obj.Spec.AccountID, desired)
 	if err != nil {
-		if surge.IsRefused(err) || surge.WasNotSent(err) {
-			r.unsentCreates.remember(obj)
+		if surge.IsRefused(err) {
+			// Surge did not carry it out, and no earlier create is
+			// unresolved: one is sent only once the last is settled.
+			obj.Status.CreateSentAt = nil
 		}
 		return classifySurgeError("create the end user", err, &obj.Spec)
 	}
 	obj.Status.UserID = user.ID
+	obj.Status.CreateSentAt = nil
 	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil
 }
 
-// createMayHaveHappened says whether an earlier create of obj may have
-// happened without its user id reaching status: its marker is set, and a
-// create was sent under it that Surge did not refuse.
-func (r *SurgeEndUserReconciler) createMayHaveHappened(obj *surgev1alpha1.SurgeEndUser) bool {
-	return hasCreatePending(obj) && !r.unsentCreates.unsent(obj)
+// recordCreateSent stores, before a create leaves, what a crash or a lost
+// answer from here on needs: the finalizer and the create marker on the
+// resource, which a restore keeps, and the send time in status, which
+// kubectl replace keeps. Both are written only now, once the lookup of a
+// user of the same name found none.
+func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
+		controllerutil.AddFinalizer(o, Finalizer)
+		if _, marked := o.Annotations[AnnotationCreatePending]; !marked {
+			if o.Annotations == nil {
+				o.Annotations = map[string]string{}
+			}
+			o.Annotations[AnnotationCreatePending] = r.Clock.Now().UTC().Format(time.RFC3339Nano)
+		}
+	}); err != nil {
+		return err
+	}
+	original := obj.DeepCopy()
+	// Rounded up, because status keeps whole seconds and the time must not
+	// be earlier than the send.
+	sentAt := metav1.NewTime(r.Clock.Now().Truncate(time.Second).Add(time.Second))
+	obj.Status.CreateSentAt = &sentAt
+	obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
+	return r.writeStatus(ctx, original, obj)
 }
 
-func markCreatePending(obj *surgev1alpha1.SurgeEndUser, now time.Time) {
-	if hasCreatePending(obj) {
-		return
+// needsSearch says whether a user of obj may exist that status does not
+// name: a create is unresolved, or the create marker is one status has not
+// accounted for (a restore without status, or an older operator's).
+func needsSearch(obj *surgev1alpha1.SurgeEndUser) bool {
+	if obj.Status.CreateSentAt != nil {
+		return true
 	}
-	if obj.Annotations == nil {
-		obj.Annotations = map[string]string{}
+	marker, marked := obj.Annotations[AnnotationCreatePending]
+	return marked && marker != obj.Status.CreateMarker
+}
+
+// searchSince is when a listing must have started for "no user" to be
+// conclusive: after Surge can have committed the last create sent.
+func (r *SurgeEndUserReconciler) searchSince(obj *surgev1alpha1.SurgeEndUser) time.Time {
+	if sentAt := obj.Status.CreateSentAt; sentAt != nil {
+		return sentAt.Add(r.CreateSettleTime)
 	}
-	// Nanoseconds, so that a re-create never reuses the settled value.
-	obj.Annotations[AnnotationCreatePending] = now.UTC().Format(time.RFC3339Nano)
+	// A marker status has not accounted for was written before a create
+	// that left within the same reconcile, if one did.
+	marked, err := time.Parse(time.RFC3339Nano, obj.Annotations[AnnotationCreatePending])
+	if err != nil {
+		return time.Time{}
+	}
+	return minTime(marked, r.Clock.Now()).Add(r.RemoteTimeout + r.CreateSettleTime)
+}
+
+// resolveSearch records that no create is unresolved any more, and the user
+// it found, if any.
+func resolveSearch(obj *surgev1alpha1.SurgeEndUser, userID string) {
+	obj.Status.CreateSentAt = nil
+	obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
+	obj.Status.UserID = userID
+}
+
+// createUnresolved is the wait of a resource whose last create may still
+// be committed, or whose account is still being listed.
+func createUnresolved(obj *surgev1alpha1.SurgeEndUser, since, now time.Time) error {
+	return &waitingError{
+		reason: ReasonCreateUnresolved,
+		message: fmt.Sprintf("An end user of this SurgeEndUser may exist in account %s that status does not name (a create whose answer was lost, or a restore): waiting for a listing of the account that started after %s before creating one",
+			obj.Spec.AccountID, since.UTC().Format(time.RFC3339)),
+		wait: max(since.Sub(now), createUnresolvedRecheck),
+	}
+}
+
+// createUnresolvedRecheck is how often a resource waiting for a listing of
+// its account looks again.
+const createUnresolvedRecheck = 5 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // desiredFields is the whole state the remote user must have: the spec plus
@@ -274,38 +399,4 @@ func userMatches(remote surge.User, desired surge.UserFields) bool {
 		remote.LastName == desired.LastName &&
 		remote.PhotoURL == desired.PhotoURL &&
 		maps.Equal(remote.Metadata, desired.Metadata)
-}
-
-// unsentCreateMarkers remembers, per resource, a create marker under which
-// no create can have happened: none was sent yet, or the last one sent was
-// refused with a 4xx answer (a 429, a validation error). The next attempt
-// then need not search the account first. An entry is dropped the moment a
-// create is sent under it. It lives in memory: after a restart the search is
-// made, which costs time but never correctness.
-type unsentCreateMarkers struct {
-	mu      sync.Mutex
-	markers map[types.UID]string
-}
-
-func newUnsentCreateMarkers() *unsentCreateMarkers {
-	return &unsentCreateMarkers{markers: map[types.UID]string{}}
-}
-
-func (m *unsentCreateMarkers) remember(obj *surgev1alpha1.SurgeEndUser) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.markers[obj.UID] = obj.Annotations[AnnotationCreatePending]
-}
-
-func (m *unsentCreateMarkers) unsent(obj *surgev1alpha1.SurgeEndUser) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	marker, ok := m.markers[obj.UID]
-	return ok && marker == obj.Annotations[AnnotationCreatePending]
-}
-
-func (m *unsentCreateMarkers) forget(uid types.UID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.markers, uid)
 }

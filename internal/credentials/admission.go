@@ -21,6 +21,7 @@ const (
 	ReasonAccountNotAllowed   = "AccountNotAllowed"
 	ReasonAPIKeyUnreadable    = "APIKeySecretUnreadable"
 	ReasonAPIURLNotAllowed    = "APIURLNotAllowed"
+	ReasonProjectDeleting     = "ProjectDeleting"
 )
 
 // Refusal says why a resource may not use Surge through its project. Only a
@@ -50,6 +51,9 @@ type project struct {
 	// boundary; a SurgeProject serves its own namespace only.
 	namespaces []string
 	selector   *metav1.LabelSelector
+	// deleting is set once the project is being deleted: it then serves
+	// only the deletions of the SurgeEndUsers that use it.
+	deleting bool
 }
 
 // Ref identifies a project. Namespace is empty for a ClusterSurgeProject.
@@ -86,6 +90,7 @@ func fromSurgeProject(p *surgev1alpha1.SurgeProject) project {
 		secretKey: keyOrDefault(p.Spec.APIKeySecretRef.Key),
 		apiURL:    p.Spec.APIURL,
 		accounts:  p.Spec.Accounts,
+		deleting:  !p.DeletionTimestamp.IsZero(),
 	}
 }
 
@@ -99,6 +104,7 @@ func fromClusterSurgeProject(p *surgev1alpha1.ClusterSurgeProject) project {
 		accounts:   p.Spec.Accounts,
 		namespaces: p.Spec.Namespaces,
 		selector:   p.Spec.NamespaceSelector,
+		deleting:   !p.DeletionTimestamp.IsZero(),
 	}
 }
 
@@ -109,9 +115,17 @@ func keyOrDefault(key string) string {
 	return key
 }
 
-// admit decides whether a SurgeEndUser of namespace, for accountID, may use
-// p. namespace is needed only for a ClusterSurgeProject's selector.
-func admit(p project, namespace *corev1.Namespace, accountID string) *Refusal {
+// admit decides whether obj, of namespace, may use p. namespace is needed
+// only for a ClusterSurgeProject's selector. A project being deleted serves
+// deletions only: an end user created through it now would outlive the key
+// that can delete it.
+func admit(p project, namespace *corev1.Namespace, obj *surgev1alpha1.SurgeEndUser) *Refusal {
+	if p.deleting && obj.DeletionTimestamp.IsZero() {
+		return refuse(ReasonProjectDeleting,
+			"%s is being deleted: it serves only the deletion of the SurgeEndUsers that use it; delete this SurgeEndUser, or name another project",
+			p.ref)
+	}
+	accountID := obj.Spec.AccountID
 	if refusal := admitNamespace(p, namespace); refusal != nil {
 		return refusal
 	}

@@ -104,32 +104,53 @@ func NewManager(opts Options) (*Manager, error) {
 // ClientFor returns the client that serves obj, or a *Refusal saying why
 // obj may not reach Surge. Other errors are transient.
 func (m *Manager) ClientFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (*Client, error) {
-	ref, named := RefOf(obj)
-	if !named {
-		if m.defaultClient == nil {
-			return nil, refuse(ReasonNoProject,
-				"spec.projectRef is not set and the operator has no API key of its own (SURGE_API_KEY): name a SurgeProject or ClusterSurgeProject in spec.projectRef")
-		}
-		return &Client{current: m.defaultClient}, nil
-	}
-	p, err := m.project(ctx, ref)
+	p, named, err := m.admitted(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
-	namespace := &corev1.Namespace{}
-	if err := m.cache.Get(ctx, types.NamespacedName{Name: obj.Namespace}, namespace); err != nil {
-		return nil, fmt.Errorf("reading namespace %s: %w", obj.Namespace, err)
-	}
-	if refusal := admit(p, namespace, obj.Spec.AccountID); refusal != nil {
-		return nil, refusal
+	if !named {
+		return &Client{current: m.defaultClient}, nil
 	}
 	current, err := m.projectClient(ctx, p, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{scope: ref.String(), current: current, reload: func(ctx context.Context) (*surge.Client, error) {
+	return &Client{scope: p.ref.String(), current: current, reload: func(ctx context.Context) (*surge.Client, error) {
 		return m.projectClient(ctx, p, true)
 	}}, nil
+}
+
+// Admits returns nil when obj may reach Surge through its project, as
+// ClientFor decides, without reading the key; otherwise the *Refusal or
+// the error ClientFor would return.
+func (m *Manager) Admits(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	_, _, err := m.admitted(ctx, obj)
+	return err
+}
+
+// admitted returns the project that admits obj; named is false for a
+// resource served by the operator's own key.
+func (m *Manager) admitted(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (p project, named bool, err error) {
+	ref, named := RefOf(obj)
+	if !named {
+		if m.defaultClient == nil {
+			return project{}, false, refuse(ReasonNoProject,
+				"spec.projectRef is not set and the operator has no API key of its own (SURGE_API_KEY): name a SurgeProject or ClusterSurgeProject in spec.projectRef")
+		}
+		return project{}, false, nil
+	}
+	p, err = m.project(ctx, ref)
+	if err != nil {
+		return project{}, true, err
+	}
+	namespace := &corev1.Namespace{}
+	if err := m.cache.Get(ctx, types.NamespacedName{Name: obj.Namespace}, namespace); err != nil {
+		return project{}, true, fmt.Errorf("reading namespace %s: %w", obj.Namespace, err)
+	}
+	if refusal := admit(p, namespace, obj); refusal != nil {
+		return project{}, true, refusal
+	}
+	return p, true, nil
 }
 
 // ProjectClient returns the client of a project itself, for checking its

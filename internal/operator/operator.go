@@ -59,6 +59,13 @@ type Options struct {
 	Namespaces []string
 	// SurgeClientOptions are applied after the defaults, to tune the client.
 	SurgeClientOptions []surge.Option
+	// SurgeAttemptTimeout bounds each request to Surge. A create whose
+	// answer was lost is taken as committed or not only once twice this
+	// has passed since it was sent: Surge may commit a request whose client
+	// gave up.
+	SurgeAttemptTimeout time.Duration
+	// RemoteTimeout bounds the Surge calls of one reconcile.
+	RemoteTimeout time.Duration
 
 	// Rebuildable lets one process build the manager more than once (tests
 	// restart the operator), which controller-runtime refuses by default.
@@ -91,7 +98,8 @@ const (
 	// meets; lower it to what Surge's terms grant the key.
 	DefaultSurgeRequestsPerSecond = 200
 	DefaultSurgeBurst             = 40
-	remoteTimeout                 = 2 * time.Minute
+	DefaultRemoteTimeout          = 2 * time.Minute
+	DefaultSurgeAttemptTimeout    = 30 * time.Second
 	// DefaultProjectRecheckInterval: SurgeEndUsers read a rotated key
 	// sooner (credentials.KeyRefreshInterval); this only refreshes the
 	// project's status.
@@ -163,6 +171,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			scope = metrics.ScopeOperatorKey
 		}
 		clientOptions := append([]surge.Option{
+			surge.WithTimeout(opts.SurgeAttemptTimeout),
 			surge.WithRateLimit(opts.SurgeRequestsPerSecond, opts.SurgeBurst),
 			surge.WithObserver(metrics.SurgeObserver{Scope: scope}),
 		}, opts.SurgeClientOptions...)
@@ -222,7 +231,8 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Credentials:             credentialsManager,
 		Recorder:                recorder,
 		ResyncInterval:          opts.ResyncInterval,
-		RemoteTimeout:           remoteTimeout,
+		RemoteTimeout:           opts.RemoteTimeout,
+		CreateSettleTime:        2 * opts.SurgeAttemptTimeout,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
@@ -232,9 +242,10 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		projects := &controller.ProjectReconciler{
 			Client:          mgr.GetClient(),
 			Keys:            credentialsManager,
+			Identities:      reconciler,
 			Kind:            kind,
 			RecheckInterval: opts.ProjectRecheckInterval,
-			RemoteTimeout:   remoteTimeout,
+			RemoteTimeout:   opts.RemoteTimeout,
 		}
 		if err := projects.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
@@ -268,6 +279,12 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.SurgeBurst <= 0 {
 		opts.SurgeBurst = DefaultSurgeBurst
+	}
+	if opts.RemoteTimeout <= 0 {
+		opts.RemoteTimeout = DefaultRemoteTimeout
+	}
+	if opts.SurgeAttemptTimeout <= 0 {
+		opts.SurgeAttemptTimeout = DefaultSurgeAttemptTimeout
 	}
 	if opts.LeaderElectionID == "" {
 		opts.LeaderElectionID = "surge-operator.surge.app"

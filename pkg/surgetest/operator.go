@@ -63,6 +63,9 @@ func StartOperator(t testing.TB, cfg *rest.Config, emu *Emulator, opts ...Option
 		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: "0",
 		Rebuildable:            true,
+		// Short, so that a create whose answer was lost is settled within
+		// seconds.
+		SurgeAttemptTimeout: 3 * time.Second,
 		SurgeClientOptions: []surge.Option{
 			surge.WithBackoff(10*time.Millisecond, 50*time.Millisecond),
 			surge.WithMaxRetries(1),

@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"cmp"
-	"context"
 	"crypto/ed25519"
 	"crypto/subtle"
 	"encoding/base64"
@@ -109,11 +108,10 @@ type pagination struct {
 // ServeHTTP answers one request of the Surge API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry, fault, delay := s.admit(r)
-	if !sleep(r.Context(), delay) {
-		// The client gave up waiting: like a server that notices, the
-		// request is not processed.
-		return
-	}
+	// Like a real server, the emulator finishes what it started: a request
+	// whose client gave up during the delay is still carried out, late, and
+	// its answer goes nowhere.
+	time.Sleep(delay)
 	if fault != nil && fault.Status != 0 {
 		s.write(w, entry, faultResponse(fault))
 		return
@@ -476,19 +474,4 @@ func userFromInput(in userInput) User {
 		u.PhotoURL = *in.PhotoURL
 	}
 	return u.clone()
-}
-
-// sleep waits for d, and reports false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

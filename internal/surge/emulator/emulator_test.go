@@ -361,6 +361,29 @@ func TestDropResponseCommitsTheChange(t *testing.T) {
 	}
 }
 
+func TestACreateWhoseClientGaveUpCommitsLate(t *testing.T) {
+	h := newHarness(t, emulator.Options{})
+	h.emu.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/", Latency: 300 * time.Millisecond, Count: 1})
+
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/accounts/"+testAccount+"/users", strings.NewReader(`{"first_name":"Late"}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	impatient := &http.Client{Timeout: 50 * time.Millisecond}
+	if resp, err := impatient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("got an answer %d, want the client to give up", resp.StatusCode)
+	}
+	if users := h.emu.Users(testAccount); len(users) != 0 {
+		t.Fatalf("users %+v before the delay passed, want none yet", users)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.emu.Users(testAccount)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if users := h.emu.Users(testAccount); len(users) != 1 || users[0].FirstName != "Late" {
+		t.Errorf("users %+v after the delay, want the create carried out", users)
+	}
+}
+
 func TestFaultAppliesCountTimes(t *testing.T) {
 	h := newHarness(t, emulator.Options{})
 	id := h.createUser("F")

@@ -33,7 +33,9 @@ type Fault struct {
 	// RetryAfter sets the retry-after (whole seconds, rounded up) and
 	// retry-after-ms headers of the answer.
 	RetryAfter time.Duration
-	// Latency delays the answer on top of the server-wide latency.
+	// Latency delays the request on top of the server-wide latency. A
+	// client that gives up meanwhile does not stop it: it is carried out
+	// late, as a real server does, and its answer goes nowhere.
 	Latency time.Duration
 	// DropResponse processes the request, so its change is committed, then
 	// closes the connection without answering: the client cannot know

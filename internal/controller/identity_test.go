@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+const (
+	indexTestKey     = "sk_demo_index_test"
+	indexTestAccount = "acct_01j9a43avnfqzbjfch6pygv1td"
+)
+
+// scopedClient is a Surge client as the credentials hand it out: with the
+// scope of its key.
+type scopedClient struct {
+	*surge.Client
+	scope string
+}
+
+func (c scopedClient) Scope() string { return c.scope }
+
+// indexWorld is an emulator holding tagged users u0…u(n-1) of namespace
+// "ns", and an identity index started against it.
+type indexWorld struct {
+	t     *testing.T
+	emu   *emulator.Server
+	api   scopedClient
+	index *identityIndex
+	ids   map[string]string
+}
+
+func newIndexWorld(t *testing.T, users, budget int) *indexWorld {
+	t.Helper()
+	emu := emulator.New(emulator.Options{APIKey: indexTestKey, Accounts: []string{indexTestAccount}, PageSize: 5})
+	server := httptest.NewServer(emu)
+	t.Cleanup(server.Close)
+	client, err := surge.New(server.URL, indexTestKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &indexWorld{t: t, emu: emu, api: scopedClient{Client: client, scope: "SurgeProject ns/surge"}, ids: map[string]string{}}
+	for i := range users {
+		w.put(fmt.Sprintf("u%d", i))
+	}
+	w.index = newIdentityIndex(clock.RealClock{}, budget)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = w.index.Start(ctx) }()
+	for {
+		w.index.mu.Lock()
+		started := w.index.ctx != nil
+		w.index.mu.Unlock()
+		if started {
+			return w
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (w *indexWorld) put(name string) {
+	user := w.emu.PutUser(indexTestAccount, emulator.User{FirstName: name, Metadata: map[string]string{
+		MetadataNamespace: "ns", MetadataName: name, MetadataUID: "uid-" + name,
+	}})
+	w.ids[name] = user.ID
+}
+
+func (w *indexWorld) lookup(name string, since time.Time) identityAnswer {
+	w.t.Helper()
+	answer, err := w.index.lookup(context.Background(), w.api, indexTestAccount, types.NamespacedName{Namespace: "ns", Name: name}, since, 5*time.Second)
+	if err != nil {
+		w.t.Fatalf("lookup of %s: %v", name, err)
+	}
+	return answer
+}
+
+func (w *indexWorld) used() int {
+	w.index.mu.Lock()
+	defer w.index.mu.Unlock()
+	return w.index.used
+}
+
+func TestTheIdentityIndexPastItsBudgetKeepsWhatIsWanted(t *testing.T) {
+	perEntry := entryCost(types.NamespacedName{Namespace: "ns", Name: "u10"}, "usr_01jrzhe8d9enptypyx360pcmxu")
+	w := newIndexWorld(t, 20, 4*perEntry)
+
+	answer := w.lookup("u17", time.Time{})
+	if !answer.complete || len(answer.userIDs) != 1 || answer.userIDs[0] != w.ids["u17"] {
+		t.Fatalf("lookup of u17, past the budget = %+v, want complete with %s", answer, w.ids["u17"])
+	}
+	if used := w.used(); used > 5*perEntry {
+		t.Errorf("the index holds %d bytes, want at most the budget and the wanted entry (%d)", used, 5*perEntry)
+	}
+	// u12 was not wanted during the first pass, which had no room for it.
+	answer = w.lookup("u12", time.Time{})
+	if !answer.complete || len(answer.userIDs) != 1 || answer.userIDs[0] != w.ids["u12"] {
+		t.Errorf("lookup of u12 after the first pass = %+v, want complete with %s", answer, w.ids["u12"])
+	}
+
+	w.index.ForgetScope(w.api.scope)
+	if used := w.used(); used != 0 {
+		t.Errorf("the index holds %d bytes after its scope was forgotten, want 0", used)
+	}
+}
+
+func TestTheIdentityIndexSkipsTagsNoResourceCanHave(t *testing.T) {
+	w := newIndexWorld(t, 1, DefaultIdentityBudget)
+	long := strings.Repeat("x", 300)
+	w.put(long)
+
+	if answer := w.lookup("u0", time.Time{}); !answer.complete || len(answer.userIDs) != 1 {
+		t.Fatalf("lookup of u0 = %+v, want its user", answer)
+	}
+	if answer := w.lookup(long, time.Time{}); len(answer.userIDs) != 0 {
+		t.Errorf("a name of %d characters was indexed: %+v", len(long), answer)
+	}
+	if used, want := w.used(), entryCost(types.NamespacedName{Namespace: "ns", Name: "u0"}, w.ids["u0"]); used != want {
+		t.Errorf("the index holds %d bytes, want %d (u0 only)", used, want)
+	}
+}
+
+// TestALookupForALaterListingDoesNotRelistAtOnce: a create sent just now
+// needs a listing that starts later; a lookup meanwhile lists the account
+// once, which may find the user early, and then waits.
+func TestALookupForALaterListingDoesNotRelistAtOnce(t *testing.T) {
+	w := newIndexWorld(t, 12, DefaultIdentityBudget)
+
+	answer := w.lookup("u3", time.Now().Add(time.Hour))
+	if answer.complete || len(answer.userIDs) != 1 {
+		t.Errorf("lookup = %+v, want u3's user found but not a complete answer", answer)
+	}
+	w.lookup("u3", time.Now().Add(time.Hour))
+	if pages := w.emu.CountRequests(http.MethodGet, "/accounts/"); pages != 3 {
+		t.Errorf("%d list requests, want one listing of the account's 3 pages", pages)
+	}
+}
