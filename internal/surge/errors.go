@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,32 @@ func newError(req call, resp *http.Response, body []byte, apiKey string) *Error 
 	// status conditions, so make sure.
 	e.Message = truncate(strings.ReplaceAll(e.Message, apiKey, "(redacted)"))
 	return e
+}
+
+// redirectNotFollowed is the error of a request answered with a redirect to
+// location, which the client does not follow (see withoutRedirects). It says
+// first what would have made following it unsafe for the API key, and
+// leaves out the Location's query, which may carry a proxy's session.
+func redirectNotFollowed(req call, from *url.URL, status int, location, apiKey string) *Error {
+	refusal, shown := "refused a redirect", "unreadable"
+	if to, err := from.Parse(location); err == nil {
+		switch {
+		case to.Scheme != from.Scheme:
+			refusal = fmt.Sprintf("refused a redirect from %s to %s", from.Scheme, to.Scheme)
+		case to.Host != from.Host:
+			refusal = "refused a redirect to another host"
+		default:
+			refusal = "refused a redirect on the same host"
+		}
+		shown = (&url.URL{Scheme: to.Scheme, Host: to.Host, Path: to.Path}).String()
+	}
+	message := fmt.Sprintf("%s: the client follows no redirects; the request and the API key went only to %s (Location: %s)", refusal, from.Host, shown)
+	return &Error{
+		StatusCode:    status,
+		Operation:     req.operation,
+		Message:       truncate(strings.ReplaceAll(message, apiKey, "(redacted)")),
+		accountScoped: req.accountScoped,
+	}
 }
 
 func genericMessage(status int, body []byte) string {
