@@ -277,8 +277,9 @@ func userMatches(remote surge.User, desired surge.UserFields) bool {
 }
 
 // unsentCreateMarkers remembers, per resource, a create marker under which
-// no create can have happened: none was sent yet, or the last one sent was
-// refused with a 4xx answer (a 429, a validation error). The next attempt
+// no create can have happened: none was sent yet, or Surge refused the last
+// one sent with its own 4xx error (a 429, a validation error; not a 408 or a
+// 409, nor a gateway's page: see surge.IsRefused). The next attempt
 // then need not search the account first. An entry is dropped the moment a
 // create is sent under it. It lives in memory: after a restart the search is
 // made, which costs time but never correctness.

@@ -193,12 +193,22 @@ func IsInvalid(err error) bool {
 	return false
 }
 
-// IsRefused reports that Surge answered with a 4xx: it did not carry the
-// request out. Unlike a lost answer or a 5xx, this rules out that a create
-// happened.
+// IsRefused reports that Surge itself answered that it did not carry the
+// request out: a 4xx with its own error body, such as a validation error or
+// a 429. This rules out that a create happened. Nothing else does: not a
+// lost answer or a 5xx, nor a 408 or 409, which Surge may send for a request
+// it went on to carry out, nor a 4xx page of a gateway or proxy in front of
+// Surge, which says nothing of whether the request reached Surge.
 func IsRefused(err error) bool {
 	e, ok := asError(err)
-	return ok && e.StatusCode >= 400 && e.StatusCode < 500
+	if !ok || e.Type == "" {
+		return false
+	}
+	switch e.StatusCode {
+	case http.StatusRequestTimeout, http.StatusConflict:
+		return false
+	}
+	return e.StatusCode >= 400 && e.StatusCode < 500
 }
 
 // IsRetryable reports a failure that may pass if the request is repeated:
