@@ -70,6 +70,49 @@ func TestDeletionAfterARefusedThenLostCreateLeavesNoUser(t *testing.T) {
 	}
 }
 
+// TestACreateThatMayHaveHappenedIsSearchedFor: a create answered with a
+// gateway's 4xx page, a 408 or a 409 may have reached Surge and happened,
+// so the next attempt searches the account before it creates again.
+func TestACreateThatMayHaveHappenedIsSearchedFor(t *testing.T) {
+	f := newFixture(t)
+	f.settleAccount()
+	creates := "/accounts/" + f.Account + "/users"
+	for name, fault := range map[string]emulator.Fault{
+		"proxy-page": {Status: http.StatusNotFound, ProxyPage: true},
+		"timeout":    {Status: http.StatusRequestTimeout},
+		"conflict":   {Status: http.StatusConflict},
+	} {
+		fault.Method, fault.PathPrefix, fault.Count = http.MethodPost, creates, 1
+		f.Surge.ResetRequests()
+		f.Surge.InjectFault(fault)
+		f.Create(f.endUser(name))
+		f.waitForReady(name)
+
+		var sent []string
+		answered, searched := false, false
+		for _, r := range f.Surge.Requests() {
+			if r.Path != creates {
+				continue
+			}
+			sent = append(sent, fmt.Sprintf("%s %d", r.Method, r.Status))
+			switch {
+			case r.Method == http.MethodPost && r.Status == fault.Status:
+				answered = true
+			case answered && r.Method == http.MethodGet:
+				searched = true
+			case answered && r.Method == http.MethodPost && !searched:
+				t.Errorf("%s: created again without searching the account first: %v", name, sent)
+			}
+		}
+		if !answered || !searched {
+			t.Errorf("%s: requests to %s were %v, want the %d create, then a search", name, creates, sent, fault.Status)
+		}
+		if users := f.usersNamed(name); len(users) != 1 {
+			t.Errorf("%s: %d remote users, want 1: %+v", name, len(users), users)
+		}
+	}
+}
+
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
 	marker, ok := obj.Annotations[controller.AnnotationCreatePending]
 	return ok && marker != obj.Status.CreateMarker

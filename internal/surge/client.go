@@ -81,7 +81,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		baseURL:    u,
 		endpoint:   strings.TrimRight(u.String(), "/"),
 		credential: &credential{apiKey: apiKey},
-		httpClient: o.httpClient,
+		httpClient: withoutRedirects(o.httpClient),
 		timeout:    o.timeout,
 		maxRetries: o.maxRetries,
 		backoffMin: o.backoffBase,
@@ -90,6 +90,23 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	}
 	c.pace = newPacer(o.rps, o.burst, o.observer)
 	return c, nil
+}
+
+// withoutRedirects returns a copy of hc that hands a redirect back to the
+// client instead of following it, whatever the target. Surge answers where
+// it is asked, so a redirect comes from something else: a proxy, a moved or
+// mistyped base URL. Following one would send the API key wherever Location
+// points (Go keeps Authorization for another port of the same host, and
+// from https to plain http), and net/http re-sends a POST, PATCH or DELETE
+// answered 301, 302 or 303 as a GET, so a create or delete that never
+// happened would read as done; after 307 or 308 it sends the create again,
+// body and all. Nothing Surge does needs a redirect, so none is followed,
+// not even to the same host. hc is copied because the caller may use it
+// elsewhere with its own policy.
+func withoutRedirects(hc *http.Client) *http.Client {
+	copied := *hc
+	copied.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &copied
 }
 
 // isLoopback says whether host names this machine, where plain http never
@@ -243,6 +260,10 @@ func (c *Client) send(ctx context.Context, req call, target string, payload []by
 	limit := int64(maxErrorBody)
 	if success {
 		limit = maxResponseBody
+	}
+	if location := resp.Header.Get("Location"); location != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		c.observer.RequestDone(req.operation, resp.StatusCode, time.Since(start))
+		return redirectNotFollowed(req, httpReq.URL, resp.StatusCode, location, c.credential.apiKey)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	c.observer.RequestDone(req.operation, resp.StatusCode, time.Since(start))

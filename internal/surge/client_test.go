@@ -251,11 +251,19 @@ func TestErrorClasses(t *testing.T) {
 	_, unavailable := f.client.GetUser(ctx, user.ID)
 	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusConflict, Count: 1})
 	_, conflict := f.client.GetUser(ctx, user.ID)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusRequestTimeout, Count: 1})
+	_, timedOutCreate := f.client.CreateUser(ctx, testAccount, surge.UserFields{FirstName: "A"})
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusConflict, Count: 1})
+	_, conflictingCreate := f.client.CreateUser(ctx, testAccount, surge.UserFields{FirstName: "A"})
 
 	f.emu.InjectFault(emulator.Fault{PathPrefix: "/users/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
 	_, proxyUser := f.client.GetUser(ctx, user.ID)
 	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
 	_, proxyAccount := f.client.ListUsers(ctx, testAccount)
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusNotFound, ProxyPage: true, Count: 1})
+	_, proxyCreate := f.client.CreateUser(ctx, testAccount, surge.UserFields{FirstName: "A"})
+	f.emu.InjectFault(emulator.Fault{PathPrefix: "/accounts/", Status: http.StatusTooManyRequests, ProxyPage: true, Count: 1})
+	_, proxyLimitedCreate := f.client.CreateUser(ctx, testAccount, surge.UserFields{FirstName: "A"})
 
 	f.emu.SetAPIKey("sk_live_rotated")
 	_, rejected := f.client.GetUser(ctx, user.ID)
@@ -273,12 +281,17 @@ func TestErrorClasses(t *testing.T) {
 		{name: "archived account", err: archived, invalid: true, refused: true},
 		{name: "demo key", err: demoKey, unauthorized: true, refused: true},
 		{name: "unavailable", err: unavailable, retry: true},
-		{name: "conflict", err: conflict, retry: true, refused: true},
+		// Surge may have carried out a request it answers 408 or 409.
+		{name: "conflict", err: conflict, retry: true},
+		{name: "create timed out", err: timedOutCreate, retry: true},
+		{name: "create in conflict", err: conflictingCreate, retry: true},
 		{name: "rejected key", err: rejected, unauthorized: true, refused: true},
-		// A 404 from a gateway or proxy in front of Surge says nothing about
-		// the user or the account.
-		{name: "proxy 404 of a user", err: proxyUser, refused: true},
-		{name: "proxy 404 of an account", err: proxyAccount, refused: true},
+		// A 4xx page from a gateway or proxy in front of Surge says nothing
+		// about the user or the account, nor whether Surge saw the request.
+		{name: "proxy 404 of a user", err: proxyUser},
+		{name: "proxy 404 of an account", err: proxyAccount},
+		{name: "proxy 404 of a create", err: proxyCreate},
+		{name: "proxy 429 of a create", err: proxyLimitedCreate, retry: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

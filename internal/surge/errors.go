@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,6 +90,32 @@ func newError(req call, resp *http.Response, body []byte, apiKey string) *Error 
 	return e
 }
 
+// redirectNotFollowed is the error of a request answered with a redirect to
+// location, which the client does not follow (see withoutRedirects). It says
+// first what would have made following it unsafe for the API key, and
+// leaves out the Location's query, which may carry a proxy's session.
+func redirectNotFollowed(req call, from *url.URL, status int, location, apiKey string) *Error {
+	refusal, shown := "refused a redirect", "unreadable"
+	if to, err := from.Parse(location); err == nil {
+		switch {
+		case to.Scheme != from.Scheme:
+			refusal = fmt.Sprintf("refused a redirect from %s to %s", from.Scheme, to.Scheme)
+		case to.Host != from.Host:
+			refusal = "refused a redirect to another host"
+		default:
+			refusal = "refused a redirect on the same host"
+		}
+		shown = (&url.URL{Scheme: to.Scheme, Host: to.Host, Path: to.Path}).String()
+	}
+	message := fmt.Sprintf("%s: the client follows no redirects; the request and the API key went only to %s (Location: %s)", refusal, from.Host, shown)
+	return &Error{
+		StatusCode:    status,
+		Operation:     req.operation,
+		Message:       truncate(strings.ReplaceAll(message, apiKey, "(redacted)")),
+		accountScoped: req.accountScoped,
+	}
+}
+
 func genericMessage(status int, body []byte) string {
 	message := http.StatusText(status)
 	if message == "" {
@@ -166,12 +193,22 @@ func IsInvalid(err error) bool {
 	return false
 }
 
-// IsRefused reports that Surge answered with a 4xx: it did not carry the
-// request out. Unlike a lost answer or a 5xx, this rules out that a create
-// happened.
+// IsRefused reports that Surge itself answered that it did not carry the
+// request out: a 4xx with its own error body, such as a validation error or
+// a 429. This rules out that a create happened. Nothing else does: not a
+// lost answer or a 5xx, nor a 408 or 409, which Surge may send for a request
+// it went on to carry out, nor a 4xx page of a gateway or proxy in front of
+// Surge, which says nothing of whether the request reached Surge.
 func IsRefused(err error) bool {
 	e, ok := asError(err)
-	return ok && e.StatusCode >= 400 && e.StatusCode < 500
+	if !ok || e.Type == "" {
+		return false
+	}
+	switch e.StatusCode {
+	case http.StatusRequestTimeout, http.StatusConflict:
+		return false
+	}
+	return e.StatusCode >= 400 && e.StatusCode < 500
 }
 
 // IsRetryable reports a failure that may pass if the request is repeated:

@@ -30,8 +30,10 @@ type options struct {
 // Option configures a Client.
 type Option func(*options)
 
-// WithHTTPClient sends requests through hc, for a custom transport or proxy.
-// Its own Timeout, if any, applies on top of the per-attempt timeout.
+// WithHTTPClient sends requests through a copy of hc, for a custom transport
+// or proxy. Its own Timeout, if any, applies on top of the per-attempt
+// timeout; its CheckRedirect does not, since the client follows no
+// redirects.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(o *options) {
 		if hc != nil {
