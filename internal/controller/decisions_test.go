@@ -8,7 +8,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -312,6 +314,28 @@ func findCondition(status *surgev1alpha1.SurgeEndUserStatus, conditionType strin
 		}
 	}
 	return nil
+}
+
+func TestGone(t *testing.T) {
+	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", UID: "uid-1"}}
+	notFound := apierrors.NewNotFound(schema.GroupResource{Group: "surge.app", Resource: "surgeendusers"}, "ada")
+	for _, tc := range []struct {
+		name    string
+		current *surgev1alpha1.SurgeEndUser
+		err     error
+		want    bool
+	}{
+		{"the resource is still there", &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", UID: "uid-1"}}, nil, false},
+		{"the resource is not found", &surgev1alpha1.SurgeEndUser{}, notFound, true},
+		{"another resource took the name", &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", UID: "uid-2"}}, nil, true},
+		{"the read failed", &surgev1alpha1.SurgeEndUser{}, apierrors.NewServiceUnavailable("etcd is down"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := gone(obj, tc.current, tc.err); got != tc.want {
+				t.Errorf("gone = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestClaimHolder(t *testing.T) {

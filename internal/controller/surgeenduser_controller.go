@@ -130,11 +130,10 @@ func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api S
 	}
 	current := &surgev1alpha1.SurgeEndUser{}
 	err := r.APIReader.Get(ctx, keyOf(obj), current)
-	if err == nil && current.UID == obj.UID {
-		return
-	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		log.FromContext(ctx).Error(err, "Cannot tell whether a SurgeEndUser is gone; leaving its end user", "userID", obj.Status.UserID)
+	if !gone(obj, current, err) {
+		if err != nil && !apierrors.IsNotFound(err) {
+			log.FromContext(ctx).Error(err, "Cannot tell whether a SurgeEndUser is gone; leaving its end user", "userID", obj.Status.UserID)
+		}
 		return
 	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
@@ -144,6 +143,16 @@ func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api S
 		return
 	}
 	log.FromContext(ctx).Info("Deleted the end user of a SurgeEndUser that went while it was being created", "userID", obj.Status.UserID)
+}
+
+// gone says whether obj no longer exists, from a read of its name that
+// returned current or err: a resource of the same name with another uid is
+// another resource.
+func gone(obj, current *surgev1alpha1.SurgeEndUser, err error) bool {
+	if err != nil {
+		return apierrors.IsNotFound(err)
+	}
+	return current.UID != obj.UID
 }
 
 // dueWork is what a reconcile must do now: the user check, the token step,

@@ -25,7 +25,8 @@ type User = emulator.User
 // Fault makes the requests it matches misbehave. Method and PathPrefix
 // ("/accounts/", "/users/usr_…") select requests; Status answers that status
 // with a Surge error body instead of processing the request, RetryAfter adds
-// the retry-after headers, Latency delays the answer, DropResponse processes
+// the retry-after headers, Latency delays the request (a client that gives up
+// meanwhile does not stop it: it is carried out late), DropResponse processes
 // the request and then closes the connection without answering. Count limits
 // the fault to that many requests (0: until ClearFaults) and Probability
 // applies it at random, from a fixed seed.

@@ -50,7 +50,9 @@ type Operator struct {
 //
 // It is the manager the operator's release runs, with settings for tests:
 // it watches every namespace, retries Surge within milliseconds rather than
-// seconds, compares settled resources with Surge every 10 seconds, and
+// seconds, gives up on a request to Surge after 3 seconds (so a create
+// whose answer was lost is settled about 6 seconds after it was sent),
+// compares settled resources with Surge every 10 seconds, and
 // serves neither metrics nor health probes, so that several operators can
 // run in one test binary.
 func StartOperator(t testing.TB, cfg *rest.Config, emu *Emulator, opts ...Option) *Operator {
