@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,37 +156,13 @@ func runChaos(t *testing.T, mode chaosMode) {
 		return true, ""
 	})
 
-	remote := map[string]emulator.User{}
-	for _, user := range f.Surge.Users(f.Account) {
-		remote[user.ID] = user
-	}
-	if len(remote) != len(live) {
-		t.Errorf("%d remote users for %d resources", len(remote), len(live))
-	}
-	for _, obj := range live {
-		user, ok := remote[obj.Status.UserID]
-		if !ok {
-			t.Errorf("%s: status.userID %s is not in Surge", obj.Name, obj.Status.UserID)
-			continue
-		}
-		delete(remote, obj.Status.UserID)
-		want := maps.Clone(obj.Spec.Metadata)
-		want[controller.MetadataUID] = string(obj.UID)
-		want[controller.MetadataNamespace] = obj.Namespace
-		want[controller.MetadataName] = obj.Name
-		if user.FirstName != obj.Spec.FirstName || user.LastName != obj.Spec.LastName || !maps.Equal(user.Metadata, want) {
-			t.Errorf("%s: remote user %+v does not match the spec %+v", obj.Name, user, obj.Spec)
-		}
-	}
-	for id, user := range remote {
-		name := user.Metadata[controller.MetadataName]
-		if deleted[name] {
-			t.Errorf("remote user %s outlived its deleted resource %s", id, name)
-		} else {
-			t.Errorf("remote user %s duplicates the user of %s", id, name)
-		}
-	}
-
+	// An update whose client gave up may still land after a newer one; the
+	// operator checks again within its settle time and repairs it.
+	var mismatches []string
+	f.Eventually("Surge holds exactly the desired users", 30*time.Second, func() (bool, string) {
+		mismatches = compareWithSurge(f, live, deleted)
+		return len(mismatches) == 0, strings.Join(mismatches, "; ")
+	})
 	requests := f.Surge.Requests()
 	dropped, failed := 0, 0
 	for _, r := range requests {
@@ -216,4 +193,38 @@ func forEach(n int, fn func(int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// compareWithSurge lists what differs between the live resources and the
+// users Surge holds: missing, mismatched, duplicated or orphaned users.
+func compareWithSurge(f *fixture, live []surgev1alpha1.SurgeEndUser, deleted map[string]bool) []string {
+	var mismatches []string
+	remote := map[string]emulator.User{}
+	for _, user := range f.Surge.Users(f.Account) {
+		remote[user.ID] = user
+	}
+	for _, obj := range live {
+		user, ok := remote[obj.Status.UserID]
+		if !ok {
+			mismatches = append(mismatches, fmt.Sprintf("%s: status.userID %s is not in Surge", obj.Name, obj.Status.UserID))
+			continue
+		}
+		delete(remote, obj.Status.UserID)
+		want := maps.Clone(obj.Spec.Metadata)
+		want[controller.MetadataUID] = string(obj.UID)
+		want[controller.MetadataNamespace] = obj.Namespace
+		want[controller.MetadataName] = obj.Name
+		if user.FirstName != obj.Spec.FirstName || user.LastName != obj.Spec.LastName || !maps.Equal(user.Metadata, want) {
+			mismatches = append(mismatches, fmt.Sprintf("%s: remote user %+v does not match the spec %+v", obj.Name, user, obj.Spec))
+		}
+	}
+	for id, user := range remote {
+		name := user.Metadata[controller.MetadataName]
+		if deleted[name] {
+			mismatches = append(mismatches, fmt.Sprintf("remote user %s outlived its deleted resource %s", id, name))
+		} else {
+			mismatches = append(mismatches, fmt.Sprintf("remote user %s duplicates the user of %s", id, name))
+		}
+	}
+	return mismatches
 }

@@ -16,6 +16,11 @@ import (
 type checkTracker struct {
 	mu     sync.Mutex
 	checks map[types.NamespacedName]check
+	// recheckBy asks for the next check no later than this, for a resource
+	// whose update Surge may still commit late (a request whose client gave
+	// up): a stale state landing after a newer one is then repaired within
+	// the settle time, not at the next resync.
+	recheckBy map[types.NamespacedName]time.Time
 }
 
 type check struct {
@@ -29,7 +34,7 @@ type check struct {
 }
 
 func newCheckTracker() *checkTracker {
-	return &checkTracker{checks: map[types.NamespacedName]check{}}
+	return &checkTracker{checks: map[types.NamespacedName]check{}, recheckBy: map[types.NamespacedName]time.Time{}}
 }
 
 // due says whether obj must be compared with Surge now and, if not, how long
@@ -51,11 +56,26 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool
 	return wait <= 0, wait
 }
 
-// record notes that obj was compared with Surge with a final outcome, a
-// success or a stall, and when it is due again.
-func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time, stall error) {
+// recheckSoon asks that the check after the current one of obj come no
+// later than at.
+func (t *checkTracker) recheckSoon(obj *surgev1alpha1.SurgeEndUser, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.recheckBy[keyOf(obj)] = at
+}
+
+// record notes that obj was compared with Surge with a final outcome, a
+// success or a stall, and when it is due again: at dueAt, or sooner if the
+// check asked for it. It returns when that is.
+func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time, stall error) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if soon, ok := t.recheckBy[keyOf(obj)]; ok {
+		delete(t.recheckBy, keyOf(obj))
+		if soon.Before(dueAt) {
+			dueAt = soon
+		}
+	}
 	t.checks[keyOf(obj)] = check{
 		uid:         obj.UID,
 		generation:  obj.Generation,
@@ -63,6 +83,7 @@ func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time, 
 		dueAt:       dueAt,
 		stall:       stall,
 	}
+	return dueAt
 }
 
 // standingStall is how the last check of obj stalled, or nil.
@@ -81,6 +102,7 @@ func (t *checkTracker) forget(key types.NamespacedName) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.checks, key)
+	delete(t.recheckBy, key)
 }
 
 func keyOf(obj *surgev1alpha1.SurgeEndUser) types.NamespacedName {

@@ -181,6 +181,35 @@ func TestARefusedResourceDoesNotBlockAdoption(t *testing.T) {
 	}
 }
 
+// TestAnUpdateCommittedLateIsRepaired: an update's first attempt gives up
+// and its retry succeeds; a newer update follows; then Surge commits the
+// first attempt, late, over the newer state. The operator checks again
+// within its settle time instead of leaving it until the next resync.
+func TestAnUpdateCommittedLateIsRepaired(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("revised"))
+	userID := f.waitForReady("revised").Status.UserID
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPatch, PathPrefix: "/users/" + userID, Latency: 6 * time.Second, Count: 1})
+	sent := time.Now()
+	f.Update("revised", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.FirstName = "First" })
+	f.Eventually("the retried update committed", 10*time.Second, func() (bool, string) {
+		user, _ := f.Surge.User(userID)
+		return user.FirstName == "First", "first name " + user.FirstName
+	})
+	f.waitForReady("revised")
+	f.Update("revised", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.FirstName = "Second" })
+	f.waitForReady("revised")
+	time.Sleep(time.Until(sent.Add(7 * time.Second)))
+	if user, _ := f.Surge.User(userID); user.FirstName != "First" {
+		t.Logf("the late attempt did not land over the newer update (first name %s): nothing to repair", user.FirstName)
+	}
+
+	f.Eventually("the newer update restored", 15*time.Second, func() (bool, string) {
+		user, _ := f.Surge.User(userID)
+		return user.FirstName == "Second", "first name " + user.FirstName
+	})
+}
+
 func (f *fixture) waitForReadyWithin(name string, timeout time.Duration) *surgev1alpha1.SurgeEndUser {
 	f.T.Helper()
 	var obj *surgev1alpha1.SurgeEndUser

@@ -51,11 +51,12 @@ type SurgeEndUserReconciler struct {
 	// MaxConcurrentReconciles is how many resources are reconciled at once.
 	MaxConcurrentReconciles int
 
-	// CreateSettleTime is how long after a create was sent Surge may still
+	// SettleTime is how long after a request was sent Surge may still
 	// commit it: the client's attempt timeout plus a margin. A create whose
 	// answer was lost is sent again only after a listing of the account
-	// that started later than that shows no user.
-	CreateSettleTime time.Duration
+	// that started later than that shows no user, and a resource is checked
+	// again that long after an update, which a late attempt may undo.
+	SettleTime time.Duration
 	// IdentityBudget bounds the memory of the index of remote users by
 	// namespace and name, in bytes; DefaultIdentityBudget when zero.
 	IdentityBudget int
@@ -248,7 +249,11 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		return ctrl.Result{}, writeErr
 	}
 	if outcome.final && userChecked {
-		r.checks.record(obj, r.Clock.Now().Add(resync), userStallOf(err))
+		now := r.Clock.Now()
+		dueAt := r.checks.record(obj, now.Add(resync), userStallOf(err))
+		if outcome.requeueAfter > 0 {
+			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(dueAt.Sub(now), time.Second))
+		}
 	}
 	return outcome.result()
 }

@@ -42,6 +42,9 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 	if userMatches(remote, desired) {
 		return nil
 	}
+	// Sent before the update: an attempt that gives up may still be
+	// committed late, over this update or a later one.
+	r.checks.recheckSoon(obj, r.Clock.Now().Add(r.SettleTime+time.Second))
 	if _, err := api.UpdateUser(ctx, remote.ID, desired); err != nil {
 		return classifySurgeError("update the end user", err, &obj.Spec)
 	}
@@ -336,7 +339,7 @@ func needsSearch(obj *surgev1alpha1.SurgeEndUser) bool {
 // conclusive: after Surge can have committed the last create sent.
 func (r *SurgeEndUserReconciler) searchSince(obj *surgev1alpha1.SurgeEndUser) time.Time {
 	if sentAt := obj.Status.CreateSentAt; sentAt != nil {
-		return sentAt.Add(r.CreateSettleTime)
+		return sentAt.Add(r.SettleTime)
 	}
 	// A marker status has not accounted for was written before a create
 	// that left within the same reconcile, if one did.
@@ -344,7 +347,7 @@ func (r *SurgeEndUserReconciler) searchSince(obj *surgev1alpha1.SurgeEndUser) ti
 	if err != nil {
 		return time.Time{}
 	}
-	return minTime(marked, r.Clock.Now()).Add(r.RemoteTimeout + r.CreateSettleTime)
+	return minTime(marked, r.Clock.Now()).Add(r.RemoteTimeout + r.SettleTime)
 }
 
 // resolveSearch records that no create is unresolved any more, and the user
