@@ -232,7 +232,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Recorder:                recorder,
 		ResyncInterval:          opts.ResyncInterval,
 		RemoteTimeout:           opts.RemoteTimeout,
-		SettleTime:        2 * opts.SurgeAttemptTimeout,
+		SettleTime:              2 * opts.SurgeAttemptTimeout,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
