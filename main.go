@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "How many SurgeEndUsers are reconciled at once.")
 	flag.Float64Var(&opts.SurgeRequestsPerSecond, "surge-requests-per-second", operator.DefaultSurgeRequestsPerSecond, "Ceiling of the adaptive rate of Surge API requests per second, per API key: the client slows down on 429s and climbs back up to it; set it to what Surge's terms grant a key (a negative value: no client-side pacing).")
 	flag.IntVar(&opts.SurgeBurst, "surge-burst", operator.DefaultSurgeBurst, "Most requests sent at once above the adaptive rate; at low rates the client allows less, half a second's worth.")
+	flag.DurationVar(&opts.SurgeAttemptTimeout, "surge-request-timeout", operator.DefaultSurgeAttemptTimeout, "How long one request to Surge may take. A create whose answer was lost is settled only once twice this has passed since it was sent, since Surge may still commit it; a resource is checked again that long after an update.")
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&opts.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for authenticated and authorized clients only.")
 	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the health probes bind to; 0 turns them off.")
