@@ -20,12 +20,12 @@ import (
 
 // TestACreateThatSurgeCommitsLateDoesNotDuplicate: the create's client
 // gives up (the attempt timeout of the test kit is 3 s) and Surge commits
-// it a second later. A listing right after the timeout shows no user; only
-// one that starts once the create cannot commit any more may say so.
+// it two seconds later. A listing right after the timeout shows no user;
+// only one that starts once the create cannot commit any more may say so.
 func TestACreateThatSurgeCommitsLateDoesNotDuplicate(t *testing.T) {
 	f := newFixture(t)
 	f.settleAccount()
-	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Latency: 4 * time.Second, Count: 1})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Latency: 5 * time.Second, Count: 1})
 	f.Create(f.endUser("tardy"))
 
 	obj := f.waitForReadyWithin("tardy", 40*time.Second)

@@ -113,7 +113,7 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	original := obj.DeepCopy()
-	result, err := r.finish(ctx, original, obj, r.runSteps(ctx, api, obj, due), due.user)
+	result, err := r.finish(ctx, original, obj, r.runSteps(ctx, api, original, obj, due), due.user)
 	if apierrors.IsNotFound(err) && original.Status.UserID == "" && obj.Status.UserID != "" {
 		r.deleteUserOfVanished(ctx, api, obj)
 	}
@@ -185,13 +185,14 @@ func (r *SurgeEndUserReconciler) dueWork(ctx context.Context, obj *surgev1alpha1
 
 // runSteps runs the user check and the token step, as due, within the
 // remote timeout. A resource kept from its user by another lets go of its
-// token.
-func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
+// token. original is the status as last written, which a step that writes
+// status keeps up to date.
+func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
 	userErr := due.standingStall
 	if due.user {
-		userErr = r.reconcileUser(remoteCtx, api, obj)
+		userErr = r.reconcileUser(remoteCtx, api, original, obj)
 	}
 	switch {
 	case isStall(userErr, ReasonUserClaimed):

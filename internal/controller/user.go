@@ -26,14 +26,14 @@ const (
 
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
-func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser) error {
 	desired := desiredFields(obj)
 	remote, found, err := r.observeUser(ctx, api, obj)
 	if err != nil {
 		return err
 	}
 	if !found {
-		return r.createUser(ctx, api, obj, desired)
+		return r.createUser(ctx, api, original, obj, desired)
 	}
 	// The finalizer guards the user from the moment status names it.
 	if err := r.restoreFinalizer(ctx, obj); err != nil {
@@ -277,8 +277,8 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 	return nil
 }
 
-func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
-	if err := r.recordCreateSent(ctx, obj); err != nil {
+func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
+	if err := r.recordCreateSent(ctx, original, obj); err != nil {
 		return err
 	}
 	user, err := api.CreateUser(ctx, obj.Spec.AccountID, desired)
@@ -302,8 +302,10 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 // answer from here on needs: the finalizer and the create marker on the
 // resource, which a restore keeps, and the send time in status, which
 // kubectl replace keeps. Both are written only now, once the lookup of a
-// user of the same name found none.
-func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+// user of the same name found none. original becomes the status written, so
+// that the reconcile's last write clears the send time when the create is
+// settled.
+func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) error {
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, Finalizer)
 		if _, marked := o.Annotations[AnnotationCreatePending]; !marked {
@@ -315,13 +317,16 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, obj *surg
 	}); err != nil {
 		return err
 	}
-	original := obj.DeepCopy()
 	// Rounded up, because status keeps whole seconds and the time must not
 	// be earlier than the send.
 	sentAt := metav1.NewTime(r.Clock.Now().Truncate(time.Second).Add(time.Second))
 	obj.Status.CreateSentAt = &sentAt
 	obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
-	return r.writeStatus(ctx, original, obj)
+	if err := r.writeStatus(ctx, original, obj); err != nil {
+		return err
+	}
+	original.Status = *obj.Status.DeepCopy()
+	return nil
 }
 
 // needsSearch says whether a user of obj may exist that status does not
