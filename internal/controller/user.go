@@ -346,14 +346,20 @@ func (r *SurgeEndUserReconciler) searchSince(obj *surgev1alpha1.SurgeEndUser) ti
 	if sentAt := obj.Status.CreateSentAt; sentAt != nil {
 		return sentAt.Add(r.SettleTime)
 	}
-	// A marker status has not accounted for was written before a create
-	// that left within the same reconcile, if one did.
+	// A marker status has not accounted for (a restore, a crash between the
+	// two writes before a create, or an older operator) was written at most
+	// markerToSend before its create left, if one did.
 	marked, err := time.Parse(time.RFC3339Nano, obj.Annotations[AnnotationCreatePending])
 	if err != nil {
 		return time.Time{}
 	}
-	return minTime(marked, r.Clock.Now()).Add(r.RemoteTimeout + r.SettleTime)
+	return minTime(marked, r.Clock.Now()).Add(markerToSend + r.SettleTime)
 }
+
+// markerToSend bounds the time from writing a create marker to sending the
+// create: this operator writes the send time in between, and older ones
+// looked for a user of the same name, for at most identityWait.
+const markerToSend = identityWait + 10*time.Second
 
 // resolveSearch records that no create is unresolved any more, and the user
 // it found, if any.
