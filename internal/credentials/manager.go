@@ -110,7 +110,7 @@ func (m *Manager) ClientFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser
 			return nil, refuse(ReasonNoProject,
 				"spec.projectRef is not set and the operator has no API key of its own (SURGE_API_KEY): name a SurgeProject or ClusterSurgeProject in spec.projectRef")
 		}
-		return &Client{current: m.defaultClient}, nil
+		return newClient("", m.defaultClient, nil), nil
 	}
 	p, err := m.project(ctx, ref)
 	if err != nil {
@@ -127,9 +127,9 @@ func (m *Manager) ClientFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser
 	if err != nil {
 		return nil, err
 	}
-	return &Client{scope: ref.String(), current: current, reload: func(ctx context.Context) (*surge.Client, error) {
+	return newClient(ref.String(), current, func(ctx context.Context) (*surge.Client, error) {
 		return m.projectClient(ctx, p, true)
-	}}, nil
+	}), nil
 }
 
 // ProjectClient returns the client of a project itself, for checking its
