@@ -54,7 +54,7 @@ const (
 	AnnotationTemplateKeys = "surge.app/template-keys"
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
 // reconcileToken keeps a fresh component token in the Secret named by
 // spec.tokenSecret, renewing it before it expires, and removes a Secret the
