@@ -33,6 +33,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 		return r.finish(ctx, original, obj, err, true)
 	}
 	r.unsentCreates.forget(obj.UID)
+	r.unstoredTokens.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, Finalizer)
 	})

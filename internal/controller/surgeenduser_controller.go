@@ -51,9 +51,10 @@ type SurgeEndUserReconciler struct {
 	// MaxConcurrentReconciles is how many resources are reconciled at once.
 	MaxConcurrentReconciles int
 
-	checks        *checkTracker
-	identities    *identityIndex
-	unsentCreates *unsentCreateMarkers
+	checks         *checkTracker
+	identities     *identityIndex
+	unsentCreates  *unsentCreateMarkers
+	unstoredTokens *unstoredTokens
 }
 
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
@@ -201,7 +202,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 	if apierrors.IsConflict(err) {
 		// A write lost a race on the Kubernetes side and the newer object is
 		// on its way: keep the conditions, but still record what was learnt
-		// of Surge (a new user id, a new token) before trying again.
+		// (a new user id, a token stored) before trying again.
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
 		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync, isReady(original))
@@ -334,6 +335,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.checks = newCheckTracker()
 	r.identities = newIdentityIndex()
 	r.unsentCreates = newUnsentCreateMarkers()
+	r.unstoredTokens = newUnstoredTokens()
 	if err := indexEndUsers(mgr); err != nil {
 		return err
 	}
