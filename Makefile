@@ -8,7 +8,9 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 IMG ?= surge-operator:latest
 
-GOTEST_FLAGS ?= -count=1 -timeout=30m
+# The race detector is on for every test: the operator runs reconciles,
+# informers and background listings concurrently.
+GOTEST_FLAGS ?= -count=1 -race -timeout=30m
 GO_DIRS := main.go api cmd internal pkg test examples
 # Modules of their own, which go test ./... at the root does not reach.
 EXAMPLE_MODULES := examples/onboarding

@@ -32,6 +32,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 	if err := r.deleteRemoteUser(remoteCtx, api, obj); err != nil {
 		return r.finish(ctx, original, obj, err, true)
 	}
+	r.unstoredTokens.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, Finalizer)
 	})

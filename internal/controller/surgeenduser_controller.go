@@ -61,8 +61,9 @@ type SurgeEndUserReconciler struct {
 	// namespace and name, in bytes; DefaultIdentityBudget when zero.
 	IdentityBudget int
 
-	checks     *checkTracker
-	identities *identityIndex
+	checks         *checkTracker
+	identities     *identityIndex
+	unstoredTokens *unstoredTokens
 }
 
 // ForgetScope drops what was learnt through the key of a project that is
@@ -233,7 +234,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 	if apierrors.IsConflict(err) {
 		// A write lost a race on the Kubernetes side and the newer object is
 		// on its way: keep the conditions, but still record what was learnt
-		// of Surge (a new user id, a new token) before trying again.
+		// (a new user id, a token stored) before trying again.
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
 		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync, isReady(original))
@@ -354,6 +355,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.checks = newCheckTracker()
 	r.identities = newIdentityIndex(r.Clock, r.IdentityBudget)
+	r.unstoredTokens = newUnstoredTokens()
 	if err := indexEndUsers(mgr); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,17 +55,18 @@ const (
 	AnnotationTemplateKeys = "surge.app/template-keys"
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
 // reconcileToken keeps a fresh component token in the Secret named by
 // spec.tokenSecret, renewing it before it expires, and removes a Secret the
-// spec no longer names. It sets status.token.
+// spec no longer names. It sets status.token to the token the Secret holds.
 func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
 	spec := obj.Spec.TokenSecret
 	if err := r.removeUnwantedTokenSecrets(ctx, obj); err != nil {
 		return err
 	}
 	if spec == nil {
+		r.unstoredTokens.forget(obj.UID)
 		obj.Status.Token = nil
 		return nil
 	}
@@ -77,37 +79,114 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	stored, intact := readToken(secret, obj.Status.UserID)
 	claims := stored.claims
 	if intact {
+		// Status describes the token the Secret holds, and goes on doing
+		// so if storing the next one fails: the expiry metric and its
+		// alert read it.
 		renewAt := plannedRenewal(obj.Status.Token, claims.ExpiresAt, tokenLifetime(spec), renewBefore(spec))
+		r.recordToken(obj, claims.ExpiresAt, renewAt)
 		if now.Before(renewAt) {
-			r.recordToken(obj, claims.ExpiresAt, renewAt)
+			// A token kept from a write that failed yet reached the
+			// Secret is the stored one now, or one no longer needed.
+			r.unstoredTokens.forget(obj.UID)
 			return r.keepTokenSecret(ctx, obj, secret, stored)
 		}
 	}
 
-	token, err := api.CreateToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
+	next, err := r.nextToken(ctx, api, obj, now)
+	if err == nil {
+		err = r.writeTokenSecret(ctx, obj, secret, []byte(next.token), next.claims)
+	}
 	if err != nil {
-		failure := classifySurgeError("mint a component token", err, &obj.Spec)
 		if intact && now.Before(claims.ExpiresAt) {
 			return &degradedError{message: fmt.Sprintf(
 				"the token in Secret %s stays valid until %s, but renewing it failed: %v",
-				spec.Name, claims.ExpiresAt.UTC().Format(time.RFC3339), failure), err: failure}
+				spec.Name, claims.ExpiresAt.UTC().Format(time.RFC3339), err), err: err}
 		}
-		return failure
+		return err
+	}
+	r.unstoredTokens.forget(obj.UID)
+	r.recordToken(obj, next.claims.ExpiresAt, next.renewAt)
+	return nil
+}
+
+// nextToken is the token to store: the one minted earlier whose Secret
+// write failed, while it is fresh, or a new one, kept until a write stores
+// it. Each mint is a credential that stays valid in Surge until it expires,
+// so a write that keeps failing must not mint again at every retry.
+func (r *SurgeEndUserReconciler) nextToken(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, now time.Time) (unstoredToken, error) {
+	spec := obj.Spec.TokenSecret
+	if kept, ok := r.unstoredTokens.fresh(obj, now); ok {
+		return kept, nil
+	}
+	token, err := api.CreateToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
+	if err != nil {
+		return unstoredToken{}, classifySurgeError("mint a component token", err, &obj.Spec)
 	}
 	// The operator has no Surge public key, so it cannot check the token's
 	// signature; it checks what it can read: the subject and the expiry.
 	minted, err := surge.ParseTokenClaims(token)
 	if err != nil {
-		return fmt.Errorf("surge returned an unreadable component token: %w", err)
+		return unstoredToken{}, fmt.Errorf("surge returned an unreadable component token: %w", err)
 	}
 	if minted.Subject != obj.Status.UserID {
-		return fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
+		return unstoredToken{}, fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
 	}
-	r.recordToken(obj, minted.ExpiresAt, renewalAfterMint(now, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec), rand.Float64()))
-	if err := r.writeTokenSecret(ctx, obj, secret, []byte(token), minted); err != nil {
-		return err
+	next := unstoredToken{
+		token:           token,
+		claims:          minted,
+		durationSeconds: spec.DurationSeconds,
+		renewAt:         renewalAfterMint(now, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec), rand.Float64()),
 	}
-	return nil
+	r.unstoredTokens.keep(obj.UID, next)
+	return next, nil
+}
+
+// unstoredToken is a minted token and when it is due for renewal.
+type unstoredToken struct {
+	token           string
+	claims          surge.TokenClaims
+	durationSeconds int32
+	renewAt         time.Time
+}
+
+// unstoredTokens keeps, per resource, the token minted and not yet stored
+// in its Secret, for the next attempt to store. It lives in memory: after a
+// restart a new token is minted.
+type unstoredTokens struct {
+	mu     sync.Mutex
+	tokens map[types.UID]unstoredToken
+}
+
+func newUnstoredTokens() *unstoredTokens {
+	return &unstoredTokens{tokens: map[types.UID]unstoredToken{}}
+}
+
+func (u *unstoredTokens) keep(uid types.UID, token unstoredToken) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.tokens[uid] = token
+}
+
+// fresh returns the kept token of obj if it is for its user and lifetime,
+// and not yet due for renewal itself.
+func (u *unstoredTokens) fresh(obj *surgev1alpha1.SurgeEndUser, now time.Time) (unstoredToken, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	token, ok := u.tokens[obj.UID]
+	if !ok {
+		return unstoredToken{}, false
+	}
+	if token.claims.Subject != obj.Status.UserID || token.durationSeconds != obj.Spec.TokenSecret.DurationSeconds || !now.Before(token.renewAt) {
+		delete(u.tokens, obj.UID)
+		return unstoredToken{}, false
+	}
+	return token, true
+}
+
+func (u *unstoredTokens) forget(uid types.UID) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.tokens, uid)
 }
 
 // tokenDue says whether the token needs work before the next user check:
@@ -279,6 +358,7 @@ func (r *SurgeEndUserReconciler) removeUnwantedTokenSecrets(ctx context.Context,
 // resource that has let go of its user: the token it holds must not outlive
 // that.
 func (r *SurgeEndUserReconciler) dropTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+	r.unstoredTokens.forget(obj.UID)
 	status := obj.Status.Token
 	if status == nil {
 		return nil

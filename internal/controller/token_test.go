@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -554,4 +556,81 @@ func TestSecretLeftByAnUnrecordedRenameIsRemoved(t *testing.T) {
 	if _, err := f.secret("current-token"); err != nil {
 		t.Errorf("the Secret the spec names: %v", err)
 	}
+}
+
+// TestRefusedSecretWritesKeepStatusOnTheStoredTokenAndMintOnce: an operator
+// whose role lacks patch and update on Secrets, as the shipped role once
+// lacked patch, creates the first token and then has every renewal refused.
+// Status goes on describing the token the Secret holds, so that the expiry
+// metric and its alert see it run out, and the retries store the one token
+// already minted instead of minting another each time.
+func TestRefusedSecretWritesKeepStatusOnTheStoredTokenAndMintOnce(t *testing.T) {
+	rbac, err := operatortest.ReadManagerRBAC(operatortest.ManagerNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role, err := rbac.ClusterRole("manager-role")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := cluster.ServiceAccountWithRules(context.Background(), "no-secret-writes", withoutVerbs(role.Rules, "secrets", "patch", "update"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureWithSettings(t, operatortest.Settings{PageSize: 5, OperatorConfig: cfg})
+	f.Create(f.endUser("unwritable", withToken("unwritable-token", 20, 10*time.Second)))
+	userID := f.waitForReady("unwritable").Status.UserID
+	token, claims := f.waitForToken("unwritable-token", userID, "")
+	mints := f.tokenRequests()
+
+	// Renewal falls due 10 to 11 seconds before expiry. The retries back
+	// off 1, 2, 4 seconds; a token minted at the renewal is itself due no
+	// sooner than 8 seconds later.
+	f.Eventually("a renewal minted", 15*time.Second, func() (bool, string) {
+		return f.tokenRequests() > mints, "no renewal yet"
+	})
+	f.consistently("status.token describes the token in the Secret", time.Until(claims.ExpiresAt.Add(-4*time.Second)), func() (bool, string) {
+		secret, err := f.secret("unwritable-token")
+		if err != nil {
+			return false, err.Error()
+		}
+		if string(secret.Data["token"]) != token {
+			return false, "the Secret was written despite the role"
+		}
+		status := f.Get("unwritable").Status.Token
+		if status == nil || !status.ExpiresAt.Time.Equal(claims.ExpiresAt) {
+			return false, fmt.Sprintf("status.token %+v, the Secret's token expires at %s", status, claims.ExpiresAt)
+		}
+		return true, ""
+	})
+	if got := f.tokenRequests() - mints; got != 1 {
+		t.Errorf("%d tokens minted while the Secret refused the renewal, want the 1 the retries try to store", got)
+	}
+	ready := conditionOf(f.Get("unwritable"), "Ready")
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.Reason != controller.ReasonTokenRenewalFailing ||
+		!strings.Contains(ready.Message, "unwritable-token") || !strings.Contains(ready.Message, "forbidden") {
+		t.Errorf("Ready %+v, want True with %s naming the Secret and the refusal while its token is valid", ready, controller.ReasonTokenRenewalFailing)
+	}
+}
+
+// withoutVerbs takes verbs on a core resource out of rules, leaving the
+// rest of each rule as it is.
+func withoutVerbs(rules []rbacv1.PolicyRule, resource string, verbs ...string) []rbacv1.PolicyRule {
+	var kept []rbacv1.PolicyRule
+	for _, rule := range rules {
+		if !slices.Contains(rule.APIGroups, "") || !slices.Contains(rule.Resources, resource) {
+			kept = append(kept, rule)
+			continue
+		}
+		if others := slices.DeleteFunc(slices.Clone(rule.Resources), func(r string) bool { return r == resource }); len(others) > 0 {
+			other := *rule.DeepCopy()
+			other.Resources = others
+			kept = append(kept, other)
+		}
+		narrowed := *rule.DeepCopy()
+		narrowed.Resources = []string{resource}
+		narrowed.Verbs = slices.DeleteFunc(narrowed.Verbs, func(v string) bool { return slices.Contains(verbs, v) })
+		kept = append(kept, narrowed)
+	}
+	return kept
 }

@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
@@ -10,12 +11,22 @@ import (
 // rejects a project's key, it reads the key again and, if the key was
 // rotated meanwhile, repeats the call once with the new one: a 401 is a
 // refusal, so nothing happened that repeating could double.
+//
+// It is safe for concurrent use: the reconcile that asked for it may hand
+// it to a background listing of the account (the identity index) and go on
+// calling it, and either may be the one that switches to a rotated key.
 type Client struct {
 	scope   string
-	current *surge.Client
+	current atomic.Pointer[surge.Client]
 	// reload rereads the project's key; nil for the operator's own key,
 	// which only a restart changes.
 	reload func(context.Context) (*surge.Client, error)
+}
+
+func newClient(scope string, current *surge.Client, reload func(context.Context) (*surge.Client, error)) *Client {
+	c := &Client{scope: scope, reload: reload}
+	c.current.Store(current)
+	return c
 }
 
 // Scope names the project whose key the client uses, empty for the
@@ -23,15 +34,17 @@ type Client struct {
 func (c *Client) Scope() string { return c.scope }
 
 func (c *Client) retryOnRotatedKey(ctx context.Context, call func(*surge.Client) error) error {
-	err := call(c.current)
+	used := c.current.Load()
+	err := call(used)
 	if !surge.IsUnauthorized(err) || c.reload == nil {
 		return err
 	}
 	fresh, reloadErr := c.reload(ctx)
-	if reloadErr != nil || fresh == c.current {
+	if reloadErr != nil || fresh == used {
 		return err
 	}
-	c.current = fresh
+	// Another call may have switched already, to this key or a newer one.
+	c.current.CompareAndSwap(used, fresh)
 	return call(fresh)
 }
 

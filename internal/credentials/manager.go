@@ -109,15 +109,15 @@ func (m *Manager) ClientFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser
 		return nil, err
 	}
 	if !named {
-		return &Client{current: m.defaultClient}, nil
+		return newClient("", m.defaultClient, nil), nil
 	}
 	current, err := m.projectClient(ctx, p, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{scope: p.ref.String(), current: current, reload: func(ctx context.Context) (*surge.Client, error) {
+	return newClient(p.ref.String(), current, func(ctx context.Context) (*surge.Client, error) {
 		return m.projectClient(ctx, p, true)
-	}}, nil
+	}), nil
 }
 
 // Admits returns nil when obj may reach Surge through its project, as

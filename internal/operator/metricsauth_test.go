@@ -28,7 +28,7 @@ import (
 )
 
 // TestMetricsAreServedToAuthorizedScrapersOnly: the metrics endpoint answers
-// a ServiceAccount bound to the metrics reader role, and no one else.
+// a ServiceAccount bound to the shipped metrics reader role, and no one else.
 func TestMetricsAreServedToAuthorizedScrapersOnly(t *testing.T) {
 	cluster, err := operatortest.StartCluster()
 	if err != nil {
@@ -39,7 +39,9 @@ func TestMetricsAreServedToAuthorizedScrapersOnly(t *testing.T) {
 	t.Cleanup(cancel)
 
 	address := freeAddress(t)
-	mgr, err := operator.NewManager(cluster.Config, operator.Options{
+	// As the manager's ServiceAccount: checking a scraper takes the
+	// metrics auth role that config/rbac binds to it.
+	mgr, err := operator.NewManager(cluster.Operator, operator.Options{
 		SurgeAPIURL:            "http://127.0.0.1:1",
 		MetricsBindAddress:     address,
 		SecureMetrics:          true,
@@ -53,10 +55,7 @@ func TestMetricsAreServedToAuthorizedScrapersOnly(t *testing.T) {
 
 	scraper := serviceAccountToken(ctx, t, cluster, "scraper")
 	stranger := serviceAccountToken(ctx, t, cluster, "stranger")
-	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
-		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
-	}))
+	// The reader role is config/rbac's, which the cluster has installed.
 	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "scraper-reads-metrics"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},

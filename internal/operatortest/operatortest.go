@@ -1,8 +1,9 @@
 // Package operatortest gives the operator's own suites a world per test,
 // built on the public test kit (pkg/surgetest) that other teams use: a
-// kube-apiserver and etcd from envtest with the kit's CRDs, and for each
-// test a namespace, an emulator with one account, and an operator watching
-// only that namespace.
+// kube-apiserver and etcd from envtest with the kit's CRDs and the manager's
+// ServiceAccount and RBAC from config/rbac, and for each test a namespace,
+// an emulator with one account, and an operator watching only that
+// namespace, acting as that ServiceAccount.
 package operatortest
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,27 +25,73 @@ import (
 	"github.com/surge-operator/surge-operator/pkg/surgetest"
 )
 
-// Cluster is a running envtest API server with the CRDs installed.
+// Cluster is a running envtest API server with the CRDs and the manager's
+// RBAC installed.
 type Cluster struct {
+	// Config and Client are the cluster's administrator, for the tests.
 	Config *rest.Config
 	Client client.Client
-	env    *envtest.Environment
+	// Operator is what the operator connects with: Config impersonating
+	// the manager's ServiceAccount, with the rights config/rbac binds to it
+	// and no others.
+	Operator *rest.Config
+	env      *envtest.Environment
 }
 
-// StartCluster starts envtest with the CRDs of the test kit. Its binaries
-// come from KUBEBUILDER_ASSETS, which make test sets.
+// StartCluster starts envtest with the CRDs of the test kit and installs the
+// manager's ServiceAccount and RBAC in ManagerNamespace. Its binaries come
+// from KUBEBUILDER_ASSETS, which make test sets.
 func StartCluster() (*Cluster, error) {
 	env := &envtest.Environment{CRDs: surgetest.CRDs()}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting envtest (run through make test, which builds its binaries): %w", err)
 	}
-	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	cluster, err := setUpCluster(env, cfg)
 	if err != nil {
 		_ = env.Stop()
 		return nil, err
 	}
-	return &Cluster{Config: cfg, Client: k8s, env: env}, nil
+	return cluster, nil
+}
+
+func setUpCluster(env *envtest.Environment, cfg *rest.Config) (*Cluster, error) {
+	k8s, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	rbac, err := ReadManagerRBAC(ManagerNamespace)
+	if err != nil {
+		return nil, err
+	}
+	operatorConfig, err := rbac.Install(context.Background(), cfg, k8s)
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{Config: cfg, Client: k8s, Operator: operatorConfig, env: env}, nil
+}
+
+// ServiceAccountWithRules creates a ServiceAccount named name in
+// ManagerNamespace, bound cluster-wide to a ClusterRole of these rules
+// alone, and returns a config that impersonates it: an operator deployed
+// with less than the shipped RBAC.
+func (c *Cluster) ServiceAccountWithRules(ctx context.Context, name string, rules []rbacv1.PolicyRule) (*rest.Config, error) {
+	account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ManagerNamespace, Name: name}}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ManagerNamespace, Name: name}},
+	}
+	for _, obj := range []client.Object{account, role, binding} {
+		if err := c.Client.Create(ctx, obj); err != nil {
+			return nil, fmt.Errorf("creating %T %s: %w", obj, name, err)
+		}
+	}
+	if err := WaitForGrant(ctx, c.Client, account, rules[0], ""); err != nil {
+		return nil, err
+	}
+	return Impersonating(c.Config, account), nil
 }
 
 // Stop stops the API server and etcd.
@@ -63,10 +111,11 @@ type World struct {
 	Account    string
 	Surge      *surgetest.Emulator
 
-	cluster  *Cluster
-	apiKey   string
-	options  []surgetest.Option
-	operator *surgetest.Operator
+	cluster        *Cluster
+	operatorConfig *rest.Config
+	apiKey         string
+	options        []surgetest.Option
+	operator       *surgetest.Operator
 }
 
 // Settings of a World.
@@ -86,6 +135,9 @@ type Settings struct {
 	SurgeNow func() time.Time
 	// Operator adjusts the operator's options.
 	Operator []surgetest.Option
+	// OperatorConfig is what the operator connects with; the cluster's
+	// Operator, the shipped ServiceAccount, when nil.
+	OperatorConfig *rest.Config
 }
 
 // NewWorld creates the namespace and the emulator and starts the operator;
@@ -94,15 +146,19 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 	t.Helper()
 	n := worlds.Add(1)
 	w := &World{
-		T:          t,
-		Ctx:        context.Background(),
-		K8s:        cluster.Client,
-		Namespace:  fmt.Sprintf("%s-%d", settings.NamespacePrefix, n),
-		Account:    fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
-		Namespaces: map[string]string{},
-		Surge:      surgetest.NewEmulator(t),
-		cluster:    cluster,
-		options:    settings.Operator,
+		T:              t,
+		Ctx:            context.Background(),
+		K8s:            cluster.Client,
+		Namespace:      fmt.Sprintf("%s-%d", settings.NamespacePrefix, n),
+		Account:        fmt.Sprintf("acct_01j9a43avnfqzbjfch6pygv%03d", n),
+		Namespaces:     map[string]string{},
+		Surge:          surgetest.NewEmulator(t),
+		cluster:        cluster,
+		operatorConfig: settings.OperatorConfig,
+		options:        settings.Operator,
+	}
+	if w.operatorConfig == nil {
+		w.operatorConfig = cluster.Operator
 	}
 	if settings.APIKey != "" {
 		w.Surge.SetAPIKey(settings.APIKey)
@@ -126,7 +182,8 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 }
 
 // StartOperator runs the real manager against the World's emulator, in the
-// World's namespaces, until StopOperator or the end of the test. Settled
+// World's namespaces, as the World's ServiceAccount, until StopOperator or
+// the end of the test. Settled
 // resources are compared with Surge once a minute, seldom enough for tests
 // that count requests.
 func (w *World) StartOperator() {
@@ -136,7 +193,7 @@ func (w *World) StartOperator() {
 		surgetest.WithAPIKey(w.apiKey),
 		surgetest.WithResyncInterval(time.Minute),
 	}, w.options...)
-	w.operator = surgetest.StartOperator(w.T, w.cluster.Config, w.Surge, options...)
+	w.operator = surgetest.StartOperator(w.T, w.operatorConfig, w.Surge, options...)
 }
 
 func (w *World) watched() []string {

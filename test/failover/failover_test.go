@@ -25,6 +25,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -33,6 +34,7 @@ import (
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/operatortest"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
@@ -42,7 +44,7 @@ const (
 
 	apiKey         = "sk_demo_failover"
 	account        = "acct_failover"
-	leaseNamespace = "surge-operator-system"
+	leaseNamespace = operatortest.ManagerNamespace
 	usersNamespace = "failover"
 	// What a replica logs when it starts campaigning and when it wins.
 	campaigningLogLine = "attempting to acquire leader lease"
@@ -156,22 +158,19 @@ func startEnvironment(t *testing.T) *environment {
 	if env.k8s, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
 		t.Fatal(err)
 	}
-	user, err := testEnv.ControlPlane.AddUser(envtest.User{Name: "failover-manager", Groups: []string{"system:masters"}}, nil)
+	// The replicas act as the manager's ServiceAccount, with the RBAC
+	// config/rbac ships: leader election needs its Role in leaseNamespace.
+	rbac, err := operatortest.ReadManagerRBAC(leaseNamespace)
 	if err != nil {
-		t.Fatalf("creating the managers' user: %v", err)
+		t.Fatal(err)
 	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
+	if _, err := rbac.Install(context.Background(), cfg, env.k8s); err != nil {
 		t.Fatal(err)
 	}
 	env.kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(env.kubeconfig, kubeconfig, 0o600); err != nil {
+	writeImpersonatingKubeconfig(t, testEnv, env.kubeconfig, operatortest.ServiceAccountUser(rbac.ServiceAccount))
+	if err := env.k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: usersNamespace}}); err != nil {
 		t.Fatal(err)
-	}
-	for _, name := range []string{leaseNamespace, usersNamespace} {
-		if err := env.k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	env.surge = emulator.New(emulator.Options{APIKey: apiKey, Accounts: []string{account}})
@@ -180,6 +179,30 @@ func startEnvironment(t *testing.T) *environment {
 	t.Cleanup(server.Close)
 	env.surgeURL = server.URL
 	return env
+}
+
+// writeImpersonatingKubeconfig writes a kubeconfig for a user allowed to
+// impersonate, which acts as user: what --kubeconfig gives the binary.
+func writeImpersonatingKubeconfig(t *testing.T, testEnv *envtest.Environment, path, user string) {
+	t.Helper()
+	admin, err := testEnv.ControlPlane.AddUser(envtest.User{Name: "failover-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("creating the replicas' user: %v", err)
+	}
+	raw, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := clientcmd.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, auth := range kubeconfig.AuthInfos {
+		auth.Impersonate = user
+	}
+	if err := clientcmd.WriteToFile(*kubeconfig, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // managerProcess is one replica: the real binary, as a Deployment runs it.

@@ -129,6 +129,19 @@ func TestChartCarriesConfig(t *testing.T) {
 	if gotRules, _, _ := unstructured.NestedSlice(manager.Object, "rules"); !reflect.DeepEqual(gotRules, wantRules) {
 		t.Errorf("the manager's ClusterRole grants\n%v\nbut config/rbac/role.yaml says\n%v", gotRules, wantRules)
 	}
+	// The suites run the operator with config/rbac's roles; the chart's
+	// copies of the others must grant the same.
+	for _, copied := range []struct{ source, kind, name string }{
+		{"leader_election_role.yaml", "Role", "surge-operator-leader-election"},
+		{"metrics_auth_role.yaml", "ClusterRole", "surge-operator-metrics-auth"},
+	} {
+		source := manifests.ReadFile(t, filepath.Join(repoRoot, "config", "rbac", copied.source))
+		wantRules, _, _ := unstructured.NestedSlice(source[0].Object, "rules")
+		got := find(t, rendered, copied.kind, copied.name)
+		if gotRules, _, _ := unstructured.NestedSlice(got.Object, "rules"); !reflect.DeepEqual(gotRules, wantRules) {
+			t.Errorf("the chart's %s %s grants\n%v\nbut config/rbac/%s says\n%v", copied.kind, copied.name, gotRules, copied.source, wantRules)
+		}
+	}
 
 	if crds := ofKind(render(t, "--set", "crds.enabled=false"), "CustomResourceDefinition"); len(crds) > 0 {
 		t.Errorf("crds.enabled=false still renders %d CRDs", len(crds))
