@@ -1,5 +1,8 @@
 // Package metrics holds the operator's Prometheus metrics, served on the
-// manager's metrics endpoint. docs/metrics.md lists them with example alerts.
+// manager's metrics endpoint. docs/metrics.md lists them with the alerts.
+// Gauges of the operator's state are served by the leader only (see
+// WatchManager); counters and histograms by every replica, where a
+// standby, which sends no request, has no series of them.
 package metrics
 
 import (
@@ -41,17 +44,20 @@ var (
 
 	surgeRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "surge_operator_surge_rate_requests_per_second",
-		Help: "Current adaptive rate of the Surge client of each API key, in requests per second.",
+		Help: "Current adaptive rate of the Surge client of each API key, in requests per second; served by the leader only.",
 	}, []string{"scope"})
 
 	surgeRateCeiling = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "surge_operator_surge_rate_ceiling_requests_per_second",
-		Help: "Ceiling of the adaptive rate of the Surge client of each API key (--surge-requests-per-second).",
+		Help: "Ceiling of the adaptive rate of the Surge client of each API key (--surge-requests-per-second); served by the leader only.",
 	}, []string{"scope"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, surgeRate, surgeRateCeiling, readyCollector)
+	// A standby's client of the operator's key is built but never used: its
+	// rate would sit at the starting rate, far below the ceiling, for ever.
+	ctrlmetrics.Registry.MustRegister(DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
+		fromLeader{surgeRate, surgeRateCeiling}, endUserCollector{})
 }
 
 // ScopeOperatorKey is the scope of the client of the operator's own key.

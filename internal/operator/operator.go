@@ -251,7 +251,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
 	}
-	metrics.WatchEndUsers(mgr.GetCache())
+	metrics.WatchManager(mgr.GetCache(), mgr.Elected())
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
