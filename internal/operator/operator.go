@@ -211,12 +211,13 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 
 	credentialsManager, err := credentials.NewManager(credentials.Options{
-		Cache:         mgr.GetClient(),
-		Secrets:       mgr.GetAPIReader(),
-		DefaultAPIKey: opts.SurgeAPIKey,
-		DefaultURL:    opts.SurgeAPIURL,
-		AllowedURLs:   opts.AllowedSurgeAPIURLs,
-		NewClient:     newClient,
+		Cache:           mgr.GetClient(),
+		Secrets:         mgr.GetAPIReader(),
+		DefaultAPIKey:   opts.SurgeAPIKey,
+		DefaultURL:      opts.SurgeAPIURL,
+		AllowedURLs:     opts.AllowedSurgeAPIURLs,
+		NewClient:       newClient,
+		ClientForgotten: metrics.ForgetScope,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Surge client: %w", err)
