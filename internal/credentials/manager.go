@@ -48,7 +48,9 @@ type Manager struct {
 	// may name any.
 	allowedURLs []string
 	newClient   NewClientFunc
-	clock       clock.PassiveClock
+	// clientForgotten is told the scope of each client dropped for good.
+	clientForgotten func(scope string)
+	clock           clock.PassiveClock
 
 	mu      sync.Mutex
 	clients map[Ref]*projectClient
@@ -73,20 +75,25 @@ type Options struct {
 	DefaultURL    string
 	AllowedURLs   []string
 	NewClient     NewClientFunc
-	Clock         clock.PassiveClock
+	// ClientForgotten, if set, is told the scope of a project's client
+	// when the project is gone, so that what was recorded under it (its
+	// metrics) goes too.
+	ClientForgotten func(scope string)
+	Clock           clock.PassiveClock
 }
 
 // NewManager returns a Manager; it fails only when the default key cannot
 // make a client.
 func NewManager(opts Options) (*Manager, error) {
 	m := &Manager{
-		cache:       opts.Cache,
-		secrets:     opts.Secrets,
-		defaultURL:  opts.DefaultURL,
-		allowedURLs: opts.AllowedURLs,
-		newClient:   opts.NewClient,
-		clock:       opts.Clock,
-		clients:     map[Ref]*projectClient{},
+		cache:           opts.Cache,
+		secrets:         opts.Secrets,
+		defaultURL:      opts.DefaultURL,
+		allowedURLs:     opts.AllowedURLs,
+		newClient:       opts.NewClient,
+		clientForgotten: opts.ClientForgotten,
+		clock:           opts.Clock,
+		clients:         map[Ref]*projectClient{},
 	}
 	if m.clock == nil {
 		m.clock = clock.RealClock{}
@@ -166,8 +173,11 @@ func (m *Manager) ProjectClient(ctx context.Context, ref Ref, refresh bool) (*su
 // Forget drops the cached client of a project that is gone.
 func (m *Manager) Forget(ref Ref) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	delete(m.clients, ref)
+	m.mu.Unlock()
+	if m.clientForgotten != nil {
+		m.clientForgotten(ref.String())
+	}
 }
 
 func (m *Manager) project(ctx context.Context, ref Ref) (project, error) {

@@ -1,5 +1,8 @@
 // Package metrics holds the operator's Prometheus metrics, served on the
-// manager's metrics endpoint. docs/metrics.md lists them with example alerts.
+// manager's metrics endpoint. docs/metrics.md lists them with the alerts.
+// Gauges of the operator's state are served by the leader only (see
+// WatchManager); counters and histograms by every replica, where a
+// standby, which sends no request, has no series of them.
 package metrics
 
 import (
@@ -41,17 +44,25 @@ var (
 
 	surgeRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "surge_operator_surge_rate_requests_per_second",
-		Help: "Current adaptive rate of the Surge client of each API key, in requests per second.",
+		Help: "Current adaptive rate of the Surge client of each API key, in requests per second; served by the leader only.",
 	}, []string{"scope"})
 
 	surgeRateCeiling = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "surge_operator_surge_rate_ceiling_requests_per_second",
-		Help: "Ceiling of the adaptive rate of the Surge client of each API key (--surge-requests-per-second).",
+		Help: "Ceiling of the adaptive rate of the Surge client of each API key (--surge-requests-per-second); served by the leader only.",
+	}, []string{"scope"})
+
+	surgeLastRateLimited = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "surge_operator_surge_last_rate_limited_timestamp_seconds",
+		Help: "Unix time of the last 429 Too Many Requests answered to the Surge client of each API key; served by the leader only.",
 	}, []string{"scope"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited, surgeRate, surgeRateCeiling, readyCollector)
+	// A standby's client of the operator's key is built but never used: its
+	// rate would sit at the starting rate, far below the ceiling, for ever.
+	ctrlmetrics.Registry.MustRegister(DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
+		fromLeader{surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{})
 }
 
 // ScopeOperatorKey is the scope of the client of the operator's own key.
@@ -66,11 +77,14 @@ type SurgeObserver struct {
 }
 
 // RequestDone records one answered (or failed) request.
-func (SurgeObserver) RequestDone(operation string, statusCode int, duration time.Duration) {
+func (o SurgeObserver) RequestDone(operation string, statusCode int, duration time.Duration) {
 	surgeRequests.WithLabelValues(operation, strconv.Itoa(statusCode)).Inc()
 	surgeRequestDuration.WithLabelValues(operation).Observe(duration.Seconds())
 	if statusCode == 429 {
 		surgeRateLimited.WithLabelValues(operation).Inc()
+		// A time, not a counter per key: a counter's first 429 would be
+		// its first sample, which increase() cannot see.
+		surgeLastRateLimited.WithLabelValues(o.Scope).SetToCurrentTime()
 	}
 }
 
@@ -83,4 +97,12 @@ func (SurgeObserver) Retried(operation string, statusCode int) {
 func (o SurgeObserver) RateChanged(current, ceiling float64) {
 	surgeRate.WithLabelValues(o.Scope).Set(current)
 	surgeRateCeiling.WithLabelValues(o.Scope).Set(ceiling)
+}
+
+// ForgetScope removes the series of the client of a key that is gone, such
+// as a deleted project's: its last rate would otherwise be served for ever.
+func ForgetScope(scope string) {
+	surgeRate.DeleteLabelValues(scope)
+	surgeRateCeiling.DeleteLabelValues(scope)
+	surgeLastRateLimited.DeleteLabelValues(scope)
 }

@@ -211,12 +211,13 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 
 	credentialsManager, err := credentials.NewManager(credentials.Options{
-		Cache:         mgr.GetClient(),
-		Secrets:       mgr.GetAPIReader(),
-		DefaultAPIKey: opts.SurgeAPIKey,
-		DefaultURL:    opts.SurgeAPIURL,
-		AllowedURLs:   opts.AllowedSurgeAPIURLs,
-		NewClient:     newClient,
+		Cache:           mgr.GetClient(),
+		Secrets:         mgr.GetAPIReader(),
+		DefaultAPIKey:   opts.SurgeAPIKey,
+		DefaultURL:      opts.SurgeAPIURL,
+		AllowedURLs:     opts.AllowedSurgeAPIURLs,
+		NewClient:       newClient,
+		ClientForgotten: metrics.ForgetScope,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Surge client: %w", err)
@@ -251,7 +252,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
 	}
-	metrics.WatchEndUsers(mgr.GetCache())
+	metrics.WatchManager(mgr.GetCache(), mgr.Elected())
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -219,7 +219,9 @@ type managerProcess struct {
 	exitState *os.ProcessState
 }
 
-func (e *environment) startManager(t *testing.T, name string) *managerProcess {
+// startManager starts a replica; extraArgs come after the defaults below,
+// and a flag given twice takes the later value.
+func (e *environment) startManager(t *testing.T, name string, extraArgs ...string) *managerProcess {
 	t.Helper()
 	m := &managerProcess{
 		name:     name,
@@ -241,6 +243,7 @@ func (e *environment) startManager(t *testing.T, name string) *managerProcess {
 		"--health-probe-bind-address=0",
 		"--surge-requests-per-second=-1",
 	)
+	m.cmd.Args = append(m.cmd.Args, extraArgs...)
 	m.cmd.Env = append(os.Environ(), "SURGE_API_KEY="+apiKey)
 	// A test that dies leaves no replica behind.
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,14 +25,20 @@ import (
 const (
 	release     = "surge-operator"
 	endUsersCRD = "surgeendusers.surge.app"
-	// addedShortName is what the upgrade's changed CRD adds.
-	addedShortName = "surgeuser"
 )
 
+// addedShortNames are the chart's three CRDs, and the short name that the
+// upgrade's changed copy of each adds.
+var addedShortNames = map[string]string{
+	endUsersCRD:                      "surgeuser",
+	"surgeprojects.surge.app":        "surgeproj",
+	"clustersurgeprojects.surge.app": "csurgeproj",
+}
+
 // TestInstallUpgradeUninstall walks a release through its life as a user
-// would: helm install, helm upgrade with changed values and a changed CRD,
-// helm uninstall, which keeps the CRDs and the resources in them, and helm
-// install again over the kept CRDs.
+// would: helm install, helm upgrade with changed values and all three CRDs
+// changed, helm uninstall, which keeps the CRDs and the resources in them,
+// and helm install again over the kept CRDs.
 func TestInstallUpgradeUninstall(t *testing.T) {
 	ctx := context.Background()
 	namespace := restrictedNamespace(ctx, t, "surge-operator")
@@ -71,7 +78,9 @@ spec: {accountID: acct_01j9a43avnfqzbjfch6pygv1td, firstName: Ada}
 		t.Fatalf("creating a SurgeEndUser after helm install: %v", err)
 	}
 
-	changeCRD(t, chart)
+	for name := range addedShortNames {
+		changeCRD(t, chart, name)
+	}
 	mustHelm(t, "upgrade", release, chart, "--namespace", namespace,
 		"--set", "apiKey.existingSecret=surge-api-key",
 		"--set", "replicaCount=2", "--set", "extraArgs[0]=--resync-interval=5m", "--set", "podDisruptionBudget.enabled=true")
@@ -83,9 +92,11 @@ spec: {accountID: acct_01j9a43avnfqzbjfch6pygv1td, firstName: Ada}
 		t.Errorf("after helm upgrade the manager's args are %v, want --resync-interval=5m among them", deployment.Spec.Template.Spec.Containers[0].Args)
 	}
 	mustGet(ctx, t, namespace, release, &policyv1.PodDisruptionBudget{})
-	crd := liveCRD(ctx, t)
-	if shortNames, _, _ := unstructured.NestedStringSlice(crd.Object, "spec", "names", "shortNames"); !slices.Contains(shortNames, addedShortName) {
-		t.Errorf("helm upgrade did not upgrade the CRD: its short names are %v, want %s among them", shortNames, addedShortName)
+	for name, added := range addedShortNames {
+		crd := liveCRD(ctx, t, name)
+		if shortNames, _, _ := unstructured.NestedStringSlice(crd.Object, "spec", "names", "shortNames"); !slices.Contains(shortNames, added) {
+			t.Errorf("helm upgrade did not upgrade CRD %s: its short names are %v, want %s among them", name, shortNames, added)
+		}
 	}
 
 	mustHelm(t, "uninstall", release, "--namespace", namespace)
@@ -102,7 +113,9 @@ spec: {accountID: acct_01j9a43avnfqzbjfch6pygv1td, firstName: Ada}
 			t.Errorf("%T %s after helm uninstall: got %v, want it gone", gone.obj, gone.key.Name, err)
 		}
 	}
-	liveCRD(ctx, t)
+	for name := range addedShortNames {
+		liveCRD(ctx, t, name)
+	}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(endUser), endUser.DeepCopy()); err != nil {
 		t.Errorf("SurgeEndUser %s is gone after helm uninstall: %v", endUser.GetName(), err)
 	}
@@ -120,12 +133,12 @@ func mustGet(ctx context.Context, t *testing.T, namespace, name string, obj clie
 	}
 }
 
-func liveCRD(ctx context.Context, t *testing.T) *unstructured.Unstructured {
+func liveCRD(ctx context.Context, t *testing.T, name string) *unstructured.Unstructured {
 	t.Helper()
 	crd := &unstructured.Unstructured{}
 	crd.SetAPIVersion("apiextensions.k8s.io/v1")
 	crd.SetKind("CustomResourceDefinition")
-	mustGet(ctx, t, "", endUsersCRD, crd)
+	mustGet(ctx, t, "", name, crd)
 	return crd
 }
 
@@ -138,19 +151,20 @@ func copyChart(t *testing.T) string {
 	return dir
 }
 
-// changeCRD replaces the SurgeEndUser CRD's template in the chart copy with
+// changeCRD replaces the template of the named CRD in the chart copy with
 // the CRD as it renders plus one more short name: a new chart version whose
 // CRD changed.
-func changeCRD(t *testing.T, chart string) {
+func changeCRD(t *testing.T, chart, name string) {
 	t.Helper()
-	template := filepath.Join("templates", "crds", "surge.app_surgeendusers.yaml")
+	plural, group, _ := strings.Cut(name, ".")
+	template := filepath.Join("templates", "crds", group+"_"+plural+".yaml")
 	rendered := mustHelm(t, "template", release, chart, "--namespace", "surge-operator", "--show-only", template)
 	crd := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(rendered), &crd.Object); err != nil {
 		t.Fatal(err)
 	}
 	shortNames, _, _ := unstructured.NestedStringSlice(crd.Object, "spec", "names", "shortNames")
-	if err := unstructured.SetNestedStringSlice(crd.Object, append(shortNames, addedShortName), "spec", "names", "shortNames"); err != nil {
+	if err := unstructured.SetNestedStringSlice(crd.Object, append(shortNames, addedShortNames[name]), "spec", "names", "shortNames"); err != nil {
 		t.Fatal(err)
 	}
 	changed, err := yaml.Marshal(crd.Object)
