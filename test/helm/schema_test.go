@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // templateValues runs helm template on the chart with values given as the
@@ -62,6 +64,16 @@ func TestSchemaRefusesNonsense(t *testing.T) {
 			[]string{"'/podSecurityContext/runAsUser'", "minimum: got -5, want 0"}},
 		{"misspelt capabilities field", "securityContext: {capabilities: {dorp: [ALL]}}",
 			[]string{"'/securityContext/capabilities'", "additional properties 'dorp' not allowed"}},
+		{"label value with a space", `commonLabels: {team: "platform team"}`,
+			[]string{"'/commonLabels/team'", "'platform team' does not match"}},
+		{"label value a number", "commonLabels: {cost-center: 4711}",
+			[]string{"'/commonLabels/cost-center'", "got number, want string"}},
+		{"label key with a space", `podLabels: {"team name": platform}`,
+			[]string{"'/podLabels'", "additional properties 'team name' not allowed"}},
+		{"annotation key with two prefixes", `podAnnotations: {"a.io/b.io/c": x}`,
+			[]string{"'/podAnnotations'", "additional properties 'a.io/b.io/c' not allowed"}},
+		{"fullnameOverride not a DNS label", "fullnameOverride: Billing_Surge",
+			[]string{"'/fullnameOverride'", "'Billing_Surge' does not match"}},
 		{"misspelt env field", "extraEnv: [{name: SURGE_API_URL, valeu: https://surge.example.com}]",
 			[]string{"'/extraEnv/0'", "additional properties 'valeu' not allowed"}},
 	} {
@@ -103,11 +115,49 @@ func TestSchemaAcceptsWhatKubernetesDoes(t *testing.T) {
 	}
 }
 
-// TestSchemaFollowsKubernetesTypes: where the schema spells out the fields
-// of a Kubernetes type, so that a misspelt field is refused, it lists
-// exactly the fields of that type in the Kubernetes version the operator is
-// built against, each with its JSON type.
-func TestSchemaFollowsKubernetesTypes(t *testing.T) {
+// TestSchemaPatternsAgreeWithKubernetes holds the schema's patterns for
+// labels and quantities to what the API server accepts.
+func TestSchemaPatternsAgreeWithKubernetes(t *testing.T) {
+	schema := readSchema(t)
+	labels := schemaAt(t, schema, schema, "definitions", "labels")
+	var keyPattern, valuePattern string
+	for pattern, value := range labels["patternProperties"].(map[string]any) {
+		keyPattern = pattern
+		valuePattern, _ = value.(map[string]any)["pattern"].(string)
+	}
+	quantityPattern, _ := schemaAt(t, schema, schema, "definitions", "quantity")["pattern"].(string)
+	for _, tc := range []struct {
+		what    string
+		pattern string
+		valid   func(string) bool
+		samples []string
+	}{
+		{"label key", keyPattern, func(s string) bool { return len(validation.IsQualifiedName(s)) == 0 }, []string{
+			"team", "app.kubernetes.io/name", "example.com/a_b.c-d", "A", "a/b", "-a", "a-", "a b", "a.io/b/c", "a.io/", "/a",
+			"Example.com/a", "a..b/c", "a.-b/c", strings.Repeat("a", 63), strings.Repeat("a", 64), "",
+		}},
+		{"label value", valuePattern, func(s string) bool { return len(validation.IsValidLabelValue(s)) == 0 }, []string{
+			"", "platform", "a_b.c-D", "-a", "a-", "a b", "a/b", strings.Repeat("a", 63),
+		}},
+		{"quantity", quantityPattern, func(s string) bool {
+			q, err := resource.ParseQuantity(s)
+			return err == nil && q.Sign() >= 0
+		}, []string{
+			"1", "100m", "0.5", ".5", "1.", "256Mi", "1Gi", "2e9", "2E-3", "1k", "1K", "1Ki", "1MB", "256MB", "+1", "-1", "1.5.5", "", "1 Gi",
+		}},
+	} {
+		pattern := regexp.MustCompile(tc.pattern)
+		for _, sample := range tc.samples {
+			// The schema bounds the length of label values apart from the pattern.
+			if got, want := pattern.MatchString(sample), tc.valid(sample); got != want && (tc.what != "label value" || len(sample) <= 63) {
+				t.Errorf("the schema's %s pattern says %q is valid: %v; Kubernetes says %v", tc.what, sample, got, want)
+			}
+		}
+	}
+}
+
+func readSchema(t *testing.T) map[string]any {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +166,15 @@ func TestSchemaFollowsKubernetesTypes(t *testing.T) {
 	if err := json.Unmarshal(raw, &schema); err != nil {
 		t.Fatal(err)
 	}
+	return schema
+}
+
+// TestSchemaFollowsKubernetesTypes: where the schema spells out the fields
+// of a Kubernetes type, so that a misspelt field is refused, it lists
+// exactly the fields of that type in the Kubernetes version the operator is
+// built against, each with its JSON type.
+func TestSchemaFollowsKubernetesTypes(t *testing.T) {
+	schema := readSchema(t)
 	for _, tc := range []struct {
 		path []string
 		typ  reflect.Type
