@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -74,6 +75,24 @@ func TestSchemaRefusesNonsense(t *testing.T) {
 			[]string{"'/podAnnotations'", "additional properties 'a.io/b.io/c' not allowed"}},
 		{"fullnameOverride not a DNS label", "fullnameOverride: Billing_Surge",
 			[]string{"'/fullnameOverride'", "'Billing_Surge' does not match"}},
+		{"strategy type unknown", "strategy: {type: Rolling}",
+			[]string{"'/strategy/type'", "value must be one of 'RollingUpdate', 'Recreate'"}},
+		{"negative surge", "strategy: {rollingUpdate: {maxSurge: -1}}",
+			[]string{"'/strategy/rollingUpdate/maxSurge'", "minimum: got -1, want 0"}},
+		{"negative revisionHistoryLimit", "revisionHistoryLimit: -1",
+			[]string{"'/revisionHistoryLimit'", "minimum: got -1, want 0"}},
+		{"log level unknown", "logLevel: verbose",
+			[]string{"'/logLevel'", "'verbose' does not match"}},
+		{"log level zero", "logLevel: 0",
+			[]string{"'/logLevel'", "minimum: got 0, want 1"}},
+		{"priorityClassName not a DNS name", "priorityClassName: High",
+			[]string{"'/priorityClassName'", "'High' does not match"}},
+		{"volume mount without a path", "extraVolumeMounts: [{name: ca}]",
+			[]string{"'/extraVolumeMounts/0'", "missing property 'mountPath'"}},
+		{"misspelt volume mount field", "extraVolumeMounts: [{name: ca, mountPath: /etc/ca, readonly: true}]",
+			[]string{"'/extraVolumeMounts/0'", "additional properties 'readonly' not allowed"}},
+		{"volume without a name", "extraVolumes: [{configMap: {name: ca}}]",
+			[]string{"'/extraVolumes/0'", "missing property 'name'"}},
 		{"misspelt env field", "extraEnv: [{name: SURGE_API_URL, valeu: https://surge.example.com}]",
 			[]string{"'/extraEnv/0'", "additional properties 'valeu' not allowed"}},
 	} {
@@ -183,6 +202,8 @@ func TestSchemaFollowsKubernetesTypes(t *testing.T) {
 		{[]string{"properties", "securityContext"}, reflect.TypeFor[corev1.SecurityContext]()},
 		{[]string{"properties", "resources"}, reflect.TypeFor[corev1.ResourceRequirements]()},
 		{[]string{"properties", "extraEnv", "items"}, reflect.TypeFor[corev1.EnvVar]()},
+		{[]string{"properties", "extraVolumeMounts", "items"}, reflect.TypeFor[corev1.VolumeMount]()},
+		{[]string{"properties", "strategy"}, reflect.TypeFor[appsv1.DeploymentStrategy]()},
 	} {
 		node := schemaAt(t, schema, schema, tc.path...)
 		if _, ok := node["properties"]; !ok || node["additionalProperties"] != false {

@@ -1,13 +1,22 @@
 package helm_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/surge-operator/surge-operator/test/manifests"
+	"github.com/surge-operator/surge-operator/test/podsecurity"
 )
 
 // renderValues renders the chart with values given as the text of a values
@@ -120,4 +129,72 @@ podAnnotations: {vault.hashicorp.com/agent-inject: "true"}
 			t.Errorf("the pod's annotations are %v, want podAnnotations besides the chart's own", pod.Annotations)
 		}
 	})
+}
+
+// TestDeploymentValues: the values that shape the manager's Deployment and
+// pod reach it, and the API server accepts what they render.
+func TestDeploymentValues(t *testing.T) {
+	ctx := context.Background()
+	namespace := restrictedNamespace(ctx, t, "surge-operator")
+	// The API server admits a pod only with a PriorityClass that exists.
+	priority := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "platform-critical"}, Value: 1000}
+	if err := k8s.Create(ctx, priority); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	objects := renderValues(t, `
+strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}
+revisionHistoryLimit: 3
+logLevel: debug
+priorityClassName: platform-critical
+extraVolumes:
+- name: proxy-ca
+  configMap: {name: proxy-ca}
+extraVolumeMounts:
+- {name: proxy-ca, mountPath: /etc/proxy-ca, readOnly: true}
+extraEnv:
+- {name: SSL_CERT_DIR, value: /etc/proxy-ca}
+`)
+	deployment, manager := deploymentOf(t, objects)
+	spec := deployment.Spec.Template.Spec
+	checks := map[string]bool{
+		"strategy": deployment.Spec.Strategy.Type == appsv1.RollingUpdateDeploymentStrategyType && deployment.Spec.Strategy.RollingUpdate != nil &&
+			deployment.Spec.Strategy.RollingUpdate.MaxSurge.IntValue() == 0 && deployment.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() == 1,
+		"revisionHistoryLimit": deployment.Spec.RevisionHistoryLimit != nil && *deployment.Spec.RevisionHistoryLimit == 3,
+		"logLevel":             slices.Contains(manager.Args, "--zap-log-level=debug"),
+		"priorityClassName":    spec.PriorityClassName == "platform-critical",
+		"extraVolumes":         len(spec.Volumes) == 1 && spec.Volumes[0].ConfigMap != nil && spec.Volumes[0].ConfigMap.Name == "proxy-ca",
+		"extraVolumeMounts":    len(manager.VolumeMounts) == 1 && manager.VolumeMounts[0].MountPath == "/etc/proxy-ca" && manager.VolumeMounts[0].ReadOnly,
+	}
+	for value, ok := range checks {
+		if !ok {
+			t.Errorf("%s does not reach the Deployment", value)
+		}
+	}
+	deployment.Namespace = namespace
+	if err := k8s.Create(ctx, deployment, client.DryRunAll); err != nil {
+		t.Errorf("the API server refuses the Deployment: %v", err)
+	}
+	podsecurity.ExpectRestricted(ctx, t, k8s, namespace, spec)
+
+	deployment, manager = deploymentOf(t, render(t))
+	if deployment.Spec.RevisionHistoryLimit == nil || *deployment.Spec.RevisionHistoryLimit != 10 || deployment.Spec.Strategy.Type != "" {
+		t.Errorf("by default the Deployment keeps %v ReplicaSets with strategy %+v, want 10 and Kubernetes' default", deployment.Spec.RevisionHistoryLimit, deployment.Spec.Strategy)
+	}
+	if !slices.Contains(manager.Args, "--zap-log-level=info") {
+		t.Errorf("the manager does not log at info by default: %v", manager.Args)
+	}
+
+	_, manager = deploymentOf(t, render(t, "--set", "logLevel=2"))
+	if !slices.Contains(manager.Args, "--zap-log-level=2") {
+		t.Errorf("logLevel=2 does not reach the manager: %v", manager.Args)
+	}
+
+	_, err := templateValues(t, "strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}")
+	if err == nil || !strings.Contains(err.Error(), "strategy.rollingUpdate applies to type RollingUpdate only") {
+		t.Errorf("strategy Recreate with rollingUpdate: got %v, want it refused with the reason", err)
+	}
+	deployment, _ = deploymentOf(t, renderValues(t, "strategy: {type: Recreate}"))
+	if deployment.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy type Recreate renders %+v", deployment.Spec.Strategy)
+	}
 }
