@@ -93,6 +93,12 @@ func TestSchemaRefusesNonsense(t *testing.T) {
 			[]string{"'/extraVolumeMounts/0'", "additional properties 'readonly' not allowed"}},
 		{"volume without a name", "extraVolumes: [{configMap: {name: ca}}]",
 			[]string{"'/extraVolumes/0'", "missing property 'name'"}},
+		{"rbac.create not a boolean", `rbac: {create: "no"}`,
+			[]string{"'/rbac/create'", "got string, want boolean"}},
+		{"misspelt rbac field", "rbac: {enabled: false}",
+			[]string{"'/rbac'", "additional properties 'enabled' not allowed"}},
+		{"CRD annotation key with a space", `crds: {annotations: {"sync options": x}}`,
+			[]string{"'/crds/annotations'", "additional properties 'sync options' not allowed"}},
 		{"misspelt env field", "extraEnv: [{name: SURGE_API_URL, valeu: https://surge.example.com}]",
 			[]string{"'/extraEnv/0'", "additional properties 'valeu' not allowed"}},
 	} {

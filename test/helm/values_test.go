@@ -198,3 +198,42 @@ extraEnv:
 		t.Errorf("strategy type Recreate renders %+v", deployment.Spec.Strategy)
 	}
 }
+
+// TestCRDAnnotations: crds.annotations reach every CRD, beside the
+// annotation that keeps them, which stays crds.keep's to set.
+func TestCRDAnnotations(t *testing.T) {
+	crds := ofKind(renderValues(t, "crds: {annotations: {argocd.argoproj.io/sync-options: ServerSideApply=true}}"), "CustomResourceDefinition")
+	if len(crds) == 0 {
+		t.Fatal("no CRD rendered")
+	}
+	for _, crd := range crds {
+		annotations := crd.GetAnnotations()
+		if annotations["argocd.argoproj.io/sync-options"] != "ServerSideApply=true" || annotations["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s is annotated %v, want crds.annotations and the keep policy", crd.GetName(), annotations)
+		}
+	}
+	_, err := templateValues(t, "crds: {keep: false, annotations: {helm.sh/resource-policy: keep}}")
+	if err == nil || !strings.Contains(err.Error(), "crds.annotations cannot set helm.sh/resource-policy") {
+		t.Errorf("crds.annotations with helm.sh/resource-policy: got %v, want it refused in favour of crds.keep", err)
+	}
+}
+
+// TestRBACCreate: rbac.create=false renders no role and no binding, and
+// still the manager, running as its ServiceAccount.
+func TestRBACCreate(t *testing.T) {
+	objects := render(t, "--set", "rbac.create=false", "--set", "serviceMonitor.enabled=true")
+	for _, kind := range []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
+		for _, obj := range ofKind(objects, kind) {
+			t.Errorf("rbac.create=false still renders %s", manifests.Describe(obj))
+		}
+	}
+	deployment, _ := deploymentOf(t, objects)
+	find(t, objects, "ServiceAccount", deployment.Spec.Template.Spec.ServiceAccountName)
+
+	withRBAC := render(t)
+	for _, kind := range []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
+		if len(ofKind(withRBAC, kind)) == 0 {
+			t.Errorf("by default the chart renders no %s", kind)
+		}
+	}
+}

@@ -82,3 +82,16 @@ The image reference: a digest, when given, pins it whatever the tag says.
 {{- printf "%s:%s" .Values.image.repository $tag -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The CRDs' annotations from crds.annotations. Whether Helm keeps them is
+crds.keep's to say.
+*/}}
+{{- define "surge-operator.crdAnnotations" -}}
+{{- with .Values.crds.annotations -}}
+{{- if hasKey . "helm.sh/resource-policy" -}}
+{{- fail "crds.annotations cannot set helm.sh/resource-policy; crds.keep decides whether Helm keeps the CRDs" -}}
+{{- end -}}
+{{- toYaml . -}}
+{{- end -}}
+{{- end -}}
