@@ -2,17 +2,21 @@ package helm_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/surge-operator/surge-operator/test/manifests"
@@ -236,4 +240,98 @@ func TestRBACCreate(t *testing.T) {
 			t.Errorf("by default the chart renders no %s", kind)
 		}
 	}
+}
+
+// TestNetworkPolicy: the NetworkPolicy selects the manager's pod, lets in
+// only connections to the metrics port, and lets out only DNS and the API
+// server's and Surge's ports, narrowed to the peers given; the API server
+// accepts it.
+func TestNetworkPolicy(t *testing.T) {
+	if policies := ofKind(render(t), "NetworkPolicy"); len(policies) != 0 {
+		t.Errorf("the chart renders a NetworkPolicy by default")
+	}
+
+	objects := renderValues(t, `
+networkPolicy:
+  enabled: true
+  metricsFrom:
+  - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}
+  apiServer:
+    to: [{ipBlock: {cidr: 10.0.0.10/32}}]
+  extraEgress:
+  - to: [{ipBlock: {cidr: 10.1.0.0/16}}]
+    ports: [{port: 3128, protocol: TCP}]
+`)
+	rendered := ofKind(objects, "NetworkPolicy")
+	if len(rendered) != 1 {
+		t.Fatalf("networkPolicy.enabled renders %d NetworkPolicies, want 1", len(rendered))
+	}
+	policy := &networkingv1.NetworkPolicy{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rendered[0].Object, policy); err != nil {
+		t.Fatal(err)
+	}
+	deployment, _ := deploymentOf(t, objects)
+	selector, err := metav1.LabelSelectorAsSelector(&policy.Spec.PodSelector)
+	if err != nil || !selector.Matches(labels.Set(deployment.Spec.Template.Labels)) || selector.Empty() {
+		t.Errorf("the NetworkPolicy selects %v, want the manager's pod (labelled %v)", policy.Spec.PodSelector, deployment.Spec.Template.Labels)
+	}
+	if !slices.Equal(policy.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
+		t.Errorf("the NetworkPolicy governs %v, want ingress and egress", policy.Spec.PolicyTypes)
+	}
+
+	ingress := policy.Spec.Ingress
+	if len(ingress) != 1 || !slices.Equal(ports(ingress[0].Ports), []string{"TCP/8443"}) ||
+		len(ingress[0].From) != 1 || ingress[0].From[0].NamespaceSelector == nil ||
+		ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+		t.Errorf("the NetworkPolicy lets in %+v, want the metrics port from metricsFrom only", ingress)
+	}
+
+	want := []struct {
+		what  string
+		ports []string
+		to    string
+	}{
+		{"the API server", []string{"TCP/443", "TCP/6443"}, "10.0.0.10/32"},
+		{"Surge", []string{"TCP/443"}, "any"},
+		{"DNS", []string{"TCP/53", "UDP/53"}, "kube-dns"},
+		{"extraEgress", []string{"TCP/3128"}, "10.1.0.0/16"},
+	}
+	egress := policy.Spec.Egress
+	if len(egress) != len(want) {
+		t.Fatalf("the NetworkPolicy lets out %d rules, want %d: %+v", len(egress), len(want), egress)
+	}
+	for i, rule := range egress {
+		to := "any"
+		switch {
+		case len(rule.To) == 1 && rule.To[0].IPBlock != nil:
+			to = rule.To[0].IPBlock.CIDR
+		case len(rule.To) == 1 && rule.To[0].PodSelector != nil && rule.To[0].NamespaceSelector != nil:
+			to = rule.To[0].PodSelector.MatchLabels["k8s-app"]
+		case len(rule.To) > 0:
+			to = fmt.Sprint(rule.To)
+		}
+		if got := ports(rule.Ports); !slices.Equal(got, want[i].ports) || to != want[i].to {
+			t.Errorf("egress to %s allows ports %v to %s, want %v to %s", want[i].what, got, to, want[i].ports, want[i].to)
+		}
+	}
+
+	ctx := context.Background()
+	policy.Namespace = restrictedNamespace(ctx, t, "surge-operator")
+	if err := k8s.Create(ctx, policy, client.DryRunAll); err != nil {
+		t.Errorf("the API server refuses the NetworkPolicy: %v", err)
+	}
+}
+
+// ports lists NetworkPolicy ports as protocol/port, sorted.
+func ports(list []networkingv1.NetworkPolicyPort) []string {
+	var out []string
+	for _, p := range list {
+		protocol := "TCP"
+		if p.Protocol != nil {
+			protocol = string(*p.Protocol)
+		}
+		out = append(out, fmt.Sprintf("%s/%s", protocol, p.Port.String()))
+	}
+	slices.Sort(out)
+	return out
 }
