@@ -107,6 +107,8 @@ func TestSchemaRefusesNonsense(t *testing.T) {
 			[]string{"'/networkPolicy/metricsFrom/0'", "additional properties 'namespaceSelecter' not allowed"}},
 		{"misspelt NetworkPolicy field", "networkPolicy: {metricFrom: []}",
 			[]string{"'/networkPolicy'", "additional properties 'metricFrom' not allowed"}},
+		{"extra object a number", "extraObjects: [42]",
+			[]string{"'/extraObjects/0'", "got number, want string or object"}},
 		{"misspelt env field", "extraEnv: [{name: SURGE_API_URL, valeu: https://surge.example.com}]",
 			[]string{"'/extraEnv/0'", "additional properties 'valeu' not allowed"}},
 	} {

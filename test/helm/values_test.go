@@ -335,3 +335,37 @@ func ports(list []networkingv1.NetworkPolicyPort) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestExtraObjects: extraObjects render as maps and as strings, each
+// through the template engine.
+func TestExtraObjects(t *testing.T) {
+	objects := renderValues(t, `
+extraObjects:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata:
+    name: '{{ include "surge-operator.fullname" . }}-extra'
+    namespace: '{{ .Release.Namespace }}'
+  data:
+    release: '{{ .Release.Name }}'
+- |
+  apiVersion: v1
+  kind: Secret
+  metadata:
+    name: {{ .Release.Name }}-api-key
+    namespace: {{ .Release.Namespace }}
+  stringData:
+    api-key: {{ "from-a-template" | quote }}
+`)
+	configMap := find(t, objects, "ConfigMap", "surge-operator-extra")
+	if release, _, _ := unstructured.NestedString(configMap.Object, "data", "release"); release != "surge-operator" || configMap.GetNamespace() != "surge-operator" {
+		t.Errorf("the extra ConfigMap, a map, is not templated: %v", configMap.Object)
+	}
+	secret := find(t, objects, "Secret", "surge-operator-api-key")
+	if key, _, _ := unstructured.NestedString(secret.Object, "stringData", "api-key"); key != "from-a-template" {
+		t.Errorf("the extra Secret, a string, is not templated: %v", secret.Object)
+	}
+	if len(ofKind(render(t), "ConfigMap")) != 0 {
+		t.Errorf("extraObjects render something by default")
+	}
+}
