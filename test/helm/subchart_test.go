@@ -79,9 +79,11 @@ data:
 	return dir
 }
 
-func renderChart(t *testing.T, release, chart string, flags ...string) []*unstructured.Unstructured {
+// renderChart runs helm template on any chart, as any release in any
+// namespace, and decodes the objects.
+func renderChart(t *testing.T, release, namespace, chart string, flags ...string) []*unstructured.Unstructured {
 	t.Helper()
-	args := append([]string{"template", release, chart, "--namespace", umbrellaRelease}, flags...)
+	args := append([]string{"template", release, chart, "--namespace", namespace}, flags...)
 	objects, err := manifests.Decode(strings.NewReader(mustHelm(t, args...)))
 	if err != nil {
 		t.Fatalf("decoding the rendered chart: %v", err)
@@ -98,7 +100,7 @@ func TestSubchart(t *testing.T) {
 		t.Errorf("helm lint --strict of the umbrella chart: %v\n%s", err, out)
 	}
 
-	objects := renderChart(t, umbrellaRelease, umbrella)
+	objects := renderChart(t, umbrellaRelease, umbrellaRelease, umbrella)
 	deployment, manager := deploymentOf(t, objects)
 	if deployment.Name != "platform-surge-operator" {
 		t.Errorf("the Deployment is named %q, want it after the umbrella's release: platform-surge-operator", deployment.Name)
@@ -115,7 +117,7 @@ func TestSubchart(t *testing.T) {
 	}
 	find(t, objects, "ConfigMap", "platform-settings")
 
-	for _, obj := range renderChart(t, umbrellaRelease, umbrella, "--set", "surge-operator.enabled=false") {
+	for _, obj := range renderChart(t, umbrellaRelease, umbrellaRelease, umbrella, "--set", "surge-operator.enabled=false") {
 		if obj.GetLabels()["app.kubernetes.io/name"] == "surge-operator" {
 			t.Errorf("surge-operator.enabled=false still renders %s", manifests.Describe(obj))
 		}

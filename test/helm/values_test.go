@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -76,7 +78,7 @@ func TestNamesAndLabels(t *testing.T) {
 
 	t.Run("a long release name leaves a valid Service name", func(t *testing.T) {
 		release := "payments-platform-operators-production-eu-west-1"
-		objects := renderChart(t, release, chartDir)
+		objects := renderChart(t, release, "surge-operator", chartDir)
 		for _, service := range ofKind(objects, "Service") {
 			if problems := validation.IsDNS1035Label(service.GetName()); len(problems) > 0 {
 				t.Errorf("Service %s: %v", service.GetName(), problems)
@@ -368,4 +370,110 @@ extraObjects:
 	if len(ofKind(render(t), "ConfigMap")) != 0 {
 		t.Errorf("extraObjects render something by default")
 	}
+}
+
+// TestServiceMonitor: the ServiceMonitor keeps the metrics' own labels,
+// passes relabelings on, and authenticates with the authorization field
+// (bearerTokenFile and bearerTokenSecret are deprecated) from a Secret: the
+// token of a scraper ServiceAccount of the chart's, allowed to read
+// /metrics, or the one serviceMonitor.authorization names.
+func TestServiceMonitor(t *testing.T) {
+	ctx := context.Background()
+	objects := renderChart(t, "scrape", "monitoring-test", chartDir, "--set", "serviceMonitor.enabled=true")
+	endpoint := monitorEndpoint(t, objects, "scrape-surge-operator")
+	if endpoint["honorLabels"] != true {
+		t.Errorf("the ServiceMonitor does not honor the metrics' labels by default, so the token alert would name the operator's namespace: %v", endpoint)
+	}
+	for _, deprecated := range []string{"bearerTokenFile", "bearerTokenSecret"} {
+		if _, ok := endpoint[deprecated]; ok {
+			t.Errorf("the ServiceMonitor uses the deprecated %s", deprecated)
+		}
+	}
+	secretName, _, _ := unstructured.NestedString(endpoint, "authorization", "credentials", "name")
+	secretKey, _, _ := unstructured.NestedString(endpoint, "authorization", "credentials", "key")
+	secret := find(t, objects, "Secret", secretName)
+	if secret.Object["type"] != "kubernetes.io/service-account-token" || secret.GetAnnotations()["kubernetes.io/service-account.name"] != "scrape-surge-operator-metrics-scraper" || secretKey != "token" {
+		t.Errorf("the ServiceMonitor reads key %q of Secret %s, want the token of the scraper ServiceAccount: %v", secretKey, secretName, secret.Object)
+	}
+
+	// The API server agrees that the scraper may read the metrics: the
+	// chart's reader role and the scraper's objects, created for real.
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring-test"}}
+	if err := k8s.Create(ctx, namespace); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	for _, obj := range []*unstructured.Unstructured{
+		find(t, objects, "ClusterRole", "scrape-surge-operator-metrics-reader"),
+		find(t, objects, "ServiceAccount", "scrape-surge-operator-metrics-scraper"),
+		secret,
+		find(t, objects, "ClusterRoleBinding", "scrape-surge-operator-metrics-scraper"),
+	} {
+		if err := k8s.Create(ctx, obj); err != nil {
+			t.Fatalf("creating %s: %v", manifests.Describe(obj), err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
+	}
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:                  "system:serviceaccount:monitoring-test:scrape-surge-operator-metrics-scraper",
+		Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:monitoring-test"},
+		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+	}}
+	if err := k8s.Create(ctx, review); err != nil {
+		t.Fatal(err)
+	}
+	if !review.Status.Allowed {
+		t.Errorf("the scraper ServiceAccount may not get /metrics: %+v", review.Status)
+	}
+
+	objects = renderValues(t, `
+serviceMonitor:
+  enabled: true
+  honorLabels: false
+  authorization: {existingSecret: prometheus-token, key: bearer}
+  relabelings:
+  - {action: replace, sourceLabels: [__meta_kubernetes_pod_node_name], targetLabel: node}
+  metricRelabelings:
+  - {action: drop, sourceLabels: [__name__], regex: workqueue_.*}
+`)
+	endpoint = monitorEndpoint(t, objects, "surge-operator")
+	secretName, _, _ = unstructured.NestedString(endpoint, "authorization", "credentials", "name")
+	secretKey, _, _ = unstructured.NestedString(endpoint, "authorization", "credentials", "key")
+	if secretName != "prometheus-token" || secretKey != "bearer" {
+		t.Errorf("the ServiceMonitor reads key %q of Secret %q, want serviceMonitor.authorization's", secretKey, secretName)
+	}
+	for _, kind := range []string{"ServiceAccount", "Secret", "ClusterRoleBinding"} {
+		for _, obj := range ofKind(objects, kind) {
+			if strings.Contains(obj.GetName(), "metrics-scraper") {
+				t.Errorf("with serviceMonitor.authorization.existingSecret the chart still renders %s", manifests.Describe(obj))
+			}
+		}
+	}
+	if endpoint["honorLabels"] != false {
+		t.Errorf("serviceMonitor.honorLabels=false does not reach the ServiceMonitor: %v", endpoint)
+	}
+	relabelings, _, _ := unstructured.NestedSlice(endpoint, "relabelings")
+	metricRelabelings, _, _ := unstructured.NestedSlice(endpoint, "metricRelabelings")
+	if len(relabelings) != 1 || relabelings[0].(map[string]any)["targetLabel"] != "node" ||
+		len(metricRelabelings) != 1 || metricRelabelings[0].(map[string]any)["regex"] != "workqueue_.*" {
+		t.Errorf("the relabelings do not reach the ServiceMonitor: %v, %v", relabelings, metricRelabelings)
+	}
+}
+
+// monitorEndpoint returns the one endpoint of the named ServiceMonitor,
+// checking that it selects the metrics Service.
+func monitorEndpoint(t *testing.T, objects []*unstructured.Unstructured, name string) map[string]any {
+	t.Helper()
+	monitor := find(t, objects, "ServiceMonitor", name)
+	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("the ServiceMonitor has %d endpoints, want 1", len(endpoints))
+	}
+	selector, _, _ := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
+	service := ofKind(objects, "Service")[0]
+	for key, value := range selector {
+		if service.GetLabels()[key] != value {
+			t.Errorf("the ServiceMonitor selects %s=%s, which the metrics Service does not carry", key, value)
+		}
+	}
+	return endpoints[0].(map[string]any)
 }

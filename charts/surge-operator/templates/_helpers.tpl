@@ -95,3 +95,11 @@ crds.keep's to say.
 {{- toYaml . -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The Secret whose token the ServiceMonitor sends: serviceMonitor.authorization's,
+or the chart's own scraper's.
+*/}}
+{{- define "surge-operator.metricsTokenSecret" -}}
+{{- default (printf "%s-metrics-scraper-token" (include "surge-operator.fullname" .)) .Values.serviceMonitor.authorization.existingSecret -}}
+{{- end -}}
