@@ -3,6 +3,8 @@ package helm_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -476,4 +479,99 @@ func monitorEndpoint(t *testing.T, objects []*unstructured.Unstructured, name st
 		}
 	}
 	return endpoints[0].(map[string]any)
+}
+
+// everyValue sets each value the chart has, apart from those that need
+// the Prometheus Operator's CRDs.
+const everyValue = `
+nameOverride: surge
+fullnameOverride: everything-surge
+commonLabels: {team: platform}
+image: {repository: registry.example.com/surge/operator, tag: v9.9.9, pullPolicy: IfNotPresent}
+imagePullSecrets: [{name: registry-credentials}]
+replicaCount: 2
+strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+revisionHistoryLimit: 5
+logLevel: debug
+resources: {requests: {cpu: 50m, memory: 128Mi}, limits: {memory: 512Mi}}
+priorityClassName: ""
+podSecurityContext: {runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+podAnnotations: {example.com/owner: platform}
+podLabels: {example.com/tier: system}
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Exists}]
+affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 100, podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app.kubernetes.io/name: surge}}}}]}}
+topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app.kubernetes.io/name: surge}}}]
+serviceAccount: {create: true, name: everything-manager, annotations: {example.com/role: manager}}
+crds: {enabled: false, keep: true, annotations: {example.com/owner: platform}}
+rbac: {create: true}
+leaderElection: true
+extraArgs: [--resync-interval=5m]
+extraEnv: [{name: SSL_CERT_DIR, value: /etc/proxy-ca}]
+extraVolumes: [{name: proxy-ca, configMap: {name: proxy-ca, optional: true}}]
+extraVolumeMounts: [{name: proxy-ca, mountPath: /etc/proxy-ca, readOnly: true}]
+apiKey: {existingSecret: surge-api-key, key: api-key}
+podDisruptionBudget: {enabled: true, maxUnavailable: 1}
+networkPolicy:
+  enabled: true
+  metricsFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+  apiServer: {ports: [6443], to: [{ipBlock: {cidr: 10.0.0.0/8}}]}
+  surgeAPI: {ports: [443]}
+  dns: {ports: [53]}
+  extraIngress: [{from: [{podSelector: {}}], ports: [{port: 8081}]}]
+  extraEgress: [{ports: [{port: 3128}]}]
+grafanaDashboard: {enabled: true, labels: {grafana_dashboard: "1"}, annotations: {grafana_folder: Operators}}
+extraObjects:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: proxy-ca, namespace: '{{ .Release.Namespace }}'}
+  data: {ca.crt: ""}
+`
+
+// TestEveryValue: with every value set the chart passes helm lint --strict
+// (the Prometheus Operator's objects included), and installs and
+// uninstalls against a real API server.
+func TestEveryValue(t *testing.T) {
+	var defaults, every map[string]any
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &defaults); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(everyValue), &every); err != nil {
+		t.Fatal(err)
+	}
+	for key := range defaults {
+		if _, ok := every[key]; !ok && key != "serviceMonitor" && key != "prometheusRule" {
+			t.Errorf("everyValue does not set %s", key)
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(file, []byte(everyValue), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	monitoring := []string{"--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.relabelings[0].action=keep",
+		"--set", "serviceMonitor.relabelings[0].sourceLabels[0]=__name__", "--set", "prometheusRule.enabled=true"}
+	if out, err := helm(append([]string{"lint", "--strict", chartDir, "--values", file}, monitoring...)...); err != nil || !strings.Contains(out, "0 chart(s) failed") {
+		t.Errorf("helm lint --strict with every value: %v\n%s", err, out)
+	}
+
+	ctx := context.Background()
+	namespace := restrictedNamespace(ctx, t, "everything")
+	mustHelm(t, "install", "everything", chartDir, "--namespace", namespace, "--values", file)
+	deployment := &appsv1.Deployment{}
+	mustGet(ctx, t, namespace, "everything-surge", deployment)
+	if deployment.Spec.Template.Labels["example.com/tier"] != "system" || deployment.Labels["team"] != "platform" {
+		t.Errorf("the installed Deployment is labelled %v, its pod %v", deployment.Labels, deployment.Spec.Template.Labels)
+	}
+	mustGet(ctx, t, namespace, "everything-surge", &networkingv1.NetworkPolicy{})
+	mustGet(ctx, t, namespace, "proxy-ca", &corev1.ConfigMap{})
+	mustHelm(t, "uninstall", "everything", "--namespace", namespace)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(deployment), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Deployment after helm uninstall: got %v, want it gone", err)
+	}
 }
