@@ -144,7 +144,9 @@ podAnnotations: {vault.hashicorp.com/agent-inject: "true"}
 // pod reach it, and the API server accepts what they render.
 func TestDeploymentValues(t *testing.T) {
 	ctx := context.Background()
-	namespace := restrictedNamespace(ctx, t, "surge-operator")
+	// A namespace of its own: the install tests leave a release in
+	// surge-operator, whose Deployment a dry run would collide with.
+	namespace := restrictedNamespace(ctx, t, "rendered-values")
 	// The API server admits a pod only with a PriorityClass that exists.
 	priority := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "platform-critical"}, Value: 1000}
 	if err := k8s.Create(ctx, priority); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -321,7 +323,7 @@ networkPolicy:
 	}
 
 	ctx := context.Background()
-	policy.Namespace = restrictedNamespace(ctx, t, "surge-operator")
+	policy.Namespace = restrictedNamespace(ctx, t, "rendered-values")
 	if err := k8s.Create(ctx, policy, client.DryRunAll); err != nil {
 		t.Errorf("the API server refuses the NetworkPolicy: %v", err)
 	}
