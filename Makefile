@@ -36,6 +36,10 @@ manifests: controller-gen ## Generate the CRD and RBAC manifests from the marker
 chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (hack/sync-chart).
 	go run ./hack/sync-chart
 
+.PHONY: chart-readme
+chart-readme: ## Write the chart's README.md from its values.yaml comments (hack/chart-readme).
+	go run ./hack/chart-readme
+
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods from the markers.
 	$(CONTROLLER_GEN) object paths="./..."

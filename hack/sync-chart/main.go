@@ -3,11 +3,13 @@
 // installation never disagree:
 //
 //   - every CRD of config/crd/bases becomes a template under templates/crds,
-//     rendered only with crds.enabled and kept on uninstall with crds.keep;
+//     rendered only with crds.enabled, kept on uninstall with crds.keep and
+//     annotated with crds.annotations;
 //   - the rules of the ClusterRole in config/rbac/role.yaml become the
-//     manager's ClusterRole;
+//     manager's ClusterRole, rendered only with rbac.create;
 //   - every ClusterRole of config/rbac that aggregates into the built-in
-//     admin, edit or view roles becomes a ClusterRole of the release;
+//     admin, edit or view roles becomes a ClusterRole of the release,
+//     rendered only with rbac.create;
 //   - the rule groups of config/alerts become files/prometheus-rules.yaml.
 //
 // It runs from the repository root (make chart). Templates under
@@ -143,7 +145,7 @@ func syncManagerRole() error {
 	if err != nil {
 		return err
 	}
-	return writeTemplate("manager-clusterrole.yaml", generatedHeader(roleFile)+text)
+	return writeTemplate("manager-clusterrole.yaml", generatedHeader(roleFile)+onlyWithRBAC(text))
 }
 
 // syncUserRoles copies the roles meant for the cluster's users: a ClusterRole
@@ -190,11 +192,11 @@ func syncUserRoles() error {
 	if len(docs) == 0 {
 		return fmt.Errorf("%s holds no ClusterRole labelled %s*", rbacDir, aggregateLabelPrefix)
 	}
-	content := generatedHeader(strings.Join(slices.Compact(from), ", "))
+	var body string
 	for _, doc := range docs {
-		content += "---\n" + doc
+		body += "---\n" + doc
 	}
-	return writeTemplate("user-clusterroles.yaml", content)
+	return writeTemplate("user-clusterroles.yaml", generatedHeader(strings.Join(slices.Compact(from), ", "))+onlyWithRBAC(body))
 }
 
 func syncAlerts() error {
@@ -252,7 +254,10 @@ func render(obj map[string]any) (string, error) {
 	})
 	text = keepLine.ReplaceAllStringFunc(text, func(line string) string {
 		indent := strings.Repeat(" ", len(line)-len(strings.TrimLeft(line, " ")))
-		return indent + "{{- if .Values.crds.keep }}\n" + indent + "helm.sh/resource-policy: keep\n" + indent + "{{- end }}"
+		return indent + "{{- if .Values.crds.keep }}\n" + indent + "helm.sh/resource-policy: keep\n" + indent + "{{- end }}\n" +
+			indent + `{{- with include "surge-operator.crdAnnotations" . }}` + "\n" +
+			fmt.Sprintf("%s{{- . | nindent %d }}\n", indent, len(indent)) +
+			indent + "{{- end }}"
 	})
 	for _, placeholder := range []string{fullnamePlaceholder, labelsPlaceholder, keepPlaceholder} {
 		if strings.Contains(text, placeholder) {
@@ -260,6 +265,11 @@ func render(obj map[string]any) (string, error) {
 		}
 	}
 	return text, nil
+}
+
+// onlyWithRBAC renders text only when the chart creates RBAC objects.
+func onlyWithRBAC(text string) string {
+	return "{{- if .Values.rbac.create }}\n" + text + "{{- end }}\n"
 }
 
 func generatedHeader(source string) string {
