@@ -76,7 +76,8 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	now := r.Clock.Now()
 	stored, intact := readToken(secret, obj.Status.UserID)
 	claims := stored.claims
-	if intact {
+	requested := renewalRequested(obj)
+	if intact && !requested {
 		renewAt := plannedRenewal(obj.Status.Token, claims.ExpiresAt, tokenLifetime(spec), renewBefore(spec))
 		if now.Before(renewAt) {
 			r.recordToken(obj, claims.ExpiresAt, renewAt)
@@ -104,10 +105,26 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 		return fmt.Errorf("surge returned a component token for %s instead of %s; refusing it", minted.Subject, obj.Status.UserID)
 	}
 	r.recordToken(obj, minted.ExpiresAt, renewalAfterMint(now, minted.ExpiresAt, tokenLifetime(spec), renewBefore(spec), rand.Float64()))
+	obj.Status.Token.RenewalRequest = obj.Annotations[AnnotationRenewTokenRequestedAt]
 	if err := r.writeTokenSecret(ctx, obj, secret, []byte(token), minted); err != nil {
 		return err
 	}
+	if requested && intact {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenRenewed, "RenewToken",
+			"Minted a new component token into Secret %s, as the annotation %s asked", spec.Name, AnnotationRenewTokenRequestedAt)
+	}
 	return nil
+}
+
+// renewalRequested says whether the annotation surge.app/renew-token-requested-at
+// holds a value that no token has answered yet. A value removed, or put
+// back as it was, asks for nothing.
+func renewalRequested(obj *surgev1alpha1.SurgeEndUser) bool {
+	value := obj.Annotations[AnnotationRenewTokenRequestedAt]
+	if value == "" {
+		return false
+	}
+	return obj.Status.Token == nil || obj.Status.Token.RenewalRequest != value
 }
 
 // tokenDue says whether the token needs work before the next user check:
@@ -117,7 +134,7 @@ func (r *SurgeEndUserReconciler) tokenDue(ctx context.Context, obj *surgev1alpha
 	if spec == nil {
 		return status != nil, 0
 	}
-	if status == nil || status.SecretName != spec.Name || obj.Status.UserID == "" {
+	if status == nil || status.SecretName != spec.Name || obj.Status.UserID == "" || renewalRequested(obj) {
 		return true, 0
 	}
 	secret := &corev1.Secret{}
@@ -295,11 +312,18 @@ func (r *SurgeEndUserReconciler) dropTokenSecret(ctx context.Context, obj *surge
 	return nil
 }
 
+// recordToken describes in status the token in the Secret; the renewal
+// request it answers stays as recorded until a mint answers another.
 func (r *SurgeEndUserReconciler) recordToken(obj *surgev1alpha1.SurgeEndUser, expiresAt, renewAt time.Time) {
+	answered := ""
+	if obj.Status.Token != nil {
+		answered = obj.Status.Token.RenewalRequest
+	}
 	obj.Status.Token = &surgev1alpha1.TokenStatus{
-		SecretName: obj.Spec.TokenSecret.Name,
-		ExpiresAt:  metav1.NewTime(expiresAt),
-		RenewAt:    metav1.NewTime(renewAt),
+		SecretName:     obj.Spec.TokenSecret.Name,
+		ExpiresAt:      metav1.NewTime(expiresAt),
+		RenewAt:        metav1.NewTime(renewAt),
+		RenewalRequest: answered,
 	}
 }
 
