@@ -3,6 +3,17 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 K8S_VERSION ?= 1.37.2
 
+# The release this checkout builds is the chart's appVersion: a release bumps
+# it with the chart's version and CHANGELOG.md.
+VERSION ?= $(shell sed -n 's/^appVersion: *//p' charts/surge-operator/Chart.yaml)
+# The commit built, empty outside a git checkout.
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+# The timestamps of builds and images; the last commit's time gives the same
+# binaries and image for the same commit on any machine.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+VERSION_PKG := github.com/surge-operator/surge-operator/internal/version
+LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(REVISION) -X $(VERSION_PKG).sourceDateEpoch=$(SOURCE_DATE_EPOCH)
+
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
@@ -72,13 +83,10 @@ envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary.
-	go build -o $(LOCALBIN)/manager .
+build: ## Build the manager binary, stamped with VERSION and REVISION (manager --version).
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager .
 
-# The image's timestamps; the last commit's time gives the same image for the
-# same commit on any machine.
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-IMAGE_TAG ?= latest
+IMAGE_TAG ?= $(VERSION)
 IMAGE_DIR ?= dist/image
 EMULATOR_IMAGE_DIR ?= dist/emulator-image
 
