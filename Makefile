@@ -83,8 +83,12 @@ envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary, stamped with VERSION and REVISION (manager --version).
+build: cli ## Build the manager binary and kubectl surge, stamped with VERSION and REVISION (manager --version).
 	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager .
+
+.PHONY: cli
+cli: ## Build the kubectl plugin bin/kubectl-surge; on PATH, kubectl runs it as kubectl surge.
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubectl-surge ./cmd/kubectl-surge
 
 IMAGE_TAG ?= $(VERSION)
 IMAGE_DIR ?= dist/image
