@@ -91,13 +91,21 @@ cli: ## Build the kubectl plugin bin/kubectl-surge; on PATH, kubectl runs it as 
 	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubectl-surge ./cmd/kubectl-surge
 
 IMAGE_TAG ?= $(VERSION)
+# Where the manager's image is pushed; the packaged chart installs it from there.
+IMAGE_REPO ?= ghcr.io/surge-operator/surge-operator
 IMAGE_DIR ?= dist/image
 EMULATOR_IMAGE_DIR ?= dist/emulator-image
 
 .PHONY: image
-image: ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 as OCI layouts in dist/image and dist/emulator-image, without a container engine.
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG)
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG)
+image: ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 as OCI layouts in dist/image and dist/emulator-image, with OCI labels and an SPDX SBOM, without a container engine.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)"
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)"
+
+CHART_PACKAGE_DIR ?= dist/chart
+
+.PHONY: chart-package
+chart-package: image helm ## Build the images, then package the chart into dist/chart with its image set to IMAGE_REPO:IMAGE_TAG at the digest make image built, and version and appVersion to VERSION.
+	go run ./hack/package-chart -helm $(HELM) -chart charts/surge-operator -image-dir $(IMAGE_DIR) -repository $(IMAGE_REPO) -version $(VERSION) -out $(CHART_PACKAGE_DIR)
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.
