@@ -3,6 +3,17 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 K8S_VERSION ?= 1.37.2
 
+# The release this checkout builds is the chart's appVersion: a release bumps
+# it with the chart's version and CHANGELOG.md.
+VERSION ?= $(shell sed -n 's/^appVersion: *//p' charts/surge-operator/Chart.yaml)
+# The commit built, empty outside a git checkout.
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+# The timestamps of builds and images; the last commit's time gives the same
+# binaries and image for the same commit on any machine.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+VERSION_PKG := github.com/surge-operator/surge-operator/internal/version
+LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(REVISION) -X $(VERSION_PKG).sourceDateEpoch=$(SOURCE_DATE_EPOCH)
+
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
@@ -78,20 +89,29 @@ envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary.
-	go build -o $(LOCALBIN)/manager .
+build: cli ## Build the manager binary and kubectl surge, stamped with VERSION and REVISION (manager --version).
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager .
 
-# The image's timestamps; the last commit's time gives the same image for the
-# same commit on any machine.
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-IMAGE_TAG ?= latest
+.PHONY: cli
+cli: ## Build the kubectl plugin bin/kubectl-surge; on PATH, kubectl runs it as kubectl surge.
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubectl-surge ./cmd/kubectl-surge
+
+IMAGE_TAG ?= $(VERSION)
+# Where the manager's image is pushed; the packaged chart installs it from there.
+IMAGE_REPO ?= ghcr.io/surge-operator/surge-operator
 IMAGE_DIR ?= dist/image
 EMULATOR_IMAGE_DIR ?= dist/emulator-image
 
 .PHONY: image
-image: ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 as OCI layouts in dist/image and dist/emulator-image, without a container engine.
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG)
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG)
+image: ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 as OCI layouts in dist/image and dist/emulator-image, with OCI labels and an SPDX SBOM, without a container engine.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)"
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)"
+
+CHART_PACKAGE_DIR ?= dist/chart
+
+.PHONY: chart-package
+chart-package: image helm ## Build the images, then package the chart into dist/chart with its image set to IMAGE_REPO:IMAGE_TAG at the digest make image built, and version and appVersion to VERSION.
+	go run ./hack/package-chart -helm $(HELM) -chart charts/surge-operator -image-dir $(IMAGE_DIR) -repository $(IMAGE_REPO) -version $(VERSION) -out $(CHART_PACKAGE_DIR)
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.

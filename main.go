@@ -4,6 +4,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/version"
 )
 
 func main() {
@@ -39,9 +41,14 @@ func main() {
 	var watchNamespaces, allowedURLs string
 	flag.StringVar(&allowedURLs, "allowed-surge-api-urls", "", "Comma-separated Surge API URLs a namespaced SurgeProject may name in spec.apiURL, besides --surge-api-url.")
 	flag.StringVar(&watchNamespaces, "watch-namespace", "", "Comma-separated namespaces to watch; empty watches all.")
+	printVersion := flag.Bool("version", false, "Print the version, the commit and the source's date, and exit.")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *printVersion {
+		fmt.Print(version.Get())
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
 	log := ctrl.Log.WithName("setup")
 
@@ -72,7 +79,8 @@ func main() {
 		log.Error(err, "Cannot start the operator")
 		os.Exit(1)
 	}
-	log.Info("Starting the operator", "surgeAPIURL", opts.SurgeAPIURL, "resyncInterval", opts.ResyncInterval)
+	build := version.Get()
+	log.Info("Starting the operator", "version", build.Version, "commit", build.Commit, "surgeAPIURL", opts.SurgeAPIURL, "resyncInterval", opts.ResyncInterval)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The operator stopped")
 		os.Exit(1)

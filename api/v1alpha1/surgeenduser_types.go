@@ -204,6 +204,12 @@ type TokenStatus struct {
 	ExpiresAt metav1.Time `json:"expiresAt"`
 	// RenewAt is when the operator mints the next token.
 	RenewAt metav1.Time `json:"renewAt"`
+	// RenewalRequest is the value of the surge.app/renew-token-requested-at
+	// annotation that the token in the Secret answers. Status, not memory,
+	// records it, so that a restart does not take an old request for a new
+	// one; another value in the annotation mints a new token at once.
+	// +optional
+	RenewalRequest string `json:"renewalRequest,omitempty"`
 }
 
 // SurgeEndUser is an end user of a Surge account: a person in a platform's

@@ -12,6 +12,12 @@
 // 8088 of every address of the container. Every timestamp is
 // SOURCE_DATE_EPOCH, so that the same source gives the same digests.
 //
+// The labels of each image and the annotations of its index and manifests
+// carry the OCI keys org.opencontainers.image.version, revision, licenses,
+// created (SOURCE_DATE_EPOCH), source and title; the binary reports the same
+// version and revision with --version. Each image holds an SPDX SBOM of its
+// binary at /usr/share/sbom/<binary>.spdx.json (sbom.go says why there).
+//
 // The CA bundle is the Mozilla root store as golang.org/x/crypto's
 // x509roots/fallback module ships it, pinned by go.sum, rather than the
 // build machine's /etc/ssl/certs, which differs from one machine to the
@@ -68,9 +74,10 @@ type spec struct {
 // images are the images build-image knows, by the name -image takes.
 var images = map[string]spec{
 	"manager": {
-		pkg:    ".",
-		binary: "/manager",
-		title:  "surge-operator",
+		pkg:         ".",
+		binary:      "/manager",
+		title:       "surge-operator",
+		description: "Keeps Surge end users equal to SurgeEndUser resources.",
 	},
 	// The emulator listens on loopback by default, out of reach from outside
 	// a container; in the entrypoint, --listen serves every address, and a
@@ -94,23 +101,42 @@ func main() {
 	name := flag.String("image", "manager", "Image to build: manager or surge-emulator.")
 	out := flag.String("out", "dist/image", "Directory to write the OCI image layout to; it is replaced.")
 	tag := flag.String("tag", "latest", "Tag recorded in the layout's index (org.opencontainers.image.ref.name).")
+	version := flag.String("version", "", "Version the binary reports and the image's labels name; the tag when empty.")
+	revision := flag.String("revision", "", "Commit the image is built from; git rev-parse HEAD when empty.")
 	flag.Parse()
 	image, ok := images[*name]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "build-image: no image %q: manager or surge-emulator\n", *name)
 		os.Exit(2)
 	}
-	if err := run(image, *out, *tag); err != nil {
+	if *version == "" {
+		*version = *tag
+	}
+	if *revision == "" {
+		*revision = headCommit()
+	}
+	if err := run(image, *out, *tag, build{image: *name, version: *version, revision: *revision}); err != nil {
 		fmt.Fprintln(os.Stderr, "build-image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(s spec, out, tag string) error {
+// headCommit is the commit checked out, empty outside a git checkout.
+func headCommit() string {
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func run(s spec, out, tag string, b build) error {
 	epoch, err := sourceDateEpoch()
 	if err != nil {
 		return err
 	}
+	b.epoch = epoch
+	annotations := s.annotations(b)
 	base, err := baseLayer(epoch)
 	if err != nil {
 		return err
@@ -124,10 +150,11 @@ func run(s spec, out, tag string) error {
 	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, platform := range platforms {
 		binary := filepath.Join(work, filepath.Base(s.binary)+"-"+platform.Architecture)
-		if err := buildBinary(s.pkg, platform, binary); err != nil {
+		if err := buildBinary(s.pkg, platform, binary, b); err != nil {
 			return err
 		}
-		image, err := platformImage(s, platform, base, binary, epoch)
+		b.platform = platform.OS + "/" + platform.Architecture
+		image, err := platformImage(s, platform, base, binary, b, annotations)
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", platform.OS, platform.Architecture, err)
 		}
@@ -136,6 +163,8 @@ func run(s spec, out, tag string) error {
 			Descriptor: v1.Descriptor{Platform: &platform},
 		})
 	}
+
+	index = mutate.Annotations(index, annotations).(v1.ImageIndex)
 
 	// Written next to out first, so that a failed build never leaves half a
 	// layout behind.
@@ -181,10 +210,17 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(seconds, 0).UTC(), nil
 }
 
+// versionPackage holds what --version prints, set by the linker.
+const versionPackage = "github.com/surge-operator/surge-operator/internal/version"
+
 // buildBinary builds the static binary of pkg, as the Dockerfile builds the
-// manager's, with nothing in it that depends on where or when it was built.
-func buildBinary(pkg string, platform v1.Platform, output string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", output, pkg)
+// manager's, with nothing in it that depends on where or when it was built:
+// the version, the commit and SOURCE_DATE_EPOCH are linked in, Git's view
+// of the checkout is not.
+func buildBinary(pkg string, platform v1.Platform, output string, b build) error {
+	ldflags := fmt.Sprintf("-s -w -buildid= -X %[1]s.version=%[2]s -X %[1]s.commit=%[3]s -X %[1]s.sourceDateEpoch=%[4]d",
+		versionPackage, b.version, b.revision, b.epoch.Unix())
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", output, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+platform.OS, "GOARCH="+platform.Architecture)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -193,7 +229,32 @@ func buildBinary(pkg string, platform v1.Platform, output string) error {
 	return nil
 }
 
-func platformImage(s spec, platform v1.Platform, base v1.Layer, binary string, epoch time.Time) (v1.Image, error) {
+// sbomPath is where the image holds the SBOM of its binary.
+func (s spec) sbomPath() string {
+	return sbomDir + strings.TrimPrefix(s.binary, "/") + ".spdx.json"
+}
+
+// annotations are the OCI keys of the image index, its manifests and its
+// labels.
+func (s spec) annotations(b build) map[string]string {
+	annotations := map[string]string{
+		"org.opencontainers.image.source":   source,
+		"org.opencontainers.image.title":    s.title,
+		"org.opencontainers.image.version":  b.version,
+		"org.opencontainers.image.licenses": license,
+		"org.opencontainers.image.created":  b.epoch.UTC().Format(time.RFC3339),
+	}
+	if b.revision != "" {
+		annotations["org.opencontainers.image.revision"] = b.revision
+	}
+	if s.description != "" {
+		annotations["org.opencontainers.image.description"] = s.description
+	}
+	return annotations
+}
+
+func platformImage(s spec, platform v1.Platform, base v1.Layer, binary string, b build, annotations map[string]string) (v1.Image, error) {
+	epoch := b.epoch
 	content, err := os.ReadFile(binary)
 	if err != nil {
 		return nil, err
@@ -202,10 +263,24 @@ func platformImage(s spec, platform v1.Platform, base v1.Layer, binary string, e
 	if err != nil {
 		return nil, err
 	}
+	document, err := sbom(binary, s.binary, b)
+	if err != nil {
+		return nil, err
+	}
+	sbomLayer, err := layer([]entry{
+		{name: "usr/", dir: true, mode: 0o755},
+		{name: "usr/share/", dir: true, mode: 0o755},
+		{name: sbomDir, dir: true, mode: 0o755},
+		{name: s.sbomPath(), mode: 0o644, content: document},
+	}, epoch)
+	if err != nil {
+		return nil, err
+	}
 	image := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	image, err = mutate.Append(image,
 		mutate.Addendum{Layer: base, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: users, CA bundle, /tmp"}},
 		mutate.Addendum{Layer: binaryLayer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: " + s.binary}},
+		mutate.Addendum{Layer: sbomLayer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "build-image: SPDX SBOM of " + s.binary}},
 	)
 	if err != nil {
 		return nil, err
@@ -224,13 +299,7 @@ func platformImage(s spec, platform v1.Platform, base v1.Layer, binary string, e
 		Entrypoint: append([]string{s.binary}, s.args...),
 		WorkingDir: "/",
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/" + caBundle},
-		Labels: map[string]string{
-			"org.opencontainers.image.source": source,
-			"org.opencontainers.image.title":  s.title,
-		},
-	}
-	if s.description != "" {
-		config.Config.Labels["org.opencontainers.image.description"] = s.description
+		Labels:     annotations,
 	}
 	if len(s.ports) > 0 {
 		config.Config.ExposedPorts = map[string]struct{}{}
@@ -238,7 +307,11 @@ func platformImage(s spec, platform v1.Platform, base v1.Layer, binary string, e
 			config.Config.ExposedPorts[port] = struct{}{}
 		}
 	}
-	return mutate.ConfigFile(image, config)
+	image, err = mutate.ConfigFile(image, config)
+	if err != nil {
+		return nil, err
+	}
+	return mutate.Annotations(image, annotations).(v1.Image), nil
 }
 
 // baseLayer holds what distroless's static:nonroot gives the Dockerfile's

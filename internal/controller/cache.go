@@ -48,7 +48,7 @@ func SlimCachedEndUser(in any) (any, error) {
 			UserID:             obj.Status.UserID,
 		},
 	}
-	for _, key := range []string{AnnotationPaused, AnnotationReconcileRequestedAt} {
+	for _, key := range []string{AnnotationPaused, AnnotationReconcileRequestedAt, AnnotationRenewTokenRequestedAt} {
 		if value, set := obj.Annotations[key]; set {
 			metav1.SetMetaDataAnnotation(&slim.ObjectMeta, key, value)
 		}

@@ -200,7 +200,8 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 			Finalizers: []string{Finalizer},
 			Labels:     map[string]string{"team": "analytics"},
 			Annotations: map[string]string{
-				AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now", AnnotationCreatePending: "2026-11-23T11:00:00Z",
+				AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now", AnnotationRenewTokenRequestedAt: "then",
+				AnnotationCreatePending:                            "2026-11-23T11:00:00Z",
 				"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
 			},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
@@ -236,7 +237,7 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 		!slices.Equal(slim.Finalizers, full.Finalizers) || releasedItsUser(slim) != releasedItsUser(full) {
 		t.Errorf("the identity, finalizers or deletion differ: %+v", slim.ObjectMeta)
 	}
-	wantAnnotations := map[string]string{AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now"}
+	wantAnnotations := map[string]string{AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now", AnnotationRenewTokenRequestedAt: "then"}
 	if !maps.Equal(slim.Annotations, wantAnnotations) || slim.Labels != nil || slim.ManagedFields != nil {
 		t.Errorf("annotations %v, labels %v; want only %v", slim.Annotations, slim.Labels, wantAnnotations)
 	}

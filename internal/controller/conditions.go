@@ -51,6 +51,10 @@ const (
 	EventOrphaned       = "Orphaned"
 	EventReleased       = "Released"
 	EventFailed         = "Failed"
+	// EventTokenRenewed tells of a token minted because the annotation
+	// surge.app/renew-token-requested-at asked for it; renewals on schedule
+	// make no event.
+	EventTokenRenewed = "TokenRenewed"
 )
 
 // Annotations the operator reads or writes on a SurgeEndUser.
@@ -67,6 +71,10 @@ const (
 	// AnnotationReconcileRequestedAt set to a new value forces a check
 	// against Surge at once.
 	AnnotationReconcileRequestedAt = "surge.app/reconcile-requested-at"
+	// AnnotationRenewTokenRequestedAt set to a new value mints a new
+	// component token at once, whatever the renewal time: after a token
+	// leaked, say. status.token.renewalRequest records the value answered.
+	AnnotationRenewTokenRequestedAt = "surge.app/renew-token-requested-at"
 )
 
 // Finalizer guards the remote end user: the resource goes only after the

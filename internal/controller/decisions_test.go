@@ -129,6 +129,36 @@ func TestPlannedRenewalKeepsThePlanOfTheSameToken(t *testing.T) {
 	}
 }
 
+func TestRenewalRequested(t *testing.T) {
+	answered := func(value string) *surgev1alpha1.TokenStatus {
+		return &surgev1alpha1.TokenStatus{SecretName: "ada-token", RenewalRequest: value}
+	}
+	cases := []struct {
+		name       string
+		annotation string
+		status     *surgev1alpha1.TokenStatus
+		want       bool
+	}{
+		{"no annotation", "", answered(""), false},
+		{"no annotation, an earlier request answered", "", answered("2026-11-22T12:00:00Z"), false},
+		{"a new value", "2026-11-22T12:05:00Z", answered("2026-11-22T12:00:00Z"), true},
+		{"the first value ever", "2026-11-22T12:00:00Z", answered(""), true},
+		{"the value the token answers", "2026-11-22T12:00:00Z", answered("2026-11-22T12:00:00Z"), false},
+		{"no token yet: the first mint answers it", "2026-11-22T12:00:00Z", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := &surgev1alpha1.SurgeEndUser{Status: surgev1alpha1.SurgeEndUserStatus{Token: tc.status}}
+			if tc.annotation != "" {
+				obj.Annotations = map[string]string{AnnotationRenewTokenRequestedAt: tc.annotation}
+			}
+			if got := renewalRequested(obj); got != tc.want {
+				t.Errorf("renewalRequested = %t, want %t", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	resync := 10 * time.Minute
 	transient := classifySurgeError("create the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})

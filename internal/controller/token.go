@@ -78,13 +78,14 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	now := r.Clock.Now()
 	stored, intact := readToken(secret, obj.Status.UserID)
 	claims := stored.claims
+	requested := renewalRequested(obj)
 	if intact {
 		// Status describes the token the Secret holds, and goes on doing
 		// so if storing the next one fails: the expiry metric and its
 		// alert read it.
 		renewAt := plannedRenewal(obj.Status.Token, claims.ExpiresAt, tokenLifetime(spec), renewBefore(spec))
 		r.recordToken(obj, claims.ExpiresAt, renewAt)
-		if now.Before(renewAt) {
+		if now.Before(renewAt) && !requested {
 			// A token kept from a write that failed yet reached the
 			// Secret is the stored one now, or one no longer needed.
 			r.unstoredTokens.forget(obj.UID)
@@ -106,6 +107,11 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	}
 	r.unstoredTokens.forget(obj.UID)
 	r.recordToken(obj, next.claims.ExpiresAt, next.renewAt)
+	obj.Status.Token.RenewalRequest = obj.Annotations[AnnotationRenewTokenRequestedAt]
+	if requested && intact {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenRenewed, "RenewToken",
+			"Minted a new component token into Secret %s, as the annotation %s asked", spec.Name, AnnotationRenewTokenRequestedAt)
+	}
 	return nil
 }
 
@@ -189,6 +195,17 @@ func (u *unstoredTokens) forget(uid types.UID) {
 	delete(u.tokens, uid)
 }
 
+// renewalRequested says whether the annotation surge.app/renew-token-requested-at
+// holds a value that no token has answered yet. A value removed, or put
+// back as it was, asks for nothing.
+func renewalRequested(obj *surgev1alpha1.SurgeEndUser) bool {
+	value := obj.Annotations[AnnotationRenewTokenRequestedAt]
+	if value == "" {
+		return false
+	}
+	return obj.Status.Token == nil || obj.Status.Token.RenewalRequest != value
+}
+
 // tokenDue says whether the token needs work before the next user check:
 // its renewal time has come, or its Secret is not what the status describes.
 func (r *SurgeEndUserReconciler) tokenDue(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (bool, time.Duration) {
@@ -196,7 +213,7 @@ func (r *SurgeEndUserReconciler) tokenDue(ctx context.Context, obj *surgev1alpha
 	if spec == nil {
 		return status != nil, 0
 	}
-	if status == nil || status.SecretName != spec.Name || obj.Status.UserID == "" {
+	if status == nil || status.SecretName != spec.Name || obj.Status.UserID == "" || renewalRequested(obj) {
 		return true, 0
 	}
 	secret := &corev1.Secret{}
@@ -375,11 +392,18 @@ func (r *SurgeEndUserReconciler) dropTokenSecret(ctx context.Context, obj *surge
 	return nil
 }
 
+// recordToken describes in status the token in the Secret; the renewal
+// request it answers stays as recorded until a mint answers another.
 func (r *SurgeEndUserReconciler) recordToken(obj *surgev1alpha1.SurgeEndUser, expiresAt, renewAt time.Time) {
+	answered := ""
+	if obj.Status.Token != nil {
+		answered = obj.Status.Token.RenewalRequest
+	}
 	obj.Status.Token = &surgev1alpha1.TokenStatus{
-		SecretName: obj.Spec.TokenSecret.Name,
-		ExpiresAt:  metav1.NewTime(expiresAt),
-		RenewAt:    metav1.NewTime(renewAt),
+		SecretName:     obj.Spec.TokenSecret.Name,
+		ExpiresAt:      metav1.NewTime(expiresAt),
+		RenewAt:        metav1.NewTime(renewAt),
+		RenewalRequest: answered,
 	}
 }
 

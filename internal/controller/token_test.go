@@ -178,6 +178,51 @@ func TestRestartDoesNotReMintAFreshToken(t *testing.T) {
 	}
 }
 
+func TestRenewalRequestedByTheAnnotationMintsOnceAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("leaked", withToken("leaked-token", 900, 0)))
+	userID := f.waitForReady("leaked").Status.UserID
+	first, _ := f.waitForToken("leaked-token", userID, "")
+	f.Eventually("token recorded in status", 10*time.Second, func() (bool, string) {
+		return f.Get("leaked").Status.Token != nil, "no status.token"
+	})
+	userChecks := f.Surge.CountRequests(http.MethodGet, "/users/"+userID)
+	// The emulator's tokens are deterministic signatures of whole-second
+	// claims: one minted within the same second would be the same bytes.
+	time.Sleep(time.Second)
+
+	f.Update("leaked", func(o *surgev1alpha1.SurgeEndUser) {
+		metav1.SetMetaDataAnnotation(&o.ObjectMeta, controller.AnnotationRenewTokenRequestedAt, "2026-11-22T12:00:00Z")
+	})
+	second, _ := f.waitForToken("leaked-token", userID, first)
+	f.Eventually("status.token answers the request", 10*time.Second, func() (bool, string) {
+		token := f.Get("leaked").Status.Token
+		return token != nil && token.RenewalRequest == "2026-11-22T12:00:00Z", fmt.Sprintf("status.token %+v", token)
+	})
+	f.waitForEvent("leaked", controller.EventTokenRenewed)
+	if got := f.Surge.CountRequests(http.MethodGet, "/users/"+userID); got != userChecks {
+		t.Errorf("a token renewal checked the user %d more times; it needs no user check", got-userChecks)
+	}
+	minted := f.tokenRequests()
+
+	// Answered, the request is history: a restart does not take it for a
+	// new one, and neither does the annotation's removal.
+	f.RestartOperator()
+	f.Eventually("the restarted operator checked the user", 10*time.Second, func() (bool, string) {
+		return f.Surge.CountRequests(http.MethodGet, "/users/"+userID) > userChecks, "no check yet"
+	})
+	f.Update("leaked", func(o *surgev1alpha1.SurgeEndUser) {
+		delete(o.Annotations, controller.AnnotationRenewTokenRequestedAt)
+	})
+	time.Sleep(2 * time.Second)
+	if got := f.tokenRequests(); got != minted {
+		t.Errorf("%d more tokens minted for a request already answered", got-minted)
+	}
+	if secret, _ := f.secret("leaked-token"); string(secret.Data["token"]) != second {
+		t.Errorf("the token in the Secret changed without a new request")
+	}
+}
+
 func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
 	f := newFixture(t)
 	foreign := &corev1.Secret{

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -221,6 +222,17 @@ func checkLayout(t *testing.T, want image, dir string) {
 			if labels["org.opencontainers.image.title"] != want.title || labels["org.opencontainers.image.source"] == "" {
 				t.Errorf("the image's labels are %v, want the title %q and a source", labels, want.title)
 			}
+			checkOCIKeys(t, "the image's labels", labels)
+			imageManifest, err := image.Manifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(imageManifest.Annotations, labels) {
+				t.Errorf("the %s manifest's annotations %v differ from the labels %v", platform, imageManifest.Annotations, labels)
+			}
+			if !maps.Equal(manifest.Annotations, labels) {
+				t.Errorf("the index's annotations %v differ from the %s labels %v", manifest.Annotations, platform, labels)
+			}
 			if !config.Created.Time.Equal(time.Unix(epoch, 0)) {
 				t.Errorf("the image was created at %v, want SOURCE_DATE_EPOCH %v", config.Created.Time, time.Unix(epoch, 0).UTC())
 			}
@@ -237,6 +249,7 @@ func checkLayout(t *testing.T, want image, dir string) {
 			if passwd := string(files["etc/passwd"].content); !strings.Contains(passwd, ":65532:65532:") {
 				t.Errorf("/etc/passwd names no user 65532:\n%s", passwd)
 			}
+			checkSBOM(t, files, want.entrypoint[0], platform, labels)
 			if platform != "linux/amd64" {
 				return
 			}
@@ -347,17 +360,57 @@ func readFiles(t *testing.T, image v1.Image) map[string]file {
 	}
 }
 
-// runManagerHelp runs the image's amd64 manager, as extracted from its layer.
-func runManagerHelp(t *testing.T, path string, _ *v1.ConfigFile) {
+// runManagerHelp runs the image's amd64 manager, as extracted from its
+// layer: its help, and its version, which the image's labels repeat.
+func runManagerHelp(t *testing.T, path string, config *v1.ConfigFile) {
 	t.Helper()
 	out, err := exec.Command(path, "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("manager --help: %v\n%s", err, out)
 	}
-	for _, flag := range []string{"-surge-api-url", "-leader-elect", "-metrics-bind-address"} {
+	for _, flag := range []string{"-surge-api-url", "-leader-elect", "-metrics-bind-address", "-version"} {
 		if !strings.Contains(string(out), flag) {
 			t.Errorf("manager --help does not mention %s:\n%s", flag, out)
 		}
+	}
+	out, err = exec.Command(path, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("manager --version: %v\n%s", err, out)
+	}
+	labels := config.Config.Labels
+	for _, want := range []string{
+		"version: " + labels["org.opencontainers.image.version"] + "\n",
+		"commit:  " + labels["org.opencontainers.image.revision"] + "\n",
+		"date:    " + labels["org.opencontainers.image.created"] + "\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("manager --version printed\n%s\nwant the line %q, as the labels say", out, strings.TrimSpace(want))
+		}
+	}
+}
+
+// checkOCIKeys checks the OCI keys that every image carries in its labels
+// and annotations: the version build-image was given (the tag), the commit
+// checked out, the license, SOURCE_DATE_EPOCH and the source.
+func checkOCIKeys(t *testing.T, what string, keys map[string]string) {
+	t.Helper()
+	want := map[string]string{
+		"org.opencontainers.image.version":  "v0.0.0-test",
+		"org.opencontainers.image.licenses": "Apache-2.0",
+		"org.opencontainers.image.created":  time.Unix(epoch, 0).UTC().Format(time.RFC3339),
+		"org.opencontainers.image.source":   "https://github.com/surge-operator/surge-operator",
+	}
+	if head, err := exec.Command("git", "-C", repoRoot, "rev-parse", "HEAD").Output(); err == nil {
+		want["org.opencontainers.image.revision"] = strings.TrimSpace(string(head))
+	}
+	for key, value := range want {
+		if keys[key] != value {
+			t.Errorf("%s have %s=%q, want %q", what, key, keys[key], value)
+		}
+	}
+	license, err := os.ReadFile(filepath.Join(repoRoot, "LICENSE"))
+	if err != nil || !strings.Contains(string(license), "Apache License\n") || !strings.Contains(string(license), "Version 2.0, January 2004") {
+		t.Errorf("the repository's LICENSE is not the Apache License 2.0 the images declare (%v)", err)
 	}
 }
 
