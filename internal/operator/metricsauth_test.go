@@ -210,10 +210,7 @@ func TestMetricsReviewsAreCachedTimedAndBounded(t *testing.T) {
 
 	scraper := serviceAccountToken(ctx, t, cluster, "scraper")
 	stranger := serviceAccountToken(ctx, t, cluster, "stranger")
-	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
-		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
-	}))
+	// The shipped metrics-reader ClusterRole comes with the cluster.
 	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "scraper-reads-metrics"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
