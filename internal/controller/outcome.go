@@ -257,23 +257,9 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 		// otherwise: a Ready resource stays Ready while it waits.
 		return outcomeResult{keepConditions: true, quiet: true, requeueAfter: max(limited.wait, minRateLimitedWait)}
 	case errors.As(err, &limited):
-		return outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
-				Reason: ReasonRateLimited, Message: rateLimitedMessage},
-			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
-				Reason: ReasonRateLimited, Message: rateLimitedMessage},
-			quiet:        true,
-			requeueAfter: max(limited.wait, minRateLimitedWait),
-		}
+		return waitOutcome(ReasonRateLimited, rateLimitedMessage, max(limited.wait, minRateLimitedWait))
 	case errors.As(err, &waiting):
-		return outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
-				Reason: waiting.reason, Message: waiting.message},
-			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
-				Reason: waiting.reason, Message: waiting.message},
-			quiet:        true,
-			requeueAfter: waiting.wait,
-		}
+		return waitOutcome(waiting.reason, waiting.message, waiting.wait)
 	case errors.As(err, &degraded):
 		return outcomeResult{
 			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue,
@@ -311,6 +297,19 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 				Reason: ReasonProgressing, Message: err.Error()},
 			retryErr: err,
 		}
+	}
+}
+
+// waitOutcome is a wait that is no failure: Reconciling, not Ready, no
+// warning, and a look again after wait.
+func waitOutcome(reason, message string, wait time.Duration) outcomeResult {
+	return outcomeResult{
+		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+			Reason: reason, Message: message},
+		reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+			Reason: reason, Message: message},
+		quiet:        true,
+		requeueAfter: wait,
 	}
 }
 

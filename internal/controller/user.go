@@ -151,14 +151,8 @@ func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api Sur
 	if err != nil {
 		return surge.User{}, false, err
 	}
-	if !adopted {
-		resolveSearch(obj, "")
-		return surge.User{}, false, nil
-	}
 	resolveSearch(obj, user.ID)
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
-		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
-	return user, true, nil
+	return user, adopted, nil
 }
 
 // identityUsers are the users that carry a resource's namespace and name.
@@ -216,8 +210,6 @@ func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api Sur
 		return surge.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
-		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
 	return user, true, nil
 }
 
@@ -241,8 +233,9 @@ func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeA
 	return users, nil
 }
 
-// adoptUnclaimed returns the first of users that no other resource keeps
-// from obj.
+// adoptUnclaimed returns the first of users, made for an earlier resource
+// of obj's namespace and name, that no other resource keeps from obj, and
+// records that obj adopts it.
 func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
 	for _, user := range users {
 		err := r.checkClaim(ctx, obj, user)
@@ -253,6 +246,8 @@ func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev
 		if err != nil {
 			return surge.User{}, false, err
 		}
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+			"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
 		return user, true, nil
 	}
 	return surge.User{}, false, nil

@@ -85,16 +85,6 @@ func (c *Client) DeleteUser(ctx context.Context, userID string) error {
 	})
 }
 
-// ListUsers returns every user of an account.
-func (c *Client) ListUsers(ctx context.Context, accountID string) ([]surge.User, error) {
-	var users []surge.User
-	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
-		users, err = s.ListUsers(ctx, accountID)
-		return err
-	})
-	return users, err
-}
-
 // EachUser visits the users of an account until visit returns false. After
 // a rotated key, the walk starts over, so visit may see a user twice.
 func (c *Client) EachUser(ctx context.Context, accountID string, visit func(surge.User) bool) error {

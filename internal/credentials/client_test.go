@@ -36,7 +36,7 @@ func TestClientSwitchesToARotatedKeyWhileAnotherCallUsesIt(t *testing.T) {
 	wg.Go(func() { _, _, listErr = c.ListUsersPage(ctx, account, "") })
 	wg.Go(func() {
 		<-reloading
-		_, getErr = c.ListUsers(ctx, account)
+		getErr = c.EachUser(ctx, account, func(surge.User) bool { return true })
 	})
 	wg.Wait()
 

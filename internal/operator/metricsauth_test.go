@@ -55,15 +55,7 @@ func TestMetricsAreServedToAuthorizedScrapersOnly(t *testing.T) {
 
 	scraper := serviceAccountToken(ctx, t, cluster, "scraper")
 	stranger := serviceAccountToken(ctx, t, cluster, "stranger")
-	// The reader role is config/rbac's, which the cluster has installed.
-	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scraper-reads-metrics"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "default", Name: "scraper"}},
-	}))
-	// A refusal is kept for a while, so the first scrape must already see
-	// the binding.
-	waitUntilAllowed(ctx, t, cluster.Config, "system:serviceaccount:default:scraper")
+	letScraperReadMetrics(ctx, t, cluster)
 
 	cases := []struct {
 		name  string
@@ -210,13 +202,7 @@ func TestMetricsReviewsAreCachedTimedAndBounded(t *testing.T) {
 
 	scraper := serviceAccountToken(ctx, t, cluster, "scraper")
 	stranger := serviceAccountToken(ctx, t, cluster, "stranger")
-	// The shipped metrics-reader ClusterRole comes with the cluster.
-	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scraper-reads-metrics"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "default", Name: "scraper"}},
-	}))
-	waitUntilAllowed(ctx, t, cluster.Config, "system:serviceaccount:default:scraper")
+	letScraperReadMetrics(ctx, t, cluster)
 
 	httpClient, err := rest.HTTPClientFor(cluster.Config)
 	if err != nil {
@@ -334,4 +320,18 @@ func waitUntilAllowed(ctx context.Context, t *testing.T, cfg *rest.Config, user 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// letScraperReadMetrics binds config/rbac's metrics-reader ClusterRole, which
+// the cluster has installed, to the ServiceAccount default/scraper, and
+// waits until the authorizer says so: a refusal is kept for a while, so the
+// first scrape must already see the binding.
+func letScraperReadMetrics(ctx context.Context, t *testing.T, cluster *operatortest.Cluster) {
+	t.Helper()
+	must(t, cluster.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scraper-reads-metrics"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "default", Name: "scraper"}},
+	}))
+	waitUntilAllowed(ctx, t, cluster.Config, "system:serviceaccount:default:scraper")
 }
