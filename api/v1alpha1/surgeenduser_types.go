@@ -177,8 +177,8 @@ type SurgeEndUserStatus struct {
 	CreateMarker string `json:"createMarker,omitempty"`
 
 	// CreateSentAt is set while a create sent to Surge is unresolved: its
-	// answer was lost, so it may have happened, possibly late. It is the
-	// send time rounded up to the second. Nothing is created again until a
+	// answer was lost, so it may have happened, possibly late. The create
+	// left by this time or not at all. Nothing is created again until a
 	// listing of the account that started well after it shows no user for
 	// this resource.
 	// +optional

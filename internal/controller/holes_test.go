@@ -224,3 +224,29 @@ func (f *fixture) waitForReadyWithin(name string, timeout time.Duration) *surgev
 	})
 	return obj
 }
+
+// TestASpecChangedDuringARecreateIsApplied: the spec changes while the
+// operator re-creates a user deleted in Surge, after the reconcile read the
+// resource and before it recorded the send time. The status write answers
+// with the newer resource; the create still carries the spec it read, so
+// the newer generation must not pass for done.
+func TestASpecChangedDuringARecreateIsApplied(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("phoenix"))
+	oldID := f.waitForReady("phoenix").Status.UserID
+	f.Surge.RemoveUser(oldID)
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/" + oldID, Latency: 2 * time.Second, Count: 1})
+	f.Update("phoenix", func(o *surgev1alpha1.SurgeEndUser) {
+		metav1.SetMetaDataAnnotation(&o.ObjectMeta, controller.AnnotationReconcileRequestedAt, "1")
+	})
+	f.Eventually("the read of the deleted user in flight", 10*time.Second, func() (bool, string) {
+		return f.Surge.CountRequests(http.MethodGet, "/users/"+oldID) == 1, "no read yet"
+	})
+	f.Update("phoenix", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.FirstName = "Grace" })
+
+	f.Eventually("the re-created user has the newer spec", 15*time.Second, func() (bool, string) {
+		obj := f.Get("phoenix")
+		user, found := f.Surge.User(obj.Status.UserID)
+		return found && user.FirstName == "Grace", fmt.Sprintf("status.userID %q, remote %+v", obj.Status.UserID, user)
+	})
+}

@@ -280,8 +280,18 @@ func (r *SurgeEndUserReconciler) writeStatus(ctx context.Context, original, obj 
 	// status alone and no stale resourceVersion.
 	base := obj.DeepCopy()
 	base.Status = original.Status
-	if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+	written := obj.DeepCopy()
+	if err := r.Status().Patch(ctx, written, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("recording status: %w", err)
+	}
+	obj.Status = written.Status
+	// The answer carries the resource as stored now. A newer spec in it is
+	// not the one this reconcile acts on, and must not be recorded as
+	// observed: obj keeps its generation and its resourceVersion, so that
+	// a later metadata write conflicts and the newer spec gets a reconcile
+	// of its own.
+	if written.Generation == obj.Generation {
+		obj.ObjectMeta = written.ObjectMeta
 	}
 	return nil
 }

@@ -276,9 +276,9 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	if err := r.recordCreateSent(ctx, original, obj); err != nil {
 		return err
 	}
-	user, err := api.CreateUser(ctx, obj.Spec.AccountID, desired)
+	user, err := api.CreateUser(surge.SendBy(ctx, obj.Status.CreateSentAt.Time), obj.Spec.AccountID, desired)
 	if err != nil {
-		if surge.IsRefused(err) {
+		if surge.IsRefused(err) || surge.WasNotSent(err) {
 			// Surge did not carry it out, and no earlier create is
 			// unresolved: one is sent only once the last is settled.
 			obj.Status.CreateSentAt = nil
@@ -312,9 +312,9 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 	}); err != nil {
 		return err
 	}
-	// Rounded up, because status keeps whole seconds and the time must not
-	// be earlier than the send.
-	sentAt := metav1.NewTime(r.Clock.Now().Truncate(time.Second).Add(time.Second))
+	// The create leaves by this time or not at all (surge.SendBy). Rounded
+	// up, because status keeps whole seconds.
+	sentAt := metav1.NewTime(r.Clock.Now().Add(createSendWindow).Truncate(time.Second).Add(time.Second))
 	obj.Status.CreateSentAt = &sentAt
 	obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
 	if err := r.writeStatus(ctx, original, obj); err != nil {
@@ -323,6 +323,11 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 	original.Status = *obj.Status.DeepCopy()
 	return nil
 }
+
+// createSendWindow is how long a create may take to leave once its send
+// time is recorded: the status write, then the client's turn under the rate
+// limit. A create whose turn comes later is held back and tried again.
+const createSendWindow = 3 * time.Second
 
 // needsSearch says whether a user of obj may exist that status does not
 // name: a create is unresolved, or the create marker is one status has not

@@ -183,6 +183,11 @@ func (c *Client) do(ctx context.Context, req call) error {
 		if err != nil {
 			return fmt.Errorf("surge %s: waiting to send: %w", req.operation, err)
 		}
+		if tooLateToSend(ctx, sentAt) {
+			// The turn came, after retakes or a pause, later than the
+			// caller allows.
+			return &RateLimitedError{Operation: req.operation, RetryAfter: time.Second}
+		}
 		err = c.pace.answered(req.operation, sentAt, c.send(ctx, req, target, payload))
 		if err == nil {
 			c.pace.succeeded(retriesCost)

@@ -633,3 +633,22 @@ func TestTheCallerThatDrewA429ComesBackAfterTheOnesHeldBack(t *testing.T) {
 		t.Errorf("the caller that drew the 429 may come back in %v, the one held back in %v: want the one held back a turn ahead", drew, heldBack)
 	}
 }
+
+// TestARequestWhoseTurnComesAfterSendByIsHeldBack: a caller that recorded
+// a send time before a create bounds when it may leave; a turn that comes
+// later holds the create back, unsent, so the recorded time stays true.
+func TestARequestWhoseTurnComesAfterSendByIsHeldBack(t *testing.T) {
+	f := newFixture(t, emulator.Options{}, surge.WithRateLimit(1, 1))
+	fields := surge.UserFields{FirstName: "Ada"}
+	if _, err := f.client.CreateUser(surge.SendBy(t.Context(), time.Now().Add(time.Minute)), testAccount, fields); err != nil {
+		t.Fatalf("a create within its bound: %v", err)
+	}
+
+	_, err := f.client.CreateUser(surge.SendBy(t.Context(), time.Now().Add(100*time.Millisecond)), testAccount, fields)
+	if wait, limited := surge.RateLimitedFor(err); !limited || !surge.WasNotSent(err) || wait <= 0 {
+		t.Errorf("a create whose turn comes after its bound: %v (wait %v), want it held back unsent", err, wait)
+	}
+	if got := f.emu.CountRequests(http.MethodPost, "/accounts/"); got != 1 {
+		t.Errorf("Surge saw %d creates, want the one within its bound", got)
+	}
+}

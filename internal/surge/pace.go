@@ -171,13 +171,31 @@ func (p *pacer) waitPause(ctx context.Context, operation string) error {
 }
 
 // refuseLongWait is the *RateLimitedError for a wait too long to spend
-// inside a call, or one the call's deadline would cut short.
+// inside a call, or one the call's deadline or SendBy would cut short.
 func (p *pacer) refuseLongWait(ctx context.Context, operation string, wait time.Duration) error {
 	deadline, hasDeadline := ctx.Deadline()
-	if wait > maxTurnWait || (hasDeadline && time.Until(deadline) < wait) {
+	if wait > maxTurnWait || (hasDeadline && time.Until(deadline) < wait) || tooLateToSend(ctx, time.Now().Add(wait)) {
 		return &RateLimitedError{Operation: operation, RetryAfter: wait}
 	}
 	return nil
+}
+
+type sendByKey struct{}
+
+// SendBy bounds when the requests made with the returned context may leave:
+// one whose turn comes after latest is held back, unsent, as a
+// *RateLimitedError that WasNotSent reports. A caller that records a send
+// time before a request that must not happen twice learns from it how late
+// Surge can have received the request.
+func SendBy(ctx context.Context, latest time.Time) context.Context {
+	return context.WithValue(ctx, sendByKey{}, latest)
+}
+
+// tooLateToSend says whether a request of ctx leaving at departure would
+// leave after its SendBy bound.
+func tooLateToSend(ctx context.Context, departure time.Time) bool {
+	latest, bounded := ctx.Value(sendByKey{}).(time.Time)
+	return bounded && departure.After(latest)
 }
 
 // answered records how a request sent at sentAt fared. A 429 lowers the
