@@ -3,7 +3,6 @@ package install_test
 import (
 	"context"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/surge-operator/surge-operator/test/docs"
 	"github.com/surge-operator/surge-operator/test/manifests"
 )
 
@@ -93,29 +93,9 @@ func TestTenantRBACAsDocumented(t *testing.T) {
 // section of docs/tenancy.md on the RBAC to grant tenants.
 func documentedTenantRBAC(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	raw, err := os.ReadFile(tenancyDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, found := strings.Cut(string(raw), "\n## The RBAC to grant tenants\n")
-	if !found {
-		t.Fatalf("%s has no section \"## The RBAC to grant tenants\"", tenancyDoc)
-	}
-	if end := strings.Index(section, "\n## "); end >= 0 {
-		section = section[:end]
-	}
 	var yamlText strings.Builder
-	inYAML := false
-	for line := range strings.Lines(section) {
-		switch trimmed := strings.TrimSpace(line); {
-		case trimmed == "```yaml":
-			inYAML = true
-			yamlText.WriteString("---\n")
-		case strings.HasPrefix(trimmed, "```"):
-			inYAML = false
-		case inYAML:
-			yamlText.WriteString(line)
-		}
+	for _, block := range docs.FencedBlocks(t, tenancyDoc, "The RBAC to grant tenants", "yaml") {
+		yamlText.WriteString("---\n" + block)
 	}
 	objects, err := manifests.Decode(strings.NewReader(yamlText.String()))
 	if err != nil {

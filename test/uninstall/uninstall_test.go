@@ -29,6 +29,7 @@ import (
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/pkg/surgetest"
+	"github.com/surge-operator/surge-operator/test/docs"
 )
 
 const (
@@ -134,27 +135,9 @@ func TestUninstallAsDocumented(t *testing.T) {
 // "Uninstalling" section of docs/install.md, in order, without comments.
 func uninstallSteps(t *testing.T) []string {
 	t.Helper()
-	raw, err := os.ReadFile(installDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, found := strings.Cut(string(raw), "\n## Uninstalling\n")
-	if !found {
-		t.Fatalf("%s has no section \"## Uninstalling\"", installDoc)
-	}
-	if end := strings.Index(section, "\n## "); end >= 0 {
-		section = section[:end]
-	}
 	var steps []string
-	inShell := false
-	for line := range strings.Lines(section) {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "```sh":
-			inShell = true
-		case strings.HasPrefix(line, "```"):
-			inShell = false
-		case inShell:
+	for _, block := range docs.FencedBlocks(t, installDoc, "Uninstalling", "sh") {
+		for line := range strings.Lines(block) {
 			command, _, _ := strings.Cut(line, "#")
 			if command = strings.TrimSpace(command); command != "" {
 				steps = append(steps, command)
