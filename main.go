@@ -13,12 +13,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/version"
 )
 
 func main() {
 	opts := operator.Options{}
-	defaultURL := operator.DefaultSurgeAPIURL
+	defaultURL := surge.DefaultAPIURL
 	if fromEnv := os.Getenv("SURGE_API_URL"); fromEnv != "" {
 		defaultURL = fromEnv
 	}

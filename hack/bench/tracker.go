@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
 )
 
@@ -47,7 +46,7 @@ func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, e
 		Scheme:            operator.Scheme(),
 		DefaultNamespaces: map[string]cache.Config{namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{controller.LabelManagedBy: controller.LabelManagedByValue})},
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{surgev1alpha1.LabelManagedBy: surgev1alpha1.LabelManagedByValue})},
 		},
 	})
 	if err != nil {
@@ -74,8 +73,8 @@ func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, e
 	}
 	if _, err := secretInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if secret, ok := obj.(*corev1.Secret); ok && secret.Annotations[controller.AnnotationEndUser] != "" {
-				t.update(secret.Annotations[controller.AnnotationEndUser], func(u *trackedUser) { u.hasSecret = true })
+			if secret, ok := obj.(*corev1.Secret); ok && secret.Annotations[surgev1alpha1.AnnotationEndUser] != "" {
+				t.update(secret.Annotations[surgev1alpha1.AnnotationEndUser], func(u *trackedUser) { u.hasSecret = true })
 			}
 		},
 	}); err != nil {
@@ -91,7 +90,7 @@ func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, e
 // isConverged is the convergence condition: Ready=True for the current
 // generation, as kubectl wait and kstatus read it.
 func isConverged(user *surgev1alpha1.SurgeEndUser) bool {
-	ready := apimeta.FindStatusCondition(user.Status.Conditions, controller.ConditionReady)
+	ready := apimeta.FindStatusCondition(user.Status.Conditions, surgev1alpha1.ConditionReady)
 	return ready != nil && ready.Status == metav1.ConditionTrue &&
 		ready.ObservedGeneration == user.Generation && user.Status.ObservedGeneration == user.Generation
 }

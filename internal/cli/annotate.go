@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 )
 
 // setAnnotation sets key to value on obj, or removes it when value is nil,
@@ -37,7 +36,7 @@ func newRenewCommand(o *options) *cobra.Command {
 		Short: "Mint a new component token now, whatever the renewal time",
 		Long: `renew asks the operator to mint a new component token for each SurgeEndUser
 at once, as after a token leaked: it gives the annotation
-` + controller.AnnotationRenewTokenRequestedAt + ` a new value, the current time.
+` + surgev1alpha1.AnnotationRenewTokenRequestedAt + ` a new value, the current time.
 The operator answers it once, and records the answer in
 status.token.renewalRequest. The old token stays valid until it expires.`,
 		Example: `  kubectl surge renew ada-lovelace --wait
@@ -61,13 +60,13 @@ status.token.renewalRequest. The old token stays valid until it expires.`,
 					failed = append(failed, obj.Name)
 					continue
 				}
-				if err := setAnnotation(cmd.Context(), c, obj, controller.AnnotationRenewTokenRequestedAt, &request); err != nil {
+				if err := setAnnotation(cmd.Context(), c, obj, surgev1alpha1.AnnotationRenewTokenRequestedAt, &request); err != nil {
 					fmt.Fprintf(o.streams.ErrOut, "SurgeEndUser %s: %v\n", keyString(obj), err)
 					failed = append(failed, obj.Name)
 					continue
 				}
 				fmt.Fprintf(o.streams.Out, "SurgeEndUser %s: new token requested\n", keyString(obj))
-				if obj.Annotations[controller.AnnotationPaused] == "true" {
+				if obj.Annotations[surgev1alpha1.AnnotationPaused] == "true" {
 					fmt.Fprintf(o.streams.ErrOut, "SurgeEndUser %s is paused: the token is minted once it is resumed (kubectl surge resume %s)\n", keyString(obj), obj.Name)
 				}
 				requested = append(requested, obj)
@@ -112,8 +111,8 @@ func (o *options) waitForRenewal(ctx context.Context, c client.Client, obj *surg
 		return err
 	}
 	why := "the operator has not answered: is it running, and does it watch this namespace?"
-	if ready := apimeta.FindStatusCondition(current.Status.Conditions, controller.ConditionReady); ready != nil &&
-		(ready.Status != "True" || ready.Reason == controller.ReasonTokenRenewalFailing) {
+	if ready := apimeta.FindStatusCondition(current.Status.Conditions, surgev1alpha1.ConditionReady); ready != nil &&
+		(ready.Status != "True" || ready.Reason == surgev1alpha1.ReasonTokenRenewalFailing) {
 		why = fmt.Sprintf("Ready is %s (%s): %s", ready.Status, ready.Reason, ready.Message)
 	}
 	return errors.New("no new token within " + timeout.String() + ": " + why)
@@ -121,11 +120,11 @@ func (o *options) waitForRenewal(ctx context.Context, c client.Client, obj *surg
 
 func newPauseCommand(o *options, pause bool) *cobra.Command {
 	var s selection
-	use, short, long := "pause NAME...", "Stop every call to Surge for SurgeEndUsers", `pause sets the annotation `+controller.AnnotationPaused+`: "true": the operator makes no
+	use, short, long := "pause NAME...", "Stop every call to Surge for SurgeEndUsers", `pause sets the annotation `+surgev1alpha1.AnnotationPaused+`: "true": the operator makes no
 call to Surge for the resource, its deletion included (a deleted resource
 waits), until it is resumed. Its status shows a Paused condition.`
 	if !pause {
-		use, short, long = "resume NAME...", "Let paused SurgeEndUsers call Surge again", `resume removes the annotation `+controller.AnnotationPaused+`; the next check goes to
+		use, short, long = "resume NAME...", "Let paused SurgeEndUsers call Surge again", `resume removes the annotation `+surgev1alpha1.AnnotationPaused+`; the next check goes to
 Surge.`
 	}
 	cmd := &cobra.Command{
@@ -149,8 +148,8 @@ Surge.`
 			failed := 0
 			for i := range objs {
 				obj := &objs[i]
-				was := obj.Annotations[controller.AnnotationPaused] == "true"
-				if err := setAnnotation(cmd.Context(), c, obj, controller.AnnotationPaused, value); err != nil {
+				was := obj.Annotations[surgev1alpha1.AnnotationPaused] == "true"
+				if err := setAnnotation(cmd.Context(), c, obj, surgev1alpha1.AnnotationPaused, value); err != nil {
 					fmt.Fprintf(o.streams.ErrOut, "SurgeEndUser %s: %v\n", keyString(obj), err)
 					failed++
 					continue

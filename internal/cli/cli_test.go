@@ -23,7 +23,6 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/cli"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/pkg/surgetest"
 )
 
@@ -190,7 +189,7 @@ func withToken(o *surgev1alpha1.SurgeEndUser) {
 func TestStatusOfAReadyEndUser(t *testing.T) {
 	w := newWorld(t, true)
 	w.endUser("ada", withToken)
-	obj := w.waitForCondition("ada", controller.ConditionReady, metav1.ConditionTrue)
+	obj := w.waitForCondition("ada", surgev1alpha1.ConditionReady, metav1.ConditionTrue)
 	w.eventually("the token recorded", func() (bool, string) { return w.get("ada").Status.Token != nil, "no status.token" })
 
 	out := w.mustRun("status", "ada")
@@ -223,7 +222,7 @@ func TestStatusSaysWhyNotReady(t *testing.T) {
 	w.endUser("stray", func(o *surgev1alpha1.SurgeEndUser) {
 		o.Spec.ProjectRef = &surgev1alpha1.ProjectReference{Kind: surgev1alpha1.KindSurgeProject, Name: "missing"}
 	})
-	w.waitForCondition("stray", controller.ConditionStalled, metav1.ConditionTrue)
+	w.waitForCondition("stray", surgev1alpha1.ConditionStalled, metav1.ConditionTrue)
 
 	out := w.mustRun("status", "stray")
 	for _, want := range []string{
@@ -256,7 +255,7 @@ func TestRenewMintsANewTokenNow(t *testing.T) {
 	w := newWorld(t, true)
 	w.endUser("ada", withToken)
 	w.endUser("grace")
-	w.waitForCondition("ada", controller.ConditionReady, metav1.ConditionTrue)
+	w.waitForCondition("ada", surgev1alpha1.ConditionReady, metav1.ConditionTrue)
 	w.eventually("the token recorded", func() (bool, string) { return w.get("ada").Status.Token != nil, "no status.token" })
 	minted := w.surge.CountRequests(http.MethodPost, "/users/")
 
@@ -266,7 +265,7 @@ func TestRenewMintsANewTokenNow(t *testing.T) {
 		t.Errorf("renew printed\n%s", out)
 	}
 	obj := w.get("ada")
-	request := obj.Annotations[controller.AnnotationRenewTokenRequestedAt]
+	request := obj.Annotations[surgev1alpha1.AnnotationRenewTokenRequestedAt]
 	if request == "" || obj.Status.Token.RenewalRequest != request {
 		t.Errorf("annotation %q, status.token.renewalRequest %q: want the same request", request, obj.Status.Token.RenewalRequest)
 	}
@@ -287,14 +286,14 @@ func TestPauseAndResume(t *testing.T) {
 	w := newWorld(t, true)
 	w.endUser("ada")
 	w.endUser("grace", func(o *surgev1alpha1.SurgeEndUser) { o.Labels = map[string]string{"team": "compilers"} })
-	w.waitForCondition("grace", controller.ConditionReady, metav1.ConditionTrue)
+	w.waitForCondition("grace", surgev1alpha1.ConditionReady, metav1.ConditionTrue)
 
 	out := w.mustRun("pause", "--all")
 	for _, name := range []string{"ada", "grace"} {
 		if !strings.Contains(out, "SurgeEndUser "+w.namespace+"/"+name+": paused\n") {
 			t.Errorf("pause printed\n%s\nwant %s paused", out, name)
 		}
-		w.waitForCondition(name, controller.ConditionPaused, metav1.ConditionTrue)
+		w.waitForCondition(name, surgev1alpha1.ConditionPaused, metav1.ConditionTrue)
 	}
 	if out := w.mustRun("pause", "ada"); !strings.Contains(out, "already paused") {
 		t.Errorf("pausing again printed %q", out)
@@ -309,10 +308,10 @@ func TestPauseAndResume(t *testing.T) {
 	}
 	w.eventually("grace resumed", func() (bool, string) {
 		obj := w.get("grace")
-		_, paused := obj.Annotations[controller.AnnotationPaused]
-		return !paused && apimeta.FindStatusCondition(obj.Status.Conditions, controller.ConditionPaused) == nil, "still paused"
+		_, paused := obj.Annotations[surgev1alpha1.AnnotationPaused]
+		return !paused && apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionPaused) == nil, "still paused"
 	})
-	if _, paused := w.get("ada").Annotations[controller.AnnotationPaused]; !paused {
+	if _, paused := w.get("ada").Annotations[surgev1alpha1.AnnotationPaused]; !paused {
 		t.Error("ada was resumed along with grace")
 	}
 }

@@ -21,7 +21,6 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
-	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -71,7 +70,7 @@ removing a file from Git by mistake should not delete a person's account.`,
 	flags.StringVar(&in.account, "account", "", "The Surge account (acct_...) whose users to import.")
 	flags.StringVar(&in.project, "project", "", "The project whose API key lists the account and manages the resources: NAME for a SurgeProject of the namespace, ClusterSurgeProject/NAME for a cluster one.")
 	flags.StringVar(&in.apiKeyFile, "api-key-file", "", "Without --project: a file holding the API key (- reads standard input); else SURGE_API_KEY.")
-	flags.StringVar(&in.apiURL, "surge-api-url", "", "Base URL of the Surge API, when the project names none (env SURGE_API_URL; default "+operator.DefaultSurgeAPIURL+").")
+	flags.StringVar(&in.apiURL, "surge-api-url", "", "Base URL of the Surge API, when the project names none (env SURGE_API_URL; default "+surge.DefaultAPIURL+").")
 	flags.BoolVar(&in.insecureURL, "allow-insecure-surge-api-url", false, "Accept a plain http:// API URL on a host other than localhost, which sends the key in clear.")
 	flags.StringVar(&in.deletionPolicy, "deletion-policy", string(surgev1alpha1.DeletionPolicyOrphan), "The resources' deletionPolicy: Orphan keeps the user in Surge when the resource is deleted, Delete deletes it.")
 	_ = cmd.MarkFlagRequired("account")
@@ -97,7 +96,7 @@ func (o *options) runImport(ctx context.Context, in importOptions) error {
 	if err != nil {
 		return err
 	}
-	apiURL := cmp.Or(in.apiURL, o.getenv("SURGE_API_URL"), operator.DefaultSurgeAPIURL)
+	apiURL := cmp.Or(in.apiURL, o.getenv("SURGE_API_URL"), surge.DefaultAPIURL)
 	var clientOptions []surge.Option
 	if in.insecureURL {
 		clientOptions = append(clientOptions, surge.WithInsecureHTTP())

@@ -17,7 +17,6 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/pkg/surgetest"
 )
 
@@ -91,10 +90,10 @@ func TestImportAdoptsAnExistingAccount(t *testing.T) {
 		o.Spec.ProjectRef = &surgev1alpha1.ProjectReference{Kind: surgev1alpha1.KindSurgeProject, Name: "surge"}
 		o.Spec.DeletionPolicy = surgev1alpha1.DeletionPolicyOrphan
 	})
-	w.waitForCondition("managed", controller.ConditionReady, metav1.ConditionTrue)
+	w.waitForCondition("managed", surgev1alpha1.ConditionReady, metav1.ConditionTrue)
 	w.endUser("zoe-o-brien", func(o *surgev1alpha1.SurgeEndUser) {
 		o.Spec.AccountID = "acct_01j9a43avnfqzbjfch6pygvzzz"
-		o.Annotations = map[string]string{controller.AnnotationPaused: "true"}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationPaused: "true"}
 	})
 	creates := w.surge.CountRequests(http.MethodPost, "/accounts/")
 
@@ -156,7 +155,7 @@ func TestImportAdoptsAnExistingAccount(t *testing.T) {
 		}
 	}
 	for _, obj := range objs {
-		adopted := w.waitForCondition(obj.Name, controller.ConditionReady, metav1.ConditionTrue)
+		adopted := w.waitForCondition(obj.Name, surgev1alpha1.ConditionReady, metav1.ConditionTrue)
 		if adopted.Status.UserID != obj.Spec.UserID {
 			t.Errorf("%s manages %s, want %s", obj.Name, adopted.Status.UserID, obj.Spec.UserID)
 		}

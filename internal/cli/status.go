@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/credentials"
 )
 
@@ -158,7 +157,7 @@ func render(w io.Writer, r *report, now time.Time) error {
 	}
 
 	row("SurgeEndUser", "%s/%s", obj.Namespace, obj.Name)
-	if ready := apimeta.FindStatusCondition(obj.Status.Conditions, controller.ConditionReady); ready != nil {
+	if ready := apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionReady); ready != nil {
 		row("Ready", "%s (%s) for %s", ready.Status, ready.Reason, age(ready.LastTransitionTime.Time, now))
 	} else {
 		row("Ready", "no condition yet")
@@ -241,7 +240,7 @@ func projectLine(r *report) string {
 	case r.projectErr != nil:
 		return fmt.Sprintf("%s, which cannot be read: %v", ref, r.projectErr)
 	}
-	ready := apimeta.FindStatusCondition(r.project.conditions, controller.ConditionReady)
+	ready := apimeta.FindStatusCondition(r.project.conditions, surgev1alpha1.ConditionReady)
 	if ready == nil {
 		return ref.String() + ", not checked by the operator yet"
 	}
@@ -283,18 +282,18 @@ func controlledBy(secret *metav1.PartialObjectMetadata, obj *surgev1alpha1.Surge
 func diagnose(r *report, now time.Time) []string {
 	obj := r.obj
 	var reasons []string
-	paused := obj.Annotations[controller.AnnotationPaused] == "true"
+	paused := obj.Annotations[surgev1alpha1.AnnotationPaused] == "true"
 	if !obj.DeletionTimestamp.IsZero() {
-		why := "it is being deleted: the operator deletes the user in Surge (or lets it go, with deletionPolicy Orphan) before removing the finalizer " + controller.Finalizer
+		why := "it is being deleted: the operator deletes the user in Surge (or lets it go, with deletionPolicy Orphan) before removing the finalizer " + surgev1alpha1.Finalizer
 		if paused {
 			why += "; it is paused, so the deletion waits for kubectl surge resume " + obj.Name
 		}
 		reasons = append(reasons, why)
 	}
 	if paused {
-		reasons = append(reasons, fmt.Sprintf("it is paused (annotation %s: \"true\"): no calls to Surge until kubectl surge resume %s", controller.AnnotationPaused, obj.Name))
+		reasons = append(reasons, fmt.Sprintf("it is paused (annotation %s: \"true\"): no calls to Surge until kubectl surge resume %s", surgev1alpha1.AnnotationPaused, obj.Name))
 	}
-	ready := apimeta.FindStatusCondition(obj.Status.Conditions, controller.ConditionReady)
+	ready := apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionReady)
 	if ready == nil {
 		return append(reasons, "the operator has not written its status yet: is it running, and does it watch namespace "+obj.Namespace+" (--watch-namespace)? It logs why it cannot start")
 	}
@@ -302,10 +301,10 @@ func diagnose(r *report, now time.Time) []string {
 		reasons = append(reasons, fmt.Sprintf("the conditions describe generation %d of the spec, which is at %d: the operator has not finished with the latest change",
 			obj.Status.ObservedGeneration, obj.Generation))
 	}
-	if ready.Status == metav1.ConditionTrue && ready.Reason != controller.ReasonTokenRenewalFailing {
+	if ready.Status == metav1.ConditionTrue && ready.Reason != surgev1alpha1.ReasonTokenRenewalFailing {
 		return reasons
 	}
-	stalled := apimeta.IsStatusConditionTrue(obj.Status.Conditions, controller.ConditionStalled)
+	stalled := apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionStalled)
 	why := fmt.Sprintf("Ready is %s with reason %s: %s", ready.Status, ready.Reason, oneLine(ready.Message))
 	if hint := hints[ready.Reason]; hint != "" {
 		why += "\n" + hint + "."
@@ -315,11 +314,11 @@ func diagnose(r *report, now time.Time) []string {
 	}
 	reasons = append(reasons, why)
 	if r.project != nil {
-		if projectReady := apimeta.FindStatusCondition(r.project.conditions, controller.ConditionReady); projectReady != nil && projectReady.Status != metav1.ConditionTrue {
+		if projectReady := apimeta.FindStatusCondition(r.project.conditions, surgev1alpha1.ConditionReady); projectReady != nil && projectReady.Status != metav1.ConditionTrue {
 			reasons = append(reasons, fmt.Sprintf("%s is not Ready (%s): %s", r.project.ref, projectReady.Reason, oneLine(projectReady.Message)))
 		}
 	}
-	if token := obj.Status.Token; ready.Reason == controller.ReasonTokenRenewalFailing && token != nil {
+	if token := obj.Status.Token; ready.Reason == surgev1alpha1.ReasonTokenRenewalFailing && token != nil {
 		reasons = append(reasons, fmt.Sprintf("the token in Secret %s stays valid for %s; Ready turns False when it expires",
 			token.SecretName, duration.HumanDuration(token.ExpiresAt.Sub(now))))
 	}
@@ -328,28 +327,28 @@ func diagnose(r *report, now time.Time) []string {
 
 // hints say what to do about a reason, where the message alone may not.
 var hints = map[string]string{
-	controller.ReasonProgressing:          "The first calls to Surge are under way",
-	controller.ReasonSurgeUnavailable:     "The operator retries with backoff; check that Surge, or the proxy in front of it, answers",
-	controller.ReasonRateLimited:          "Nothing is wrong with the resource: it waits for a turn within Surge's rate limit",
-	controller.ReasonCreateUnresolved:     "A create's answer was lost; the operator searches the account before creating again, and this settles by itself",
-	controller.ReasonAPIKeyRejected:       "Put a valid key into the project's Secret (or the operator's SURGE_API_KEY); a rotated key is picked up within 20 seconds",
-	controller.ReasonAccountNotFound:      "Check spec.accountID, and that the API key belongs to the project that owns the account",
-	controller.ReasonRequestRejected:      "Surge refuses the spec as it stands: change the field the message names",
-	controller.ReasonAdoptedUserNotFound:  "spec.userID names no user of Surge; it cannot be changed, so delete the resource and create it with the right id",
-	controller.ReasonUserNotInAccount:     "spec.userID names a user of another account; delete the resource and create it with the right accountID or userID",
-	controller.ReasonUserClaimed:          "Another SurgeEndUser, named in the message, manages this user; delete one of the two",
-	controller.ReasonUserIDConflict:       "spec.userID was set after the resource made or adopted another user; delete the resource to start over",
-	controller.ReasonSecretNotOwned:       "A Secret of that name exists that this resource does not own; delete it, or choose another spec.tokenSecret.name",
-	controller.ReasonSecretRejected:       "Kubernetes refused the token Secret: its validation or an admission policy; the message has its answer",
-	controller.ReasonTokenRenewalFailing:  "The user is in sync, but minting a new token fails; the operator retries with backoff",
-	controller.ReasonDeleteFailed:         "The user could not be deleted in Surge; the operator retries",
-	credentials.ReasonNoProject:           "Name a SurgeProject or ClusterSurgeProject in spec.projectRef, or give the operator a key of its own",
-	credentials.ReasonProjectNotFound:     "Create the project spec.projectRef names; projectRef cannot be changed",
-	credentials.ReasonNamespaceNotAllowed: "Add the namespace to the ClusterSurgeProject's namespaces, or label it to match its namespaceSelector",
-	credentials.ReasonAccountNotAllowed:   "Add the account to the project's spec.accounts",
-	credentials.ReasonAPIKeyUnreadable:    "Create the project's Secret with the key, or fix spec.apiKeySecretRef",
-	credentials.ReasonAPIURLNotAllowed:    "Remove the project's spec.apiURL, or have the operator allow it (--allowed-surge-api-urls)",
-	credentials.ReasonProjectDeleting:     "The project is being deleted and serves only deletions",
+	surgev1alpha1.ReasonProgressing:         "The first calls to Surge are under way",
+	surgev1alpha1.ReasonSurgeUnavailable:    "The operator retries with backoff; check that Surge, or the proxy in front of it, answers",
+	surgev1alpha1.ReasonRateLimited:         "Nothing is wrong with the resource: it waits for a turn within Surge's rate limit",
+	surgev1alpha1.ReasonCreateUnresolved:    "A create's answer was lost; the operator searches the account before creating again, and this settles by itself",
+	surgev1alpha1.ReasonAPIKeyRejected:      "Put a valid key into the project's Secret (or the operator's SURGE_API_KEY); a rotated key is picked up within 20 seconds",
+	surgev1alpha1.ReasonAccountNotFound:     "Check spec.accountID, and that the API key belongs to the project that owns the account",
+	surgev1alpha1.ReasonRequestRejected:     "Surge refuses the spec as it stands: change the field the message names",
+	surgev1alpha1.ReasonAdoptedUserNotFound: "spec.userID names no user of Surge; it cannot be changed, so delete the resource and create it with the right id",
+	surgev1alpha1.ReasonUserNotInAccount:    "spec.userID names a user of another account; delete the resource and create it with the right accountID or userID",
+	surgev1alpha1.ReasonUserClaimed:         "Another SurgeEndUser, named in the message, manages this user; delete one of the two",
+	surgev1alpha1.ReasonUserIDConflict:      "spec.userID was set after the resource made or adopted another user; delete the resource to start over",
+	surgev1alpha1.ReasonSecretNotOwned:      "A Secret of that name exists that this resource does not own; delete it, or choose another spec.tokenSecret.name",
+	surgev1alpha1.ReasonSecretRejected:      "Kubernetes refused the token Secret: its validation or an admission policy; the message has its answer",
+	surgev1alpha1.ReasonTokenRenewalFailing: "The user is in sync, but minting a new token fails; the operator retries with backoff",
+	surgev1alpha1.ReasonDeleteFailed:        "The user could not be deleted in Surge; the operator retries",
+	credentials.ReasonNoProject:             "Name a SurgeProject or ClusterSurgeProject in spec.projectRef, or give the operator a key of its own",
+	credentials.ReasonProjectNotFound:       "Create the project spec.projectRef names; projectRef cannot be changed",
+	credentials.ReasonNamespaceNotAllowed:   "Add the namespace to the ClusterSurgeProject's namespaces, or label it to match its namespaceSelector",
+	credentials.ReasonAccountNotAllowed:     "Add the account to the project's spec.accounts",
+	credentials.ReasonAPIKeyUnreadable:      "Create the project's Secret with the key, or fix spec.apiKeySecretRef",
+	credentials.ReasonAPIURLNotAllowed:      "Remove the project's spec.apiURL, or have the operator allow it (--allowed-surge-api-urls)",
+	credentials.ReasonProjectDeleting:       "The project is being deleted and serves only deletions",
 }
 
 func age(t, now time.Time) string {

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/credentials"
 )
 
@@ -27,7 +26,7 @@ func endUser(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEn
 			ObservedGeneration: 2,
 			UserID:             "usr_01k6x7d4m0a9h2c5e8f1g3j6kq",
 			Conditions: []metav1.Condition{{
-				Type: controller.ConditionReady, Status: metav1.ConditionTrue, Reason: controller.ReasonSynced,
+				Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonSynced,
 				Message: "End user usr_01k6x7d4m0a9h2c5e8f1g3j6kq matches the spec", LastTransitionTime: metav1.NewTime(now.Add(-time.Hour)),
 			}},
 		},
@@ -40,9 +39,9 @@ func endUser(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEn
 
 func notReady(reason, message string, stalled bool) func(*surgev1alpha1.SurgeEndUser) {
 	return func(o *surgev1alpha1.SurgeEndUser) {
-		o.Status.Conditions = []metav1.Condition{{Type: controller.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}}
+		o.Status.Conditions = []metav1.Condition{{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}}
 		if stalled {
-			o.Status.Conditions = append(o.Status.Conditions, metav1.Condition{Type: controller.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: message})
+			o.Status.Conditions = append(o.Status.Conditions, metav1.Condition{Type: surgev1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: message})
 		}
 	}
 }
@@ -67,18 +66,18 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			"stalled: the reason, the message, what to do",
-			&report{obj: endUser(notReady(controller.ReasonUserClaimed, "SurgeEndUser billing/grace manages usr_01k6x7d4m0a9h2c5e8f1g3j6kq", true))},
+			&report{obj: endUser(notReady(surgev1alpha1.ReasonUserClaimed, "SurgeEndUser billing/grace manages usr_01k6x7d4m0a9h2c5e8f1g3j6kq", true))},
 			[]string{"Ready is False with reason UserClaimed: SurgeEndUser billing/grace manages usr_01k6x7d4m0a9h2c5e8f1g3j6kq\nAnother SurgeEndUser, named in the message, manages this user; delete one of the two.\nIt is stalled"},
 		},
 		{
 			"transient: no stall",
-			&report{obj: endUser(notReady(controller.ReasonSurgeUnavailable, "surge get_user: connection refused", false))},
+			&report{obj: endUser(notReady(surgev1alpha1.ReasonSurgeUnavailable, "surge get_user: connection refused", false))},
 			[]string{"Ready is False with reason SurgeUnavailable: surge get_user: connection refused\nThe operator retries with backoff; check that Surge, or the proxy in front of it, answers."},
 		},
 		{
 			"paused and deleted: the deletion waits",
 			&report{obj: endUser(func(o *surgev1alpha1.SurgeEndUser) {
-				o.Annotations = map[string]string{controller.AnnotationPaused: "true"}
+				o.Annotations = map[string]string{surgev1alpha1.AnnotationPaused: "true"}
 				o.DeletionTimestamp = &deleting
 				o.Generation = 3
 			})},
@@ -89,7 +88,7 @@ func TestDiagnose(t *testing.T) {
 			&report{
 				obj: endUser(notReady(credentials.ReasonAPIKeyUnreadable, "Secret billing/surge, the API key of SurgeProject billing/surge, does not exist", true)),
 				project: &projectState{ref: "SurgeProject billing/surge", conditions: []metav1.Condition{{
-					Type: controller.ConditionReady, Status: metav1.ConditionFalse, Reason: credentials.ReasonAPIKeyUnreadable, Message: "Secret billing/surge does not exist",
+					Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: credentials.ReasonAPIKeyUnreadable, Message: "Secret billing/surge does not exist",
 				}}},
 			},
 			[]string{"Create the project's Secret with the key", "SurgeProject billing/surge is not Ready (APIKeySecretUnreadable): Secret billing/surge does not exist"},
@@ -97,7 +96,7 @@ func TestDiagnose(t *testing.T) {
 		{
 			"a failing renewal while Ready",
 			&report{obj: endUser(func(o *surgev1alpha1.SurgeEndUser) {
-				o.Status.Conditions[0].Reason = controller.ReasonTokenRenewalFailing
+				o.Status.Conditions[0].Reason = surgev1alpha1.ReasonTokenRenewalFailing
 				o.Status.Token = &surgev1alpha1.TokenStatus{SecretName: "ada-token", ExpiresAt: metav1.NewTime(now.Add(4 * time.Minute))}
 			})},
 			[]string{"minting a new token fails", "the token in Secret ada-token stays valid for 4m"},
@@ -115,7 +114,7 @@ func TestDiagnose(t *testing.T) {
 					t.Errorf("diagnose =\n%s\nwant it to say %q", text, want)
 				}
 			}
-			if stalled := apimeta.IsStatusConditionTrue(tc.report.obj.Status.Conditions, controller.ConditionStalled); stalled != strings.Contains(text, "It is stalled") {
+			if stalled := apimeta.IsStatusConditionTrue(tc.report.obj.Status.Conditions, surgev1alpha1.ConditionStalled); stalled != strings.Contains(text, "It is stalled") {
 				t.Errorf("diagnose =\n%s\nfor a resource whose Stalled is %t", text, stalled)
 			}
 		})

@@ -48,7 +48,7 @@ func SlimCachedEndUser(in any) (any, error) {
 			UserID:             obj.Status.UserID,
 		},
 	}
-	for _, key := range []string{AnnotationPaused, AnnotationReconcileRequestedAt, AnnotationRenewTokenRequestedAt} {
+	for _, key := range []string{surgev1alpha1.AnnotationPaused, surgev1alpha1.AnnotationReconcileRequestedAt, surgev1alpha1.AnnotationRenewTokenRequestedAt} {
 		if value, set := obj.Annotations[key]; set {
 			metav1.SetMetaDataAnnotation(&slim.ObjectMeta, key, value)
 		}
@@ -68,7 +68,7 @@ func SlimCachedEndUser(in any) (any, error) {
 }
 
 // cachedConditions are the conditions whose status the metrics count.
-var cachedConditions = []string{ConditionReady, ConditionStalled}
+var cachedConditions = []string{surgev1alpha1.ConditionReady, surgev1alpha1.ConditionStalled}
 
 // tokenSummaryKey holds, in the StringData of a cached token Secret, what
 // its data says. The API server never returns StringData, so a summary can
@@ -110,8 +110,8 @@ func SummarizeCachedSecret(in any) (any, error) {
 		metadataDigestKey: writtenMetadataDigest(secret),
 	}
 	// The label finds the Secrets of an end user (removeUnwantedTokenSecrets).
-	if endUser, labelled := secret.Labels[LabelEndUser]; labelled {
-		slim.Labels = map[string]string{LabelEndUser: endUser}
+	if endUser, labelled := secret.Labels[surgev1alpha1.LabelEndUser]; labelled {
+		slim.Labels = map[string]string{surgev1alpha1.LabelEndUser: endUser}
 	}
 	return slim, nil
 }
@@ -143,12 +143,12 @@ func storedTokenOf(secret *corev1.Secret) storedToken {
 }
 
 func storedTokenIn(secret *corev1.Secret) storedToken {
-	claims, err := surge.ParseTokenClaims(string(secret.Data[SecretKeyToken]))
+	claims, err := surge.ParseTokenClaims(string(secret.Data[surgev1alpha1.SecretKeyToken]))
 	if err != nil {
 		return storedToken{}
 	}
-	consistent := string(secret.Data[SecretKeyUserID]) == claims.Subject &&
-		string(secret.Data[SecretKeyExpiresAt]) == claims.ExpiresAt.UTC().Format(time.RFC3339)
+	consistent := string(secret.Data[surgev1alpha1.SecretKeyUserID]) == claims.Subject &&
+		string(secret.Data[surgev1alpha1.SecretKeyExpiresAt]) == claims.ExpiresAt.UTC().Format(time.RFC3339)
 	if !consistent {
 		return storedToken{}
 	}

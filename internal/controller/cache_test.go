@@ -30,8 +30,8 @@ func tokenSecret(owner metav1.OwnerReference, data map[string]string) *corev1.Se
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "team", Name: "ada-token", UID: "secret-uid", ResourceVersion: "7",
-			Labels:          map[string]string{LabelManagedBy: LabelManagedByValue, LabelEndUser: "end-user-uid"},
-			Annotations:     map[string]string{AnnotationEndUser: "ada"},
+			Labels:          map[string]string{surgev1alpha1.LabelManagedBy: surgev1alpha1.LabelManagedByValue, surgev1alpha1.LabelEndUser: "end-user-uid"},
+			Annotations:     map[string]string{surgev1alpha1.AnnotationEndUser: "ada"},
 			OwnerReferences: []metav1.OwnerReference{owner},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "surge-operator"}},
 		},
@@ -48,17 +48,17 @@ func TestTheCacheKeepsATokenSecretsDecisionsButNotItsToken(t *testing.T) {
 	expiresAt := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	token := unsignedToken("usr_ada", expiresAt)
 	endUser := metav1.OwnerReference{APIVersion: surgev1alpha1.GroupVersion.String(), Kind: surgev1alpha1.KindSurgeEndUser, Name: "ada", UID: "end-user-uid", Controller: ptr.To(true)}
-	intactData := map[string]string{SecretKeyToken: token, SecretKeyUserID: "usr_ada", SecretKeyExpiresAt: "2026-11-23T12:00:00Z"}
+	intactData := map[string]string{surgev1alpha1.SecretKeyToken: token, surgev1alpha1.SecretKeyUserID: "usr_ada", surgev1alpha1.SecretKeyExpiresAt: "2026-11-23T12:00:00Z"}
 	cases := []struct {
 		name      string
 		secret    *corev1.Secret
 		wantToken storedToken
 	}{
 		{"an intact token", tokenSecret(endUser, intactData), storedToken{consistent: true, tidy: true}},
-		{"a key added by hand", tokenSecret(endUser, map[string]string{SecretKeyToken: token, SecretKeyUserID: "usr_ada", SecretKeyExpiresAt: "2026-11-23T12:00:00Z", "extra": "x"}), storedToken{consistent: true}},
-		{"a token edited by hand", tokenSecret(endUser, map[string]string{SecretKeyToken: "not-a-token", SecretKeyUserID: "usr_ada", SecretKeyExpiresAt: "2026-11-23T12:00:00Z"}), storedToken{}},
-		{"an expiry that disagrees", tokenSecret(endUser, map[string]string{SecretKeyToken: token, SecretKeyUserID: "usr_ada", SecretKeyExpiresAt: "2026-11-24T12:00:00Z"}), storedToken{}},
-		{"a user id that disagrees", tokenSecret(endUser, map[string]string{SecretKeyToken: token, SecretKeyUserID: "usr_mallory", SecretKeyExpiresAt: "2026-11-23T12:00:00Z"}), storedToken{}},
+		{"a key added by hand", tokenSecret(endUser, map[string]string{surgev1alpha1.SecretKeyToken: token, surgev1alpha1.SecretKeyUserID: "usr_ada", surgev1alpha1.SecretKeyExpiresAt: "2026-11-23T12:00:00Z", "extra": "x"}), storedToken{consistent: true}},
+		{"a token edited by hand", tokenSecret(endUser, map[string]string{surgev1alpha1.SecretKeyToken: "not-a-token", surgev1alpha1.SecretKeyUserID: "usr_ada", surgev1alpha1.SecretKeyExpiresAt: "2026-11-23T12:00:00Z"}), storedToken{}},
+		{"an expiry that disagrees", tokenSecret(endUser, map[string]string{surgev1alpha1.SecretKeyToken: token, surgev1alpha1.SecretKeyUserID: "usr_ada", surgev1alpha1.SecretKeyExpiresAt: "2026-11-24T12:00:00Z"}), storedToken{}},
+		{"a user id that disagrees", tokenSecret(endUser, map[string]string{surgev1alpha1.SecretKeyToken: token, surgev1alpha1.SecretKeyUserID: "usr_mallory", surgev1alpha1.SecretKeyExpiresAt: "2026-11-23T12:00:00Z"}), storedToken{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -78,7 +78,7 @@ func TestTheCacheKeepsATokenSecretsDecisionsButNotItsToken(t *testing.T) {
 				!reflect.DeepEqual(secret.OwnerReferences, c.secret.OwnerReferences) || !isSummary(secret) {
 				t.Errorf("the cached Secret lost its identity or owner: %+v", secret.ObjectMeta)
 			}
-			if want := map[string]string{LabelEndUser: "end-user-uid"}; !maps.Equal(secret.Labels, want) || secret.Annotations != nil {
+			if want := map[string]string{surgev1alpha1.LabelEndUser: "end-user-uid"}; !maps.Equal(secret.Labels, want) || secret.Annotations != nil {
 				t.Errorf("cached labels %v and annotations %v, want only the labels %v that find an end user's Secrets", secret.Labels, secret.Annotations, want)
 			}
 			summarized := storedTokenOf(secret)
@@ -130,15 +130,15 @@ func TestTheCachedSecretJudgesItsMetadataAsTheWholeSecretDoes(t *testing.T) {
 		{"a template annotation removed", func(_, annotations map[string]string) { delete(annotations, "note") }, false},
 		{"an annotation value that reads like two keys", func(_, annotations map[string]string) {
 			annotations["note"] = "line one\nline \"two\""
-			annotations[AnnotationEndUser] = "ada\" true \"x"
+			annotations[surgev1alpha1.AnnotationEndUser] = "ada\" true \"x"
 		}, false},
-		{"the end-user label removed", func(labels, _ map[string]string) { delete(labels, LabelEndUser) }, false},
-		{"the name annotation changed", func(_, annotations map[string]string) { annotations[AnnotationEndUser] = "mallory" }, false},
+		{"the end-user label removed", func(labels, _ map[string]string) { delete(labels, surgev1alpha1.LabelEndUser) }, false},
+		{"the name annotation changed", func(_, annotations map[string]string) { annotations[surgev1alpha1.AnnotationEndUser] = "mallory" }, false},
 		{"a key the template dropped still there", func(labels, annotations map[string]string) {
 			labels["old"] = "x"
-			annotations[AnnotationTemplateKeys] = "labels=old,team;annotations=note"
+			annotations[surgev1alpha1.AnnotationTemplateKeys] = "labels=old,team;annotations=note"
 		}, false},
-		{"no record of the template keys", func(_, annotations map[string]string) { delete(annotations, AnnotationTemplateKeys) }, false},
+		{"no record of the template keys", func(_, annotations map[string]string) { delete(annotations, surgev1alpha1.AnnotationTemplateKeys) }, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -197,11 +197,11 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "team", Name: "ada", UID: "end-user-uid", ResourceVersion: "9", Generation: 3,
 			CreationTimestamp: metav1.NewTime(deleted.Add(-time.Hour)), DeletionTimestamp: &deleted,
-			Finalizers: []string{Finalizer},
+			Finalizers: []string{surgev1alpha1.Finalizer},
 			Labels:     map[string]string{"team": "analytics"},
 			Annotations: map[string]string{
-				AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now", AnnotationRenewTokenRequestedAt: "then",
-				AnnotationCreatePending:                            "2026-11-23T11:00:00Z",
+				surgev1alpha1.AnnotationPaused: "true", surgev1alpha1.AnnotationReconcileRequestedAt: "now", surgev1alpha1.AnnotationRenewTokenRequestedAt: "then",
+				surgev1alpha1.AnnotationCreatePending:              "2026-11-23T11:00:00Z",
 				"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
 			},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
@@ -216,9 +216,9 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 		Status: surgev1alpha1.SurgeEndUserStatus{
 			ObservedGeneration: 3, UserID: "usr_recorded", CreateMarker: "2026-11-23T11:00:00Z",
 			Conditions: []metav1.Condition{
-				{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
-				{Type: ConditionReconciling, Status: metav1.ConditionFalse, Reason: "UserClaimed"},
-				{Type: ConditionStalled, Status: metav1.ConditionTrue, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
+				{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
+				{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: "UserClaimed"},
+				{Type: surgev1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "UserClaimed", Message: strings.Repeat("m", 200)},
 			},
 			Token: &surgev1alpha1.TokenStatus{SecretName: "ada-token", ExpiresAt: deleted, RenewAt: deleted},
 		},
@@ -237,11 +237,11 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 		!slices.Equal(slim.Finalizers, full.Finalizers) || releasedItsUser(slim) != releasedItsUser(full) {
 		t.Errorf("the identity, finalizers or deletion differ: %+v", slim.ObjectMeta)
 	}
-	wantAnnotations := map[string]string{AnnotationPaused: "true", AnnotationReconcileRequestedAt: "now", AnnotationRenewTokenRequestedAt: "then"}
+	wantAnnotations := map[string]string{surgev1alpha1.AnnotationPaused: "true", surgev1alpha1.AnnotationReconcileRequestedAt: "now", surgev1alpha1.AnnotationRenewTokenRequestedAt: "then"}
 	if !maps.Equal(slim.Annotations, wantAnnotations) || slim.Labels != nil || slim.ManagedFields != nil {
 		t.Errorf("annotations %v, labels %v; want only %v", slim.Annotations, slim.Labels, wantAnnotations)
 	}
-	for _, conditionType := range []string{ConditionReady, ConditionStalled} {
+	for _, conditionType := range []string{surgev1alpha1.ConditionReady, surgev1alpha1.ConditionStalled} {
 		condition := apimeta.FindStatusCondition(full.Status.Conditions, conditionType)
 		kept := apimeta.FindStatusCondition(slim.Status.Conditions, conditionType)
 		if kept == nil || kept.Status != condition.Status || kept.Message != "" {

@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -211,15 +210,15 @@ func compareWithSurge(f *fixture, live []surgev1alpha1.SurgeEndUser, deleted map
 		}
 		delete(remote, obj.Status.UserID)
 		want := maps.Clone(obj.Spec.Metadata)
-		want[controller.MetadataUID] = string(obj.UID)
-		want[controller.MetadataNamespace] = obj.Namespace
-		want[controller.MetadataName] = obj.Name
+		want[surgev1alpha1.MetadataUID] = string(obj.UID)
+		want[surgev1alpha1.MetadataNamespace] = obj.Namespace
+		want[surgev1alpha1.MetadataName] = obj.Name
 		if user.FirstName != obj.Spec.FirstName || user.LastName != obj.Spec.LastName || !maps.Equal(user.Metadata, want) {
 			mismatches = append(mismatches, fmt.Sprintf("%s: remote user %+v does not match the spec %+v", obj.Name, user, obj.Spec))
 		}
 	}
 	for id, user := range remote {
-		name := user.Metadata[controller.MetadataName]
+		name := user.Metadata[surgev1alpha1.MetadataName]
 		if deleted[name] {
 			mismatches = append(mismatches, fmt.Sprintf("remote user %s outlived its deleted resource %s", id, name))
 		} else {

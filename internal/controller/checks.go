@@ -49,7 +49,7 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool
 	case !ok,
 		last.uid != obj.UID,
 		last.generation != obj.Generation,
-		last.requestedAt != obj.Annotations[AnnotationReconcileRequestedAt]:
+		last.requestedAt != obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt]:
 		return true, 0
 	}
 	wait := last.dueAt.Sub(now)
@@ -79,7 +79,7 @@ func (t *checkTracker) record(obj *surgev1alpha1.SurgeEndUser, dueAt time.Time, 
 	t.checks[keyOf(obj)] = check{
 		uid:         obj.UID,
 		generation:  obj.Generation,
-		requestedAt: obj.Annotations[AnnotationReconcileRequestedAt],
+		requestedAt: obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt],
 		dueAt:       dueAt,
 		stall:       stall,
 	}
@@ -92,7 +92,7 @@ func (t *checkTracker) standingStall(obj *surgev1alpha1.SurgeEndUser) error {
 	defer t.mu.Unlock()
 	last, ok := t.checks[keyOf(obj)]
 	if !ok || last.uid != obj.UID || last.generation != obj.Generation ||
-		last.requestedAt != obj.Annotations[AnnotationReconcileRequestedAt] {
+		last.requestedAt != obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt] {
 		return nil
 	}
 	return last.stall

@@ -47,7 +47,7 @@ const (
 // holdOf is how obj holds user.
 func holdOf(obj *surgev1alpha1.SurgeEndUser, user surge.User) holdRank {
 	switch identity, tagged := identityOf(user); {
-	case obj.Status.UserID == user.ID || (user.Metadata[MetadataUID] != "" && user.Metadata[MetadataUID] == string(obj.UID)):
+	case obj.Status.UserID == user.ID || (user.Metadata[surgev1alpha1.MetadataUID] != "" && user.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID)):
 		return manages
 	case tagged && identity == keyOf(obj):
 		return taggedIdentity
@@ -88,7 +88,7 @@ func claimHolder(me claimant, others []claimant) (claimant, bool) {
 // userClaimed is the stall of a resource kept from a user that another
 // resource manages.
 func userClaimed(userID string, holder claimant) error {
-	return stalled(ReasonUserClaimed,
+	return stalled(surgev1alpha1.ReasonUserClaimed,
 		"End user %s is managed by SurgeEndUser %s; one end user can be managed by one SurgeEndUser only, so this one makes no call that would touch it: remove spec.userID or delete this SurgeEndUser (its deletion leaves the user alone)",
 		userID, holder.name)
 }

@@ -150,7 +150,7 @@ func TestRenewalRequested(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := &surgev1alpha1.SurgeEndUser{Status: surgev1alpha1.SurgeEndUserStatus{Token: tc.status}}
 			if tc.annotation != "" {
-				obj.Annotations = map[string]string{AnnotationRenewTokenRequestedAt: tc.annotation}
+				obj.Annotations = map[string]string{surgev1alpha1.AnnotationRenewTokenRequestedAt: tc.annotation}
 			}
 			if got := renewalRequested(obj); got != tc.want {
 				t.Errorf("renewalRequested = %t, want %t", got, tc.want)
@@ -175,15 +175,15 @@ func TestSummarize(t *testing.T) {
 		requeueAfter                time.Duration
 		retried, periodic           bool
 	}{
-		{"success", nil, false, metav1.ConditionTrue, ReasonSynced, false, false, true, resync, false, true},
-		{"stall waits for the resync", stalled(ReasonAPIKeyRejected, "key"), false, metav1.ConditionFalse, ReasonAPIKeyRejected, false, true, true, resync, false, true},
-		{"transient backs off", transient, false, metav1.ConditionFalse, ReasonSurgeUnavailable, true, false, false, 0, true, false},
-		{"degraded stays ready", &degradedError{message: "renewal failed", err: transient}, true, metav1.ConditionTrue, ReasonTokenRenewalFailing, false, false, true, 0, true, false},
-		{"unknown error is in progress", errors.New("boom"), false, metav1.ConditionFalse, ReasonProgressing, true, false, false, 0, true, false},
-		{"rate limited new resource waits its turn", limited, false, metav1.ConditionFalse, ReasonRateLimited, true, false, false, 3 * time.Second, false, false},
-		{"rate limited without a wait waits a little", limitedWithoutWait, false, metav1.ConditionFalse, ReasonRateLimited, true, false, false, minRateLimitedWait, false, false},
-		{"rate limited Ready resource stays Ready", limited, true, metav1.ConditionTrue, ReasonSynced, false, false, true, 3 * time.Second, false, false},
-		{"rate limited token renewal stays Ready without backoff", renewalLimited, true, metav1.ConditionTrue, ReasonSynced, false, false, true, 3 * time.Second, false, false},
+		{"success", nil, false, metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, false, true, resync, false, true},
+		{"stall waits for the resync", stalled(surgev1alpha1.ReasonAPIKeyRejected, "key"), false, metav1.ConditionFalse, surgev1alpha1.ReasonAPIKeyRejected, false, true, true, resync, false, true},
+		{"transient backs off", transient, false, metav1.ConditionFalse, surgev1alpha1.ReasonSurgeUnavailable, true, false, false, 0, true, false},
+		{"degraded stays ready", &degradedError{message: "renewal failed", err: transient}, true, metav1.ConditionTrue, surgev1alpha1.ReasonTokenRenewalFailing, false, false, true, 0, true, false},
+		{"unknown error is in progress", errors.New("boom"), false, metav1.ConditionFalse, surgev1alpha1.ReasonProgressing, true, false, false, 0, true, false},
+		{"rate limited new resource waits its turn", limited, false, metav1.ConditionFalse, surgev1alpha1.ReasonRateLimited, true, false, false, 3 * time.Second, false, false},
+		{"rate limited without a wait waits a little", limitedWithoutWait, false, metav1.ConditionFalse, surgev1alpha1.ReasonRateLimited, true, false, false, minRateLimitedWait, false, false},
+		{"rate limited Ready resource stays Ready", limited, true, metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, false, true, 3 * time.Second, false, false},
+		{"rate limited token renewal stays Ready without backoff", renewalLimited, true, metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, false, true, 3 * time.Second, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,14 +195,14 @@ func TestSummarize(t *testing.T) {
 			}
 			outcome.apply(status, 3)
 			result, err := outcome.result()
-			ready := findCondition(status, ConditionReady)
+			ready := findCondition(status, surgev1alpha1.ConditionReady)
 			if ready == nil || ready.Status != tc.ready || ready.Reason != tc.reason || ready.ObservedGeneration != 3 {
 				t.Errorf("Ready = %+v, want %s/%s at generation 3", ready, tc.ready, tc.reason)
 			}
-			if got := findCondition(status, ConditionReconciling) != nil; got != tc.reconciling {
+			if got := findCondition(status, surgev1alpha1.ConditionReconciling) != nil; got != tc.reconciling {
 				t.Errorf("Reconciling present = %v, want %v", got, tc.reconciling)
 			}
-			if got := findCondition(status, ConditionStalled) != nil; got != tc.stalled {
+			if got := findCondition(status, surgev1alpha1.ConditionStalled) != nil; got != tc.stalled {
 				t.Errorf("Stalled present = %v, want %v", got, tc.stalled)
 			}
 			if got := status.ObservedGeneration == 3; got != tc.final {
@@ -243,7 +243,7 @@ func TestCheckTracker(t *testing.T) {
 		t.Error("spec changed, yet not due")
 	}
 	requested := obj.DeepCopy()
-	requested.Annotations = map[string]string{AnnotationReconcileRequestedAt: "now"}
+	requested.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "now"}
 	if due, _ := tracker.due(requested, now); !due {
 		t.Error("check requested by annotation, yet not due")
 	}
@@ -258,7 +258,7 @@ func TestCheckTrackerKeepsTheStallUntilTheNextCheck(t *testing.T) {
 	tracker := newCheckTracker()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
-	refused := stalled(ReasonRequestRejected, "refused")
+	refused := stalled(surgev1alpha1.ReasonRequestRejected, "refused")
 
 	tracker.record(obj, now.Add(time.Minute), refused)
 	if got := tracker.standingStall(obj); got != refused {
@@ -284,10 +284,10 @@ func TestTokenStepRuns(t *testing.T) {
 		want    bool
 	}{
 		{"user in order", nil, "usr_1", true},
-		{"Surge refuses the spec of a known user", stalled(ReasonRequestRejected, "refused"), "usr_1", true},
-		{"Surge refused the create: no user", stalled(ReasonRequestRejected, "refused"), "", false},
-		{"key rejected: a mint would be too", stalled(ReasonAPIKeyRejected, "key"), "usr_1", false},
-		{"adopted user gone", stalled(ReasonAdoptedUserNotFound, "gone"), "usr_1", false},
+		{"Surge refuses the spec of a known user", stalled(surgev1alpha1.ReasonRequestRejected, "refused"), "usr_1", true},
+		{"Surge refused the create: no user", stalled(surgev1alpha1.ReasonRequestRejected, "refused"), "", false},
+		{"key rejected: a mint would be too", stalled(surgev1alpha1.ReasonAPIKeyRejected, "key"), "usr_1", false},
+		{"adopted user gone", stalled(surgev1alpha1.ReasonAdoptedUserNotFound, "gone"), "usr_1", false},
 		{"user in doubt", transient, "usr_1", false},
 	}
 	for _, tc := range cases {
@@ -301,7 +301,7 @@ func TestTokenStepRuns(t *testing.T) {
 
 func TestSummarizeSteps(t *testing.T) {
 	resync := 10 * time.Minute
-	refused := stalled(ReasonRequestRejected, "Surge refused to update the end user")
+	refused := stalled(surgev1alpha1.ReasonRequestRejected, "Surge refused to update the end user")
 	transient := classifySurgeError("mint a component token", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
 	cases := []struct {
 		name         string
@@ -312,11 +312,11 @@ func TestSummarizeSteps(t *testing.T) {
 		requeueAfter time.Duration
 		retried      bool
 	}{
-		{"both steps in order", joinSteps(nil, nil), metav1.ConditionTrue, ReasonSynced, false, resync, false},
-		{"token step failed alone", joinSteps(nil, transient), metav1.ConditionFalse, ReasonSurgeUnavailable, false, 0, true},
-		{"user stalled, token renewed", joinSteps(refused, nil), metav1.ConditionFalse, ReasonRequestRejected, true, resync, false},
-		{"user stalled, token renewal failing", joinSteps(refused, &degradedError{message: "renewal failed", err: transient}), metav1.ConditionFalse, ReasonRequestRejected, true, 0, true},
-		{"user stalled, token stalled", joinSteps(refused, stalled(ReasonSecretNotOwned, "not ours")), metav1.ConditionFalse, ReasonRequestRejected, true, resync, false},
+		{"both steps in order", joinSteps(nil, nil), metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, resync, false},
+		{"token step failed alone", joinSteps(nil, transient), metav1.ConditionFalse, surgev1alpha1.ReasonSurgeUnavailable, false, 0, true},
+		{"user stalled, token renewed", joinSteps(refused, nil), metav1.ConditionFalse, surgev1alpha1.ReasonRequestRejected, true, resync, false},
+		{"user stalled, token renewal failing", joinSteps(refused, &degradedError{message: "renewal failed", err: transient}), metav1.ConditionFalse, surgev1alpha1.ReasonRequestRejected, true, 0, true},
+		{"user stalled, token stalled", joinSteps(refused, stalled(surgev1alpha1.ReasonSecretNotOwned, "not ours")), metav1.ConditionFalse, surgev1alpha1.ReasonRequestRejected, true, resync, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -324,10 +324,10 @@ func TestSummarizeSteps(t *testing.T) {
 			status := &surgev1alpha1.SurgeEndUserStatus{}
 			outcome.apply(status, 1)
 			result, err := outcome.result()
-			if ready := findCondition(status, ConditionReady); ready.Status != tc.ready || ready.Reason != tc.reason {
+			if ready := findCondition(status, surgev1alpha1.ConditionReady); ready.Status != tc.ready || ready.Reason != tc.reason {
 				t.Errorf("Ready = %s/%s, want %s/%s", ready.Status, ready.Reason, tc.ready, tc.reason)
 			}
-			if got := findCondition(status, ConditionStalled) != nil; got != tc.stalled {
+			if got := findCondition(status, surgev1alpha1.ConditionStalled) != nil; got != tc.stalled {
 				t.Errorf("Stalled present = %v, want %v", got, tc.stalled)
 			}
 			if (err != nil) != tc.retried || result.RequeueAfter != tc.requeueAfter {
@@ -408,7 +408,7 @@ func TestClaimHolder(t *testing.T) {
 
 func TestReconcileTriggers(t *testing.T) {
 	base := func() *surgev1alpha1.SurgeEndUser {
-		return &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", Generation: 1, Finalizers: []string{Finalizer}}}
+		return &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", Generation: 1, Finalizers: []string{surgev1alpha1.Finalizer}}}
 	}
 	deleted := metav1.Now()
 	cases := []struct {
@@ -418,7 +418,9 @@ func TestReconcileTriggers(t *testing.T) {
 	}{
 		{"a status write", func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "usr_1" }, false},
 		{"a spec change", func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 2 }, true},
-		{"an annotation", func(o *surgev1alpha1.SurgeEndUser) { o.Annotations = map[string]string{AnnotationPaused: "true"} }, true},
+		{"an annotation", func(o *surgev1alpha1.SurgeEndUser) {
+			o.Annotations = map[string]string{surgev1alpha1.AnnotationPaused: "true"}
+		}, true},
 		{"the deletion", func(o *surgev1alpha1.SurgeEndUser) { o.DeletionTimestamp = &deleted }, true},
 		{"the finalizer removed by hand", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil }, true},
 	}

@@ -19,7 +19,7 @@ import (
 // another resource). credentialsErr is why obj may not reach Surge, if it
 // may not: the finalizer then stays only while a user may exist.
 func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeAPI, credentialsErr error, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+	if !controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	log.FromContext(ctx).V(1).Info("Deleting", "userID", obj.Status.UserID, "searchNeeded", needsSearch(obj))
@@ -34,7 +34,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 	}
 	r.unstoredTokens.forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-		controllerutil.RemoveFinalizer(o, Finalizer)
+		controllerutil.RemoveFinalizer(o, surgev1alpha1.Finalizer)
 	})
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
@@ -52,7 +52,7 @@ func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndU
 func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
 	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
 		if obj.Status.UserID != "" {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventOrphaned, "Delete",
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventOrphaned, "Delete",
 				"Left end user %s in Surge, as deletionPolicy is Orphan", obj.Status.UserID)
 		}
 		return nil
@@ -84,10 +84,10 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api Surge
 // holds it.
 func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string) error {
 	if err := r.checkClaim(ctx, obj, surge.User{ID: userID}); err != nil {
-		if !isStall(err, ReasonUserClaimed) {
+		if !isStall(err, surgev1alpha1.ReasonUserClaimed) {
 			return err
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventReleased, "Delete",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventReleased, "Delete",
 			"Left end user %s in Surge: %s", userID, err)
 		return nil
 	}
@@ -96,7 +96,7 @@ func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, o
 		return classifySurgeError("delete the end user", err, &obj.Spec)
 	}
 	r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDeleted, "Delete",
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventDeleted, "Delete",
 		"Deleted end user %s", userID)
 	return nil
 }

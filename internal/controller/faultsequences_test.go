@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
@@ -19,7 +18,7 @@ import (
 func (f *fixture) usersNamed(name string) []emulator.User {
 	var named []emulator.User
 	for _, user := range f.Surge.Users(f.Account) {
-		if user.Metadata[controller.MetadataName] == name {
+		if user.Metadata[surgev1alpha1.MetadataName] == name {
 			named = append(named, user)
 		}
 	}
@@ -114,7 +113,7 @@ func TestACreateThatMayHaveHappenedIsSearchedFor(t *testing.T) {
 }
 
 func hasCreatePending(obj *surgev1alpha1.SurgeEndUser) bool {
-	marker, ok := obj.Annotations[controller.AnnotationCreatePending]
+	marker, ok := obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	return ok && marker != obj.Status.CreateMarker
 }
 
@@ -129,10 +128,10 @@ func (f *fixture) crashedDuringRecreate(name string) (oldID, newID string) {
 	obj := f.Get(name)
 	f.Surge.RemoveUser(oldID)
 	recreated := f.Surge.PutUser(f.Account, emulator.User{FirstName: obj.Spec.FirstName, LastName: obj.Spec.LastName, Metadata: map[string]string{
-		"team": "analytics", controller.MetadataUID: string(obj.UID), controller.MetadataNamespace: obj.Namespace, controller.MetadataName: obj.Name,
+		"team": "analytics", surgev1alpha1.MetadataUID: string(obj.UID), surgev1alpha1.MetadataNamespace: obj.Namespace, surgev1alpha1.MetadataName: obj.Name,
 	}})
 	f.Update(name, func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339Nano)}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339Nano)}
 	})
 	if !hasCreatePending(f.Get(name)) {
 		f.T.Fatal("the re-create's marker is not pending")
@@ -196,7 +195,7 @@ func TestAnAccountThatCannotBeListedDoesNotBlockCreates(t *testing.T) {
 	f := newFixture(t)
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/accounts/" + f.Account, Status: http.StatusServiceUnavailable})
 	f.Create(f.endUser("newcomer"))
-	f.waitForCondition("newcomer", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+	f.waitForCondition("newcomer", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
 	if users := f.usersNamed("newcomer"); len(users) != 1 {
 		t.Errorf("%d remote users, want 1", len(users))
 	}
@@ -241,7 +240,7 @@ func TestAUserIDSetAfterTheCreateStalls(t *testing.T) {
 	other := f.Surge.PutUser(f.Account, emulator.User{FirstName: "Grace"})
 	f.Update("settled", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.UserID = other.ID })
 
-	obj := f.waitForCondition("settled", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserIDConflict)
+	obj := f.waitForCondition("settled", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserIDConflict)
 	if obj.Status.UserID != own {
 		t.Errorf("status.userID %s, want the user it manages, %s", obj.Status.UserID, own)
 	}

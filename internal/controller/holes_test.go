@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -63,7 +62,7 @@ func TestARestoredResourceAdoptsItsUser(t *testing.T) {
 // marker written shortly before may belong to a create still in flight.
 func exported(obj *surgev1alpha1.SurgeEndUser) *surgev1alpha1.SurgeEndUser {
 	annotations := maps.Clone(obj.Annotations)
-	annotations[controller.AnnotationCreatePending] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	annotations[surgev1alpha1.AnnotationCreatePending] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
 	return &surgev1alpha1.SurgeEndUser{
 		ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: obj.Name, Annotations: annotations, Labels: obj.Labels},
 		Spec:       obj.Spec,
@@ -80,7 +79,7 @@ func TestASquatterDoesNotTakeARecreatedVictimsUser(t *testing.T) {
 	f.Create(f.endUser("victim"))
 	victim := f.waitForReady("victim")
 	f.Create(f.endUser("squatter", in(squatters, f.Account), adopting(victim.Status.UserID, "Mallory")))
-	f.waitForConditionIn(squatters, "squatter", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserClaimed)
+	f.waitForConditionIn(squatters, "squatter", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserClaimed)
 
 	f.StopOperator()
 	f.Update("victim", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil })
@@ -93,8 +92,8 @@ func TestASquatterDoesNotTakeARecreatedVictimsUser(t *testing.T) {
 	if got := f.waitForReady("victim").Status.UserID; got != victim.Status.UserID {
 		t.Errorf("the re-applied victim manages %s, want its user %s", got, victim.Status.UserID)
 	}
-	f.waitForConditionIn(squatters, "squatter", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserClaimed)
-	if user, _ := f.Surge.User(victim.Status.UserID); user.FirstName != "Ada" || user.Metadata[controller.MetadataNamespace] != f.Namespace {
+	f.waitForConditionIn(squatters, "squatter", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserClaimed)
+	if user, _ := f.Surge.User(victim.Status.UserID); user.FirstName != "Ada" || user.Metadata[surgev1alpha1.MetadataNamespace] != f.Namespace {
 		t.Errorf("the victim's user was taken over: %+v", user)
 	}
 }
@@ -154,7 +153,7 @@ func TestPresetCreateMarkersListTheAccountOnce(t *testing.T) {
 	const resources = 8
 	for i := range resources {
 		f.Create(f.endUser(fmt.Sprintf("preset-%d", i), func(o *surgev1alpha1.SurgeEndUser) {
-			o.Annotations = map[string]string{controller.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
+			o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
 		}))
 	}
 	for i := range resources {
@@ -173,7 +172,7 @@ func TestARefusedResourceDoesNotBlockAdoption(t *testing.T) {
 	f := newFixture(t)
 	loose := f.Surge.PutUser(f.Account, emulator.User{FirstName: "Grace"})
 	f.Create(f.endUser("refused", adopting(loose.ID, "Mallory"), using(surgev1alpha1.KindSurgeProject, "nowhere")))
-	f.waitForCondition("refused", controller.ConditionStalled, metav1.ConditionTrue, "ProjectNotFound")
+	f.waitForCondition("refused", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, "ProjectNotFound")
 	f.Create(f.endUser("rightful", adopting(loose.ID, "Grace")))
 
 	if got := f.waitForReady("rightful").Status.UserID; got != loose.ID {
@@ -216,7 +215,7 @@ func (f *fixture) waitForReadyWithin(name string, timeout time.Duration) *surgev
 	f.Eventually(name+" Ready", timeout, func() (bool, string) {
 		obj = f.Get(name)
 		for _, c := range obj.Status.Conditions {
-			if c.Type == controller.ConditionReady && c.Status == metav1.ConditionTrue && c.ObservedGeneration == obj.Generation {
+			if c.Type == surgev1alpha1.ConditionReady && c.Status == metav1.ConditionTrue && c.ObservedGeneration == obj.Generation {
 				return true, ""
 			}
 		}
@@ -237,7 +236,7 @@ func TestASpecChangedDuringARecreateIsApplied(t *testing.T) {
 	f.Surge.RemoveUser(oldID)
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/" + oldID, Latency: 2 * time.Second, Count: 1})
 	f.Update("phoenix", func(o *surgev1alpha1.SurgeEndUser) {
-		metav1.SetMetaDataAnnotation(&o.ObjectMeta, controller.AnnotationReconcileRequestedAt, "1")
+		metav1.SetMetaDataAnnotation(&o.ObjectMeta, surgev1alpha1.AnnotationReconcileRequestedAt, "1")
 	})
 	f.Eventually("the read of the deleted user in flight", 10*time.Second, func() (bool, string) {
 		return f.Surge.CountRequests(http.MethodGet, "/users/"+oldID) == 1, "no read yet"

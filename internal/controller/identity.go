@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
 
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -356,7 +357,7 @@ func (x *identityIndex) ForgetScope(scope string) {
 // identityOf is the identity a user's tags name, if they name one a
 // resource could have: longer names are no tags the operator wrote.
 func identityOf(user surge.User) (types.NamespacedName, bool) {
-	identity := types.NamespacedName{Namespace: user.Metadata[MetadataNamespace], Name: user.Metadata[MetadataName]}
+	identity := types.NamespacedName{Namespace: user.Metadata[surgev1alpha1.MetadataNamespace], Name: user.Metadata[surgev1alpha1.MetadataName]}
 	valid := identity.Namespace != "" && identity.Name != "" && user.ID != "" &&
 		len(identity.Namespace) <= validation.DNS1123LabelMaxLength &&
 		len(identity.Name) <= validation.DNS1123SubdomainMaxLength &&

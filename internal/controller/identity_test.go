@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -70,7 +71,7 @@ func newIndexWorld(t *testing.T, users, budget int) *indexWorld {
 
 func (w *indexWorld) put(name string) {
 	user := w.emu.PutUser(indexTestAccount, emulator.User{FirstName: name, Metadata: map[string]string{
-		MetadataNamespace: "ns", MetadataName: name, MetadataUID: "uid-" + name,
+		surgev1alpha1.MetadataNamespace: "ns", surgev1alpha1.MetadataName: name, surgev1alpha1.MetadataUID: "uid-" + name,
 	}})
 	w.ids[name] = user.ID
 }

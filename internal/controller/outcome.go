@@ -112,19 +112,19 @@ func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUs
 	}
 	switch {
 	case surge.IsUnauthorized(err):
-		return stalled(ReasonAPIKeyRejected,
+		return stalled(surgev1alpha1.ReasonAPIKeyRejected,
 			"Surge rejected the API key while trying to %s (%d %s): check the key (in the Secret of the project spec.projectRef names, or the operator's SURGE_API_KEY) and that its Surge project is active",
 			action, apiErr.StatusCode, apiErr.Type)
 	case surge.IsAccountNotFound(err):
-		return stalled(ReasonAccountNotFound,
+		return stalled(surgev1alpha1.ReasonAccountNotFound,
 			"Surge has no account %s reachable with this API key while trying to %s: check spec.accountID",
 			spec.AccountID, action)
 	case surge.IsInvalid(err):
-		return stalled(ReasonRequestRejected,
+		return stalled(surgev1alpha1.ReasonRequestRejected,
 			"Surge refused to %s: %s: fix the spec", action, apiErr.Error())
 	default:
 		transient := &transientError{
-			reason:  ReasonSurgeUnavailable,
+			reason:  surgev1alpha1.ReasonSurgeUnavailable,
 			message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
 			err:     err,
 		}
@@ -174,7 +174,7 @@ func tokenStepRuns(userErr error, userID string) bool {
 		return true
 	}
 	var stall *stalledError
-	return userID != "" && errors.As(userErr, &stall) && stall.reason == ReasonRequestRejected
+	return userID != "" && errors.As(userErr, &stall) && stall.reason == surgev1alpha1.ReasonRequestRejected
 }
 
 // userStallOf is the stall of the user step within err, the outcome of a
@@ -200,7 +200,7 @@ func classifySecretWriteError(action, name string, err error) error {
 	case err == nil:
 		return nil
 	case apierrors.IsInvalid(err):
-		return stalled(ReasonSecretRejected,
+		return stalled(surgev1alpha1.ReasonSecretRejected,
 			"Kubernetes refused to %s token Secret %s: %v: fix spec.tokenSecret, or the policy that refuses it", action, name, err)
 	default:
 		return fmt.Errorf("%s token Secret %s: %w", action, name, err)
@@ -246,8 +246,8 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 	switch {
 	case err == nil:
 		return outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue,
-				Reason: ReasonSynced, Message: successMessage},
+			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+				Reason: surgev1alpha1.ReasonSynced, Message: successMessage},
 			final:        true,
 			requeueAfter: resync,
 			periodic:     true,
@@ -257,21 +257,21 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 		// otherwise: a Ready resource stays Ready while it waits.
 		return outcomeResult{keepConditions: true, quiet: true, requeueAfter: max(limited.wait, minRateLimitedWait)}
 	case errors.As(err, &limited):
-		return waitOutcome(ReasonRateLimited, rateLimitedMessage, max(limited.wait, minRateLimitedWait))
+		return waitOutcome(surgev1alpha1.ReasonRateLimited, rateLimitedMessage, max(limited.wait, minRateLimitedWait))
 	case errors.As(err, &waiting):
 		return waitOutcome(waiting.reason, waiting.message, waiting.wait)
 	case errors.As(err, &degraded):
 		return outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue,
-				Reason: ReasonTokenRenewalFailing, Message: successMessage + "; " + degraded.message},
+			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+				Reason: surgev1alpha1.ReasonTokenRenewalFailing, Message: successMessage + "; " + degraded.message},
 			final:    true,
 			retryErr: err,
 		}
 	case errors.As(err, &stall):
 		return outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 				Reason: stall.reason, Message: stall.message},
-			stalled: &metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionTrue,
+			stalled: &metav1.Condition{Type: surgev1alpha1.ConditionStalled, Status: metav1.ConditionTrue,
 				Reason: stall.reason, Message: stall.message},
 			final:        true,
 			requeueAfter: resync,
@@ -279,9 +279,9 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 		}
 	case errors.As(err, &transient):
 		outcome := outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 				Reason: transient.reason, Message: transient.message},
-			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+			reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue,
 				Reason: transient.reason, Message: transient.message},
 			retryErr: err,
 		}
@@ -291,10 +291,10 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 		return outcome
 	default:
 		return outcomeResult{
-			ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
-				Reason: ReasonProgressing, Message: err.Error()},
-			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
-				Reason: ReasonProgressing, Message: err.Error()},
+			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+				Reason: surgev1alpha1.ReasonProgressing, Message: err.Error()},
+			reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue,
+				Reason: surgev1alpha1.ReasonProgressing, Message: err.Error()},
 			retryErr: err,
 		}
 	}
@@ -304,9 +304,9 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 // warning, and a look again after wait.
 func waitOutcome(reason, message string, wait time.Duration) outcomeResult {
 	return outcomeResult{
-		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse,
+		ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: reason, Message: message},
-		reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+		reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue,
 			Reason: reason, Message: message},
 		quiet:        true,
 		requeueAfter: wait,
@@ -342,10 +342,10 @@ func summarizeSteps(steps *stepsError, successMessage string, resync time.Durati
 func startingOutcome() outcomeResult {
 	const message = "Bringing the end user in Surge in line with the spec"
 	return outcomeResult{
-		ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown,
-			Reason: ReasonProgressing, Message: message},
-		reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
-			Reason: ReasonProgressing, Message: message},
+		ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionUnknown,
+			Reason: surgev1alpha1.ReasonProgressing, Message: message},
+		reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue,
+			Reason: surgev1alpha1.ReasonProgressing, Message: message},
 	}
 }
 
@@ -362,8 +362,8 @@ func (o outcomeResult) applyTo(conditions *[]metav1.Condition, observedGeneratio
 	}
 	o.ready.ObservedGeneration = generation
 	apimeta.SetStatusCondition(conditions, o.ready)
-	setOrRemove(conditions, ConditionReconciling, o.reconciling, generation)
-	setOrRemove(conditions, ConditionStalled, o.stalled, generation)
+	setOrRemove(conditions, surgev1alpha1.ConditionReconciling, o.reconciling, generation)
+	setOrRemove(conditions, surgev1alpha1.ConditionStalled, o.stalled, generation)
 	if o.final {
 		*observedGeneration = generation
 	}

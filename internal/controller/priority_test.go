@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -75,17 +74,17 @@ func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
 
 	f.Surge.InjectFault(emulator.Fault{Status: http.StatusTooManyRequests, RetryAfter: 3 * time.Second})
 	f.Create(f.endUser("newcomer"))
-	f.waitForCondition("newcomer", controller.ConditionReconciling, metav1.ConditionTrue, controller.ReasonRateLimited)
-	f.waitForCondition("newcomer", controller.ConditionReady, metav1.ConditionFalse, controller.ReasonRateLimited)
+	f.waitForCondition("newcomer", surgev1alpha1.ConditionReconciling, metav1.ConditionTrue, surgev1alpha1.ReasonRateLimited)
+	f.waitForCondition("newcomer", surgev1alpha1.ConditionReady, metav1.ConditionFalse, surgev1alpha1.ReasonRateLimited)
 	f.Update("settled", func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "now"}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "now"}
 	})
 	f.Eventually("the settled resource's check is held back", 10*time.Second, func() (bool, string) {
 		return f.Surge.CountRequests(http.MethodGet, "/users/") > 0, "not checked yet"
 	})
 	f.consistently("the settled resource stays Ready", time.Second, func() (bool, string) {
-		ready := apimeta.FindStatusCondition(f.Get("settled").Status.Conditions, controller.ConditionReady)
-		return ready != nil && ready.Status == metav1.ConditionTrue && ready.Reason == controller.ReasonSynced, fmt.Sprintf("Ready is %+v", ready)
+		ready := apimeta.FindStatusCondition(f.Get("settled").Status.Conditions, surgev1alpha1.ConditionReady)
+		return ready != nil && ready.Status == metav1.ConditionTrue && ready.Reason == surgev1alpha1.ReasonSynced, fmt.Sprintf("Ready is %+v", ready)
 	})
 
 	f.Surge.ClearFaults()

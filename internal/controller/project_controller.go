@@ -22,16 +22,6 @@ import (
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
-// ProjectFinalizer keeps a project while SurgeEndUsers use it, so that their
-// deletions can still reach Surge.
-const ProjectFinalizer = "surge.app/project-in-use"
-
-// Condition reasons of a project.
-const (
-	ReasonKeyAccepted = "APIKeyAccepted"
-	ReasonInUse       = "InUse"
-)
-
 // ProjectKeys is what a project reconciler needs of the credentials: the
 // client of a project, built from its Secret as it is now.
 type ProjectKeys interface {
@@ -94,7 +84,7 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return r.reconcileDelete(ctx, obj, ref, len(endUsers))
 	}
-	if controllerutil.AddFinalizer(obj, ProjectFinalizer) {
+	if controllerutil.AddFinalizer(obj, surgev1alpha1.ProjectFinalizer) {
 		if err := r.Update(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -105,14 +95,14 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	status.EndUsers = int32(len(endUsers))
 	outcome := summarize(r.checkKey(ctx, ref), "Surge accepts the API key", r.RecheckInterval, isProjectReady(original))
 	if outcome.ready.Status == metav1.ConditionTrue {
-		outcome.ready.Reason = ReasonKeyAccepted
+		outcome.ready.Reason = surgev1alpha1.ReasonKeyAccepted
 	}
 	outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
 	return ctrl.Result{RequeueAfter: r.RecheckInterval}, r.writeStatus(ctx, original, obj)
 }
 
 func isProjectReady(obj projectObject) bool {
-	return apimeta.IsStatusConditionTrue(obj.GetProjectStatus().Conditions, ConditionReady)
+	return apimeta.IsStatusConditionTrue(obj.GetProjectStatus().Conditions, surgev1alpha1.ConditionReady)
 }
 
 // checkKey reads the project's key again and asks Surge whether it accepts
@@ -126,7 +116,7 @@ func (r *ProjectReconciler) checkKey(ctx context.Context, ref credentials.Ref) e
 	defer cancel()
 	if err := surgeClient.CheckKey(remoteCtx); err != nil {
 		if surge.IsUnauthorized(err) {
-			return stalled(ReasonAPIKeyRejected, "Surge rejected the API key of %s: put a valid key in its Secret; it is picked up without a restart", ref)
+			return stalled(surgev1alpha1.ReasonAPIKeyRejected, "Surge rejected the API key of %s: put a valid key in its Secret; it is picked up without a restart", ref)
 		}
 		return classifySurgeError("check the API key", err, &surgev1alpha1.SurgeEndUserSpec{})
 	}
@@ -139,8 +129,8 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObje
 	original := obj.DeepCopyObject().(projectObject)
 	if endUsers > 0 {
 		message := fmt.Sprintf("Deletion waits for the %d SurgeEndUsers that use %s to be deleted: their deletions need its key", endUsers, ref)
-		outcome := outcomeResult{ready: metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonInUse, Message: message},
-			reconciling: &metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue, Reason: ReasonInUse, Message: message}}
+		outcome := outcomeResult{ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: surgev1alpha1.ReasonInUse, Message: message},
+			reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonInUse, Message: message}}
 		status := obj.GetProjectStatus()
 		status.EndUsers = int32(endUsers)
 		outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
@@ -148,7 +138,7 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObje
 	}
 	r.Keys.Forget(ref)
 	r.Identities.ForgetScope(ref.String())
-	if controllerutil.RemoveFinalizer(obj, ProjectFinalizer) {
+	if controllerutil.RemoveFinalizer(obj, surgev1alpha1.ProjectFinalizer) {
 		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, obj))
 	}
 	return ctrl.Result{}, nil

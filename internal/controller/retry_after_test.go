@@ -30,7 +30,7 @@ func TestLongRetryAfterIsCarriedIntoTheRequeue(t *testing.T) {
 	}
 	status := &surgev1alpha1.SurgeEndUserStatus{}
 	outcome.apply(status, 1)
-	if reconciling := findCondition(status, ConditionReconciling); reconciling == nil || reconciling.Reason != ReasonRateLimited {
+	if reconciling := findCondition(status, surgev1alpha1.ConditionReconciling); reconciling == nil || reconciling.Reason != surgev1alpha1.ReasonRateLimited {
 		t.Errorf("Reconciling %+v, want True with RateLimited while waiting", reconciling)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 )
 
 // Backoff after transient failures: fast enough to ride out a blip, slow
@@ -30,7 +32,7 @@ func meaningfulChange() predicate.Predicate {
 		predicate.AnnotationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero() ||
-				controllerutil.ContainsFinalizer(e.ObjectOld, Finalizer) && !controllerutil.ContainsFinalizer(e.ObjectNew, Finalizer)
+				controllerutil.ContainsFinalizer(e.ObjectOld, surgev1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(e.ObjectNew, surgev1alpha1.Finalizer)
 		}},
 	)
 }

@@ -86,7 +86,7 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
-	if obj.Annotations[AnnotationPaused] == "true" {
+	if obj.Annotations[surgev1alpha1.AnnotationPaused] == "true" {
 		return r.reconcilePaused(ctx, obj)
 	}
 	api, credentialsErr := r.surgeFor(ctx, obj)
@@ -196,7 +196,7 @@ func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, ori
 		userErr = r.reconcileUser(remoteCtx, api, original, obj)
 	}
 	switch {
-	case isStall(userErr, ReasonUserClaimed):
+	case isStall(userErr, surgev1alpha1.ReasonUserClaimed):
 		return joinSteps(userErr, r.dropTokenSecret(ctx, obj))
 	case tokenStepRuns(userErr, obj.Status.UserID):
 		return joinSteps(userErr, r.reconcileToken(remoteCtx, api, obj))
@@ -207,11 +207,11 @@ func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, ori
 // restoreFinalizer puts back a finalizer removed by hand at once, not at the
 // next user check, which is the step that adds it otherwise.
 func (r *SurgeEndUserReconciler) restoreFinalizer(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
-	if controllerutil.ContainsFinalizer(obj, Finalizer) {
+	if controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer) {
 		return nil
 	}
 	return r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-		controllerutil.AddFinalizer(o, Finalizer)
+		controllerutil.AddFinalizer(o, surgev1alpha1.Finalizer)
 	})
 }
 
@@ -242,9 +242,9 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
 		outcome.apply(&obj.Status, obj.Generation)
-		apimeta.RemoveStatusCondition(&obj.Status.Conditions, ConditionPaused)
+		apimeta.RemoveStatusCondition(&obj.Status.Conditions, surgev1alpha1.ConditionPaused)
 		if err != nil && !outcome.quiet {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventFailed, "Reconcile", "%s", outcome.ready.Message)
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
 	if writeErr := r.writeStatus(ctx, original, obj); writeErr != nil {
@@ -263,7 +263,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 // announceStart sets Reconciling on a resource that has no Ready condition
 // yet, before its first calls to Surge.
 func (r *SurgeEndUserReconciler) announceStart(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
-	if apimeta.FindStatusCondition(obj.Status.Conditions, ConditionReady) != nil {
+	if apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionReady) != nil {
 		return nil
 	}
 	original := obj.DeepCopy()
@@ -302,10 +302,10 @@ func (r *SurgeEndUserReconciler) reconcilePaused(ctx context.Context, obj *surge
 	r.checks.forget(keyOf(obj))
 	original := obj.DeepCopy()
 	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
-		Type:               ConditionPaused,
+		Type:               surgev1alpha1.ConditionPaused,
 		Status:             metav1.ConditionTrue,
-		Reason:             ReasonPaused,
-		Message:            "The annotation " + AnnotationPaused + " is \"true\": no calls to Surge until it is removed",
+		Reason:             surgev1alpha1.ReasonPaused,
+		Message:            "The annotation " + surgev1alpha1.AnnotationPaused + " is \"true\": no calls to Surge until it is removed",
 		ObservedGeneration: obj.Generation,
 	})
 	if equality.Semantic.DeepEqual(original.Status, obj.Status) {
@@ -352,7 +352,7 @@ func shortestWait(waits ...time.Duration) time.Duration {
 }
 
 func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
-	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReady)
+	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady)
 }
 
 // SetupWithManager registers the reconciler with the manager.

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
@@ -31,10 +30,10 @@ func TestCreatesTheEndUserAndRecordsItsID(t *testing.T) {
 		t.Errorf("remote user %+v does not match the spec", remote)
 	}
 	wantMetadata := map[string]string{
-		"team":                       "analytics",
-		controller.MetadataUID:       string(obj.UID),
-		controller.MetadataNamespace: f.Namespace,
-		controller.MetadataName:      "ada",
+		"team":                          "analytics",
+		surgev1alpha1.MetadataUID:       string(obj.UID),
+		surgev1alpha1.MetadataNamespace: f.Namespace,
+		surgev1alpha1.MetadataName:      "ada",
 	}
 	if !maps.Equal(remote.Metadata, wantMetadata) {
 		t.Errorf("remote metadata %v, want %v", remote.Metadata, wantMetadata)
@@ -42,13 +41,13 @@ func TestCreatesTheEndUserAndRecordsItsID(t *testing.T) {
 	if got := f.Surge.CountRequests(http.MethodPost, "/accounts/"); got != 1 {
 		t.Errorf("%d create requests, want exactly 1", got)
 	}
-	if !containsString(obj.Finalizers, controller.Finalizer) {
-		t.Errorf("finalizers %v lack %s", obj.Finalizers, controller.Finalizer)
+	if !containsString(obj.Finalizers, surgev1alpha1.Finalizer) {
+		t.Errorf("finalizers %v lack %s", obj.Finalizers, surgev1alpha1.Finalizer)
 	}
-	if marker := obj.Annotations[controller.AnnotationCreatePending]; marker == "" || obj.Status.CreateMarker != marker {
+	if marker := obj.Annotations[surgev1alpha1.AnnotationCreatePending]; marker == "" || obj.Status.CreateMarker != marker {
 		t.Errorf("status.createMarker %q does not settle the create marker %q", obj.Status.CreateMarker, marker)
 	}
-	if note := f.waitForEvent("ada", controller.EventCreated); !strings.Contains(note, obj.Status.UserID) {
+	if note := f.waitForEvent("ada", surgev1alpha1.EventCreated); !strings.Contains(note, obj.Status.UserID) {
 		t.Errorf("Created event %q does not name the user", note)
 	}
 }
@@ -74,7 +73,7 @@ func TestSpecChangesArePatchedToSurge(t *testing.T) {
 	if obj.Status.UserID != userID {
 		t.Errorf("user id changed from %s to %s on update", userID, obj.Status.UserID)
 	}
-	f.waitForEvent("grace", controller.EventUpdated)
+	f.waitForEvent("grace", surgev1alpha1.EventUpdated)
 	if got := f.Surge.CountRequests(http.MethodPost, "/accounts/"); got != 1 {
 		t.Errorf("%d creates, want 1", got)
 	}
@@ -110,19 +109,19 @@ func TestAdoptsAnExistingUser(t *testing.T) {
 		t.Fatalf("status.userID %s, want the adopted %s", obj.Status.UserID, existing.ID)
 	}
 	remote, _ := f.Surge.User(existing.ID)
-	if remote.FirstName != "Ada" || remote.Metadata["source"] != "" || remote.Metadata[controller.MetadataUID] != string(obj.UID) {
+	if remote.FirstName != "Ada" || remote.Metadata["source"] != "" || remote.Metadata[surgev1alpha1.MetadataUID] != string(obj.UID) {
 		t.Errorf("adopted user not brought to the spec: %+v", remote)
 	}
 	if got := f.Surge.CountRequests(http.MethodPost, "/accounts/"); got != 0 {
 		t.Errorf("%d creates while adopting, want 0", got)
 	}
-	f.waitForEvent("adopted", controller.EventAdopted)
+	f.waitForEvent("adopted", surgev1alpha1.EventAdopted)
 }
 
 func TestAdoptingAnUnknownUserStalls(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("ghost", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.UserID = "usr_01jrzhe8d9enptypyx360pcmxu" }))
-	obj := f.waitForCondition("ghost", "Stalled", metav1.ConditionTrue, controller.ReasonAdoptedUserNotFound)
+	obj := f.waitForCondition("ghost", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonAdoptedUserNotFound)
 	if ready := conditionOf(obj, "Ready"); ready.Status != metav1.ConditionFalse || !strings.Contains(ready.Message, "spec.userID") {
 		t.Errorf("Ready %+v should be False and point at spec.userID", ready)
 	}
@@ -175,7 +174,7 @@ func TestDeletionWaitsForSurgeAndKeepsTheFinalizerMeanwhile(t *testing.T) {
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodDelete, PathPrefix: "/users/" + userID, Status: http.StatusServiceUnavailable, Count: 4})
 
 	f.Delete("stubborn")
-	f.waitForCondition("stubborn", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	f.waitForCondition("stubborn", "Reconciling", metav1.ConditionTrue, surgev1alpha1.ReasonSurgeUnavailable)
 	f.WaitForGone("stubborn")
 	if _, ok := f.Surge.User(userID); ok {
 		t.Errorf("remote user %s outlived its resource", userID)
@@ -187,7 +186,7 @@ func TestRejectedKeyStallsQuietlyAndHealsWhenFixed(t *testing.T) {
 	f.Surge.SetAPIKey("sk_live_rotated")
 	f.Create(f.endUser("locked"))
 
-	obj := f.waitForCondition("locked", "Stalled", metav1.ConditionTrue, controller.ReasonAPIKeyRejected)
+	obj := f.waitForCondition("locked", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonAPIKeyRejected)
 	ready := conditionOf(obj, "Ready")
 	if ready.Status != metav1.ConditionFalse || !strings.Contains(ready.Message, "API key") {
 		t.Errorf("Ready %+v should be False and name the API key", ready)
@@ -198,7 +197,7 @@ func TestRejectedKeyStallsQuietlyAndHealsWhenFixed(t *testing.T) {
 	if conditionOf(obj, "Reconciling") != nil {
 		t.Errorf("Reconciling set on a stalled resource")
 	}
-	f.waitForEvent("locked", controller.EventFailed)
+	f.waitForEvent("locked", surgev1alpha1.EventFailed)
 
 	f.Surge.ResetRequests()
 	time.Sleep(6 * time.Second)
@@ -220,7 +219,7 @@ func TestRejectedKeyStallsQuietlyAndHealsWhenFixed(t *testing.T) {
 func TestUnknownAccountStalls(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("nowhere", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.AccountID = "acct_01j9a43avnfqzbjfch6pygvzzz" }))
-	obj := f.waitForCondition("nowhere", "Stalled", metav1.ConditionTrue, controller.ReasonAccountNotFound)
+	obj := f.waitForCondition("nowhere", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonAccountNotFound)
 	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "spec.accountID") || !strings.Contains(msg, "acct_01j9a43avnfqzbjfch6pygvzzz") {
 		t.Errorf("Ready message %q should point at spec.accountID", msg)
 	}
@@ -230,7 +229,7 @@ func TestRequestRefusedBySurgeStallsUntilTheSpecChanges(t *testing.T) {
 	f := newFixture(t)
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Status: http.StatusUnprocessableEntity, Count: 1})
 	f.Create(f.endUser("refused"))
-	obj := f.waitForCondition("refused", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
+	obj := f.waitForCondition("refused", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonRequestRejected)
 	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "fix the spec") {
 		t.Errorf("Ready message %q should say to fix the spec", msg)
 	}
@@ -247,7 +246,7 @@ func TestSurgeOutageRetriesWithBackoffAndCreatesOnce(t *testing.T) {
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Status: http.StatusBadGateway, Count: 3})
 	f.Create(f.endUser("patient"))
 
-	f.waitForCondition("patient", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	f.waitForCondition("patient", "Reconciling", metav1.ConditionTrue, surgev1alpha1.ReasonSurgeUnavailable)
 	// A 5xx may come from a create Surge carried out: each is settled by
 	// listing the account once the create can no longer commit.
 	f.waitForReadyWithin("patient", 60*time.Second)
@@ -269,7 +268,7 @@ func TestCreateWithLostResponseDoesNotDuplicate(t *testing.T) {
 	if obj.Status.UserID != users[0].ID {
 		t.Errorf("status.userID %s, remote user %s", obj.Status.UserID, users[0].ID)
 	}
-	f.waitForEvent("lost", controller.EventRecovered)
+	f.waitForEvent("lost", surgev1alpha1.EventRecovered)
 }
 
 func TestDeletionDuringAnUnresolvedCreateLeavesNoUser(t *testing.T) {
@@ -293,7 +292,7 @@ func TestDeletionDuringAnUnresolvedCreateLeavesNoUser(t *testing.T) {
 
 	f.Delete("doomed")
 	f.WaitForGone("doomed")
-	if users := f.Surge.Users(f.Account); len(users) != 1 || users[0].Metadata[controller.MetadataName] != "first" {
+	if users := f.Surge.Users(f.Account); len(users) != 1 || users[0].Metadata[surgev1alpha1.MetadataName] != "first" {
 		t.Errorf("remote users leaked by a deletion during an unresolved create: %+v", users)
 	}
 }
@@ -308,13 +307,13 @@ func TestDriftIsCorrectedAtTheNextCheck(t *testing.T) {
 	})
 
 	f.Update("drifting", func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "1"}
 	})
 	f.Eventually("drift corrected", 10*time.Second, func() (bool, string) {
 		remote, _ := f.Surge.User(userID)
 		return remote.FirstName == "Ada" && remote.Metadata["intruder"] == "" && remote.Metadata["team"] == "analytics", fmt.Sprintf("%+v", remote)
 	})
-	f.waitForEvent("drifting", controller.EventDriftCorrected)
+	f.waitForEvent("drifting", surgev1alpha1.EventDriftCorrected)
 }
 
 func TestUserDeletedOutOfBandIsCreatedAgain(t *testing.T) {
@@ -331,7 +330,7 @@ func TestUserDeletedOutOfBandIsCreatedAgain(t *testing.T) {
 	if _, ok := f.Surge.User(obj.Status.UserID); !ok {
 		t.Errorf("new user %s not in Surge", obj.Status.UserID)
 	}
-	f.waitForEvent("phoenix", controller.EventRecreated)
+	f.waitForEvent("phoenix", surgev1alpha1.EventRecreated)
 }
 
 func conditionOf(obj *surgev1alpha1.SurgeEndUser, conditionType string) *metav1.Condition {
@@ -370,10 +369,10 @@ func TestRecreatedResourceFindsTheUserItOrphaned(t *testing.T) {
 		t.Errorf("%d remote users, want the one orphaned user", n)
 	}
 	remote, _ := f.Surge.User(userID)
-	if remote.FirstName != "Ada Augusta" || remote.Metadata[controller.MetadataUID] != string(obj.UID) {
+	if remote.FirstName != "Ada Augusta" || remote.Metadata[surgev1alpha1.MetadataUID] != string(obj.UID) {
 		t.Errorf("adopted user not brought to the new spec and identity: %+v", remote)
 	}
-	f.waitForEvent("returning", controller.EventAdopted)
+	f.waitForEvent("returning", surgev1alpha1.EventAdopted)
 }
 
 func TestPausedResourceMakesNoCallsUntilResumed(t *testing.T) {
@@ -382,9 +381,9 @@ func TestPausedResourceMakesNoCallsUntilResumed(t *testing.T) {
 	userID := f.waitForReady("paused").Status.UserID
 
 	f.Update("paused", func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationPaused: "true"}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationPaused: "true"}
 	})
-	f.waitForCondition("paused", "Paused", metav1.ConditionTrue, controller.ReasonPaused)
+	f.waitForCondition("paused", "Paused", metav1.ConditionTrue, surgev1alpha1.ReasonPaused)
 	f.Surge.ResetRequests()
 	f.Update("paused", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.FirstName = "Paused" })
 	f.Delete("paused")
@@ -395,7 +394,7 @@ func TestPausedResourceMakesNoCallsUntilResumed(t *testing.T) {
 		t.Fatalf("remote user deleted while paused")
 	}
 
-	f.Update("paused", func(o *surgev1alpha1.SurgeEndUser) { delete(o.Annotations, controller.AnnotationPaused) })
+	f.Update("paused", func(o *surgev1alpha1.SurgeEndUser) { delete(o.Annotations, surgev1alpha1.AnnotationPaused) })
 	f.WaitForGone("paused")
 	if _, ok := f.Surge.User(userID); ok {
 		t.Errorf("remote user %s outlived its resource after the pause ended", userID)
@@ -408,7 +407,7 @@ func TestProxy404AtResyncIsNotTakenForADeletedUser(t *testing.T) {
 	userID := f.waitForReady("proxied").Status.UserID
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodGet, PathPrefix: "/users/" + userID, Status: http.StatusNotFound, ProxyPage: true})
 
-	f.waitForCondition("proxied", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	f.waitForCondition("proxied", "Reconciling", metav1.ConditionTrue, surgev1alpha1.ReasonSurgeUnavailable)
 	if users := f.Surge.Users(f.Account); len(users) != 1 || users[0].ID != userID {
 		t.Errorf("remote users after a proxy's 404: %+v, want only %s", users, userID)
 	}
@@ -429,10 +428,10 @@ func TestProxy404DuringDeletionKeepsTheFinalizer(t *testing.T) {
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodDelete, PathPrefix: "/users/" + userID, Status: http.StatusNotFound, ProxyPage: true})
 
 	f.Delete("guarded")
-	f.waitForCondition("guarded", "Reconciling", metav1.ConditionTrue, controller.ReasonSurgeUnavailable)
+	f.waitForCondition("guarded", "Reconciling", metav1.ConditionTrue, surgev1alpha1.ReasonSurgeUnavailable)
 	f.consistently("the resource waits for the user to be deleted", 2*time.Second, func() (bool, string) {
 		obj := f.Get("guarded")
-		return containsString(obj.Finalizers, controller.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
+		return containsString(obj.Finalizers, surgev1alpha1.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
 	})
 
 	f.Surge.ClearFaults()
@@ -469,10 +468,10 @@ func TestFinalizerRemovedByHandIsRestoredAtOnce(t *testing.T) {
 	f.waitForReady("unguarded")
 
 	f.Update("unguarded", func(o *surgev1alpha1.SurgeEndUser) {
-		o.Finalizers = slices.DeleteFunc(o.Finalizers, func(s string) bool { return s == controller.Finalizer })
+		o.Finalizers = slices.DeleteFunc(o.Finalizers, func(s string) bool { return s == surgev1alpha1.Finalizer })
 	})
 	f.Eventually("finalizer restored", 5*time.Second, func() (bool, string) {
 		obj := f.Get("unguarded")
-		return containsString(obj.Finalizers, controller.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
+		return containsString(obj.Finalizers, surgev1alpha1.Finalizer), fmt.Sprintf("finalizers %v", obj.Finalizers)
 	})
 }

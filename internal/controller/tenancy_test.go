@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
@@ -128,7 +127,7 @@ func (f *fixture) requestCheck(namespace, name string) {
 		if obj.Annotations == nil {
 			obj.Annotations = map[string]string{}
 		}
-		obj.Annotations[controller.AnnotationReconcileRequestedAt] = time.Now().Format(time.RFC3339Nano)
+		obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt] = time.Now().Format(time.RFC3339Nano)
 		if err := k8s.Update(f.Ctx, obj); err != nil {
 			return false, err.Error()
 		}
@@ -145,7 +144,7 @@ func (f *fixture) waitForProjectCondition(project client.Object, status metav1.C
 		projectStatus := project.(interface {
 			GetProjectStatus() *surgev1alpha1.SurgeProjectStatus
 		}).GetProjectStatus()
-		ready := apimeta.FindStatusCondition(projectStatus.Conditions, controller.ConditionReady)
+		ready := apimeta.FindStatusCondition(projectStatus.Conditions, surgev1alpha1.ConditionReady)
 		if ready == nil || ready.Status != status || ready.Reason != reason || projectStatus.EndUsers != endUsers {
 			return false, fmt.Sprintf("status %+v", projectStatus)
 		}
@@ -166,9 +165,9 @@ func TestATenantCannotTakeOverAnotherTenantsUser(t *testing.T) {
 	// One names an unrelated account, one copies Ada's manifest whole.
 	f.Create(f.endUser("thief", in(tenantB, elsewhereAccount), adopting(ada, "Mallory"), withToken("thief-token", 900, 0)))
 	f.Create(f.endUser("copycat", in(tenantB, f.Account), adopting(ada, "Mallory"), withToken("copycat-token", 900, 0)))
-	f.waitForConditionIn(tenantB, "thief", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserNotInAccount)
-	copycat := f.waitForConditionIn(tenantB, "copycat", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserClaimed)
-	ready := apimeta.FindStatusCondition(copycat.Status.Conditions, controller.ConditionReady)
+	f.waitForConditionIn(tenantB, "thief", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserNotInAccount)
+	copycat := f.waitForConditionIn(tenantB, "copycat", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserClaimed)
+	ready := apimeta.FindStatusCondition(copycat.Status.Conditions, surgev1alpha1.ConditionReady)
 	if ready.Status != metav1.ConditionFalse || !strings.Contains(ready.Message, f.Namespace+"/ada-lovelace") {
 		t.Errorf("copycat's Ready condition does not name the resource holding the user: %+v", ready)
 	}
@@ -220,7 +219,7 @@ func TestAUserWhoseTagsWereStrippedIsStillClaimed(t *testing.T) {
 	f.Surge.EditUser(ada, func(u *emulator.User) { u.Metadata = nil })
 
 	f.Create(f.endUser("copycat", in(tenantB, f.Account), adopting(ada, "Mallory")))
-	f.waitForConditionIn(tenantB, "copycat", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserClaimed)
+	f.waitForConditionIn(tenantB, "copycat", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserClaimed)
 	if user, _ := f.Surge.User(ada); user.FirstName != "Ada" {
 		t.Errorf("Ada was renamed to %s", user.FirstName)
 	}
@@ -234,17 +233,17 @@ func TestAReleasedUserCanBeAdoptedAgain(t *testing.T) {
 	f.Create(f.endUser("ada-lovelace", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.DeletionPolicy = surgev1alpha1.DeletionPolicyOrphan }))
 	ada := f.waitForReady("ada-lovelace").Status.UserID
 	f.Create(f.endUser("successor", in(tenantB, f.Account), adopting(ada, "Augusta")))
-	f.waitForConditionIn(tenantB, "successor", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonUserClaimed)
+	f.waitForConditionIn(tenantB, "successor", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserClaimed)
 
 	f.Delete("ada-lovelace")
 	f.WaitForGone("ada-lovelace")
 	f.requestCheck(tenantB, "successor")
-	successor := f.waitForConditionIn(tenantB, "successor", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+	successor := f.waitForConditionIn(tenantB, "successor", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
 	if successor.Status.UserID != ada {
 		t.Fatalf("successor manages %q, want the released %s", successor.Status.UserID, ada)
 	}
 	user, _ := f.Surge.User(ada)
-	if user.FirstName != "Augusta" || user.Metadata[controller.MetadataNamespace] != tenantB {
+	if user.FirstName != "Augusta" || user.Metadata[surgev1alpha1.MetadataNamespace] != tenantB {
 		t.Errorf("the adopted user is %+v, want it renamed and tagged for %s/successor", user, tenantB)
 	}
 }
@@ -267,13 +266,13 @@ func TestASurgeProjectServesItsNamespaceAndAccountsOnly(t *testing.T) {
 	f.Create(f.endUser("neighbour", in(tenantB, teamAccount), useProject))
 	f.Create(f.endUser("intruder", in(tenantA, teamAccount), useProject, adopting(ada, "Mallory")))
 
-	f.waitForConditionIn(tenantA, "grace", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
-	f.waitForConditionIn(tenantA, "unlisted", controller.ConditionStalled, metav1.ConditionTrue, "AccountNotAllowed")
-	f.waitForConditionIn(tenantB, "neighbour", controller.ConditionStalled, metav1.ConditionTrue, "ProjectNotFound")
-	f.waitForConditionIn(tenantA, "intruder", controller.ConditionStalled, metav1.ConditionTrue, controller.ReasonAdoptedUserNotFound)
-	f.waitForProjectCondition(project, metav1.ConditionTrue, controller.ReasonKeyAccepted, 3)
+	f.waitForConditionIn(tenantA, "grace", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
+	f.waitForConditionIn(tenantA, "unlisted", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, "AccountNotAllowed")
+	f.waitForConditionIn(tenantB, "neighbour", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, "ProjectNotFound")
+	f.waitForConditionIn(tenantA, "intruder", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonAdoptedUserNotFound)
+	f.waitForProjectCondition(project, metav1.ConditionTrue, surgev1alpha1.ReasonKeyAccepted, 3)
 
-	if users := f.Surge.Users(teamAccount); len(users) != 1 || users[0].FirstName != "Ada" || users[0].Metadata[controller.MetadataName] != "grace" {
+	if users := f.Surge.Users(teamAccount); len(users) != 1 || users[0].FirstName != "Ada" || users[0].Metadata[surgev1alpha1.MetadataName] != "grace" {
 		t.Errorf("team account holds %+v, want grace's user alone", users)
 	}
 	if users := f.Surge.Users(teamOtherAccount); len(users) != 0 {
@@ -298,8 +297,8 @@ func TestAClusterSurgeProjectServesTheNamespacesItSelects(t *testing.T) {
 	useProject := using(surgev1alpha1.KindClusterSurgeProject, project.Name)
 	f.Create(f.endUser("grace", in(listed, teamAccount), useProject))
 	f.Create(f.endUser("alan", in(labelled, teamAccount), useProject))
-	f.waitForConditionIn(listed, "grace", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
-	f.waitForConditionIn(labelled, "alan", controller.ConditionStalled, metav1.ConditionTrue, "NamespaceNotAllowed")
+	f.waitForConditionIn(listed, "grace", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
+	f.waitForConditionIn(labelled, "alan", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, "NamespaceNotAllowed")
 	if n := len(f.Surge.Users(teamAccount)); n != 1 {
 		t.Fatalf("team account holds %d users, want grace's alone", n)
 	}
@@ -315,7 +314,7 @@ func TestAClusterSurgeProjectServesTheNamespacesItSelects(t *testing.T) {
 		}
 		return true, ""
 	})
-	f.waitForConditionIn(labelled, "alan", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+	f.waitForConditionIn(labelled, "alan", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
 
 	for _, name := range []client.ObjectKey{{Namespace: listed, Name: "grace"}, {Namespace: labelled, Name: "alan"}} {
 		f.deleteObject(&surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}})
@@ -338,8 +337,8 @@ func TestARotatedKeyIsPickedUpWithoutARestart(t *testing.T) {
 	secret := f.apiKeySecret(tenantA, "surge-key", oldKey)
 	project := f.surgeProject(tenantA, "surge", "surge-key")
 	f.Create(f.endUser("grace", in(tenantA, teamAccount), using(surgev1alpha1.KindSurgeProject, "surge")))
-	grace := f.waitForConditionIn(tenantA, "grace", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced).Status.UserID
-	f.waitForProjectCondition(project, metav1.ConditionTrue, controller.ReasonKeyAccepted, 1)
+	grace := f.waitForConditionIn(tenantA, "grace", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced).Status.UserID
+	f.waitForProjectCondition(project, metav1.ConditionTrue, surgev1alpha1.ReasonKeyAccepted, 1)
 
 	f.Surge.AddProject("team", newKey)
 	f.Surge.RevokeAPIKey(oldKey)
@@ -355,14 +354,14 @@ func TestARotatedKeyIsPickedUpWithoutARestart(t *testing.T) {
 		obj.Spec.FirstName = "Grace"
 		return k8s.Update(f.Ctx, obj) == nil, "conflict"
 	})
-	f.waitForConditionIn(tenantA, "grace", controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+	f.waitForConditionIn(tenantA, "grace", surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
 	if user, _ := f.Surge.User(grace); user.FirstName != "Grace" {
 		t.Errorf("the rename did not reach Surge with the new key: %+v", user)
 	}
-	f.waitForProjectCondition(project, metav1.ConditionTrue, controller.ReasonKeyAccepted, 1)
+	f.waitForProjectCondition(project, metav1.ConditionTrue, surgev1alpha1.ReasonKeyAccepted, 1)
 
 	f.Surge.RevokeAPIKey(newKey)
-	f.waitForProjectCondition(project, metav1.ConditionFalse, controller.ReasonAPIKeyRejected, 1)
+	f.waitForProjectCondition(project, metav1.ConditionFalse, surgev1alpha1.ReasonAPIKeyRejected, 1)
 }
 
 // TestRunsWithoutAKeyOfItsOwn: without SURGE_API_KEY the operator starts;
@@ -376,8 +375,8 @@ func TestRunsWithoutAKeyOfItsOwn(t *testing.T) {
 
 	f.Create(f.endUser("ada-lovelace"))
 	f.Create(f.endUser("grace", in(f.Namespace, teamAccount), using(surgev1alpha1.KindSurgeProject, "surge")))
-	stalled := f.waitForCondition("ada-lovelace", controller.ConditionStalled, metav1.ConditionTrue, "NoProject")
-	if message := apimeta.FindStatusCondition(stalled.Status.Conditions, controller.ConditionReady).Message; !strings.Contains(message, "spec.projectRef") {
+	stalled := f.waitForCondition("ada-lovelace", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, "NoProject")
+	if message := apimeta.FindStatusCondition(stalled.Status.Conditions, surgev1alpha1.ConditionReady).Message; !strings.Contains(message, "spec.projectRef") {
 		t.Errorf("the stall does not say what to set: %q", message)
 	}
 	f.waitForReady("grace")
@@ -397,11 +396,11 @@ func TestAProjectInUseIsKeptUntilItsEndUsersAreGone(t *testing.T) {
 	f.waitForReady("grace")
 
 	f.deleteObject(project)
-	f.waitForProjectCondition(project, metav1.ConditionFalse, controller.ReasonInUse, 1)
+	f.waitForProjectCondition(project, metav1.ConditionFalse, surgev1alpha1.ReasonInUse, 1)
 	// A project on its way out takes no new work: a user made now would
 	// outlive the key that can delete it.
 	f.Create(f.endUser("latecomer", in(f.Namespace, teamAccount), using(surgev1alpha1.KindSurgeProject, "surge")))
-	f.waitForCondition("latecomer", controller.ConditionStalled, metav1.ConditionTrue, credentials.ReasonProjectDeleting)
+	f.waitForCondition("latecomer", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, credentials.ReasonProjectDeleting)
 	if users := f.Surge.Users(teamAccount); len(users) != 1 {
 		t.Errorf("%d users in Surge, want grace's only: %+v", len(users), users)
 	}
@@ -452,7 +451,7 @@ func TestAThrottledProjectDoesNotSlowAnother(t *testing.T) {
 		f.Create(f.endUser(fmt.Sprintf("served-%d", i), in(f.Namespaces["fine"], teamOtherAccount), using(surgev1alpha1.KindSurgeProject, "surge")))
 	}
 	for i := range 3 {
-		f.waitForConditionIn(f.Namespaces["fine"], fmt.Sprintf("served-%d", i), controller.ConditionReady, metav1.ConditionTrue, controller.ReasonSynced)
+		f.waitForConditionIn(f.Namespaces["fine"], fmt.Sprintf("served-%d", i), surgev1alpha1.ConditionReady, metav1.ConditionTrue, surgev1alpha1.ReasonSynced)
 	}
 	t.Logf("the other project's end users were Ready %s after they were created", time.Since(start).Round(time.Millisecond))
 	if n := len(throttledSurge.Users(teamAccount)); n != 0 {

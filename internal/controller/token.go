@@ -25,36 +25,6 @@ import (
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
-// Keys of the token Secret's data.
-const (
-	SecretKeyToken     = "token"
-	SecretKeyExpiresAt = "expiresAt"
-	SecretKeyUserID    = "userID"
-)
-
-// Labels of every Secret the operator writes. The manager caches only
-// Secrets carrying LabelManagedBy.
-const (
-	LabelManagedBy      = "app.kubernetes.io/managed-by"
-	LabelManagedByValue = "surge-operator"
-	// LabelEndUser holds the uid of the SurgeEndUser the Secret belongs to:
-	// a name may be longer than the 63 characters of a label value, a uid
-	// never is.
-	LabelEndUser = "surge.app/end-user"
-)
-
-// Annotations of every Secret the operator writes.
-const (
-	// AnnotationEndUser holds the name of the SurgeEndUser the Secret
-	// belongs to, for people reading the Secret.
-	AnnotationEndUser = "surge.app/end-user"
-	// AnnotationTemplateKeys lists the label and annotation keys the
-	// operator wrote from spec.tokenSecret.template, so that a key later
-	// dropped from the template is removed while keys that others (a
-	// policy engine, a mutating webhook) add to the Secret are left alone.
-	AnnotationTemplateKeys = "surge.app/template-keys"
-)
-
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
 // reconcileToken keeps a fresh component token in the Secret named by
@@ -107,10 +77,10 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	}
 	r.unstoredTokens.forget(obj.UID)
 	r.recordToken(obj, next.claims.ExpiresAt, next.renewAt)
-	obj.Status.Token.RenewalRequest = obj.Annotations[AnnotationRenewTokenRequestedAt]
+	obj.Status.Token.RenewalRequest = obj.Annotations[surgev1alpha1.AnnotationRenewTokenRequestedAt]
 	if requested && intact {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenRenewed, "RenewToken",
-			"Minted a new component token into Secret %s, as the annotation %s asked", spec.Name, AnnotationRenewTokenRequestedAt)
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventTokenRenewed, "RenewToken",
+			"Minted a new component token into Secret %s, as the annotation %s asked", spec.Name, surgev1alpha1.AnnotationRenewTokenRequestedAt)
 	}
 	return nil
 }
@@ -199,7 +169,7 @@ func (u *unstoredTokens) forget(uid types.UID) {
 // holds a value that no token has answered yet. A value removed, or put
 // back as it was, asks for nothing.
 func renewalRequested(obj *surgev1alpha1.SurgeEndUser) bool {
-	value := obj.Annotations[AnnotationRenewTokenRequestedAt]
+	value := obj.Annotations[surgev1alpha1.AnnotationRenewTokenRequestedAt]
 	if value == "" {
 		return false
 	}
@@ -247,7 +217,7 @@ func (r *SurgeEndUserReconciler) ownedSecret(ctx context.Context, obj *surgev1al
 		return nil, err
 	}
 	if !ownedBy(secret, obj) {
-		return nil, stalled(ReasonSecretNotOwned,
+		return nil, stalled(surgev1alpha1.ReasonSecretNotOwned,
 			"Secret %s exists and is not managed by this SurgeEndUser; the operator never overwrites it: delete it or choose another spec.tokenSecret.name", name)
 	}
 	return secret, nil
@@ -265,16 +235,16 @@ func (r *SurgeEndUserReconciler) keepTokenSecret(ctx context.Context, obj *surge
 	if _, intact := readToken(whole, obj.Status.UserID); !intact {
 		return fmt.Errorf("token Secret %s changed while being repaired; trying again", secret.Name)
 	}
-	return r.writeTokenSecret(ctx, obj, whole, whole.Data[SecretKeyToken], stored.claims)
+	return r.writeTokenSecret(ctx, obj, whole, whole.Data[surgev1alpha1.SecretKeyToken], stored.claims)
 }
 
 // writeTokenSecret stores the token and the operator's metadata in secret,
 // creating it when new and writing it only when something changed.
 func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, token []byte, claims surge.TokenClaims) error {
 	data := map[string][]byte{
-		SecretKeyToken:     token,
-		SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),
-		SecretKeyUserID:    []byte(obj.Status.UserID),
+		surgev1alpha1.SecretKeyToken:     token,
+		surgev1alpha1.SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),
+		surgev1alpha1.SecretKeyUserID:    []byte(obj.Status.UserID),
 	}
 	if isSummary(secret) && storedTokenOf(secret).tidy && secretMetadataMatches(secret, obj) {
 		return r.replaceTokenData(ctx, secret, data)
@@ -342,7 +312,7 @@ func (r *SurgeEndUserReconciler) removeUnwantedTokenSecrets(ctx context.Context,
 		wanted = obj.Spec.TokenSecret.Name
 	}
 	owned := &corev1.SecretList{}
-	if err := r.List(ctx, owned, client.InNamespace(obj.Namespace), client.MatchingLabels{LabelEndUser: string(obj.UID)}); err != nil {
+	if err := r.List(ctx, owned, client.InNamespace(obj.Namespace), client.MatchingLabels{surgev1alpha1.LabelEndUser: string(obj.UID)}); err != nil {
 		return err
 	}
 	candidates := owned.Items
@@ -439,10 +409,10 @@ func secretMetadataMatches(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUse
 // writtenMetadataDigest is the digest of the keys the operator wrote into
 // secret: its own, and those its template-keys annotation lists.
 func writtenMetadataDigest(secret *corev1.Secret) string {
-	templateLabels, templateAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
+	templateLabels, templateAnnotations := parseTemplateKeys(secret.Annotations[surgev1alpha1.AnnotationTemplateKeys])
 	return metadataDigest(secret.Labels, secret.Annotations,
-		append(templateLabels, LabelManagedBy, LabelEndUser),
-		append(templateAnnotations, AnnotationEndUser, AnnotationTemplateKeys))
+		append(templateLabels, surgev1alpha1.LabelManagedBy, surgev1alpha1.LabelEndUser),
+		append(templateAnnotations, surgev1alpha1.AnnotationEndUser, surgev1alpha1.AnnotationTemplateKeys))
 }
 
 // metadataDigest hashes what labelKeys and annotationKeys hold in labels and
@@ -468,7 +438,7 @@ func metadataDigest(labels, annotations map[string]string, labelKeys, annotation
 // the template no longer has removed, and every other key kept as it is.
 func secretMetadata(secret *corev1.Secret, obj *surgev1alpha1.SurgeEndUser) (labels, annotations map[string]string) {
 	ownLabels, ownAnnotations := ownMetadata(obj)
-	writtenLabels, writtenAnnotations := parseTemplateKeys(secret.Annotations[AnnotationTemplateKeys])
+	writtenLabels, writtenAnnotations := parseTemplateKeys(secret.Annotations[surgev1alpha1.AnnotationTemplateKeys])
 	return mergeOwnedKeys(secret.Labels, ownLabels, writtenLabels),
 		mergeOwnedKeys(secret.Annotations, ownAnnotations, writtenAnnotations)
 }
@@ -484,11 +454,11 @@ func ownMetadata(obj *surgev1alpha1.SurgeEndUser) (labels, annotations map[strin
 		maps.Copy(templateAnnotations, template.Annotations)
 	}
 	labels = maps.Clone(templateLabels)
-	labels[LabelManagedBy] = LabelManagedByValue
-	labels[LabelEndUser] = string(obj.UID)
+	labels[surgev1alpha1.LabelManagedBy] = surgev1alpha1.LabelManagedByValue
+	labels[surgev1alpha1.LabelEndUser] = string(obj.UID)
 	annotations = maps.Clone(templateAnnotations)
-	annotations[AnnotationEndUser] = obj.Name
-	annotations[AnnotationTemplateKeys] = formatTemplateKeys(templateLabels, templateAnnotations)
+	annotations[surgev1alpha1.AnnotationEndUser] = obj.Name
+	annotations[surgev1alpha1.AnnotationTemplateKeys] = formatTemplateKeys(templateLabels, templateAnnotations)
 	return labels, annotations
 }
 

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operatortest"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
@@ -142,7 +141,7 @@ func TestRenewsTheTokenBeforeItExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	if renewed.Labels["policy.example.com/checked"] != "true" || renewed.Annotations["backup.example.com/skip"] != "true" ||
-		renewed.Labels[controller.LabelEndUser] == "" || renewed.Annotations[controller.AnnotationEndUser] != "renewed" || len(renewed.Data) != 3 {
+		renewed.Labels[surgev1alpha1.LabelEndUser] == "" || renewed.Annotations[surgev1alpha1.AnnotationEndUser] != "renewed" || len(renewed.Data) != 3 {
 		t.Errorf("after the renewal the Secret has labels %v, annotations %v and %d data keys", renewed.Labels, renewed.Annotations, len(renewed.Data))
 	}
 	if !time.Now().Before(firstClaims.ExpiresAt) {
@@ -192,14 +191,14 @@ func TestRenewalRequestedByTheAnnotationMintsOnceAtOnce(t *testing.T) {
 	time.Sleep(time.Second)
 
 	f.Update("leaked", func(o *surgev1alpha1.SurgeEndUser) {
-		metav1.SetMetaDataAnnotation(&o.ObjectMeta, controller.AnnotationRenewTokenRequestedAt, "2026-11-22T12:00:00Z")
+		metav1.SetMetaDataAnnotation(&o.ObjectMeta, surgev1alpha1.AnnotationRenewTokenRequestedAt, "2026-11-22T12:00:00Z")
 	})
 	second, _ := f.waitForToken("leaked-token", userID, first)
 	f.Eventually("status.token answers the request", 10*time.Second, func() (bool, string) {
 		token := f.Get("leaked").Status.Token
 		return token != nil && token.RenewalRequest == "2026-11-22T12:00:00Z", fmt.Sprintf("status.token %+v", token)
 	})
-	f.waitForEvent("leaked", controller.EventTokenRenewed)
+	f.waitForEvent("leaked", surgev1alpha1.EventTokenRenewed)
 	if got := f.Surge.CountRequests(http.MethodGet, "/users/"+userID); got != userChecks {
 		t.Errorf("a token renewal checked the user %d more times; it needs no user check", got-userChecks)
 	}
@@ -212,7 +211,7 @@ func TestRenewalRequestedByTheAnnotationMintsOnceAtOnce(t *testing.T) {
 		return f.Surge.CountRequests(http.MethodGet, "/users/"+userID) > userChecks, "no check yet"
 	})
 	f.Update("leaked", func(o *surgev1alpha1.SurgeEndUser) {
-		delete(o.Annotations, controller.AnnotationRenewTokenRequestedAt)
+		delete(o.Annotations, surgev1alpha1.AnnotationRenewTokenRequestedAt)
 	})
 	time.Sleep(2 * time.Second)
 	if got := f.tokenRequests(); got != minted {
@@ -234,7 +233,7 @@ func TestNeverOverwritesASecretItDoesNotOwn(t *testing.T) {
 	}
 	f.Create(f.endUser("intruder", withToken("taken", 60, 0)))
 
-	obj := f.waitForCondition("intruder", "Ready", metav1.ConditionFalse, controller.ReasonSecretNotOwned)
+	obj := f.waitForCondition("intruder", "Ready", metav1.ConditionFalse, surgev1alpha1.ReasonSecretNotOwned)
 	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "taken") || !strings.Contains(msg, "not managed") {
 		t.Errorf("Ready message %q should name the Secret and say it is not the operator's", msg)
 	}
@@ -286,7 +285,7 @@ func TestRepairsTheMetadataAndDataAroundAnIntactTokenWithoutMinting(t *testing.T
 	mints := f.tokenRequests()
 
 	secret, _ := f.secret("tidied-token")
-	delete(secret.Annotations, controller.AnnotationEndUser)
+	delete(secret.Annotations, surgev1alpha1.AnnotationEndUser)
 	secret.Data["note"] = []byte("added by hand")
 	if err := k8s.Update(f.Ctx, secret); err != nil {
 		t.Fatal(err)
@@ -294,7 +293,7 @@ func TestRepairsTheMetadataAndDataAroundAnIntactTokenWithoutMinting(t *testing.T
 	f.Eventually("the Secret repaired", 20*time.Second, func() (bool, string) {
 		secret, _ := f.secret("tidied-token")
 		_, extra := secret.Data["note"]
-		return !extra && secret.Annotations[controller.AnnotationEndUser] == "tidied", fmt.Sprintf("annotations %v, data keys %d", secret.Annotations, len(secret.Data))
+		return !extra && secret.Annotations[surgev1alpha1.AnnotationEndUser] == "tidied", fmt.Sprintf("annotations %v, data keys %d", secret.Annotations, len(secret.Data))
 	})
 	if secret, _ := f.secret("tidied-token"); string(secret.Data["token"]) != token {
 		t.Error("the repair replaced the token")
@@ -334,7 +333,7 @@ func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 	token, claims := f.waitForToken("degraded-token", userID, "")
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
 
-	obj := f.waitForCondition("degraded", "Ready", metav1.ConditionTrue, controller.ReasonTokenRenewalFailing)
+	obj := f.waitForCondition("degraded", "Ready", metav1.ConditionTrue, surgev1alpha1.ReasonTokenRenewalFailing)
 	if !time.Now().Before(claims.ExpiresAt) {
 		t.Fatalf("renewal failure only reported after the token expired")
 	}
@@ -346,7 +345,7 @@ func TestFailingMintKeepsTheValidTokenAndReadyUntilItExpires(t *testing.T) {
 		t.Errorf("the valid token was replaced while minting failed")
 	}
 
-	obj = f.waitForCondition("degraded", "Ready", metav1.ConditionFalse, controller.ReasonSurgeUnavailable)
+	obj = f.waitForCondition("degraded", "Ready", metav1.ConditionFalse, surgev1alpha1.ReasonSurgeUnavailable)
 	if time.Now().Before(claims.ExpiresAt) {
 		t.Errorf("Ready turned False at %s, before the token expired at %s", time.Now(), claims.ExpiresAt)
 	}
@@ -387,11 +386,11 @@ func TestALongNamedResourceGetsItsTokenSecret(t *testing.T) {
 	f.waitForToken("long-token", obj.Status.UserID, "")
 
 	secret, _ := f.secret("long-token")
-	if got := secret.Labels[controller.LabelEndUser]; got != string(obj.UID) {
-		t.Errorf("label %s is %q, want the resource's uid %s", controller.LabelEndUser, got, obj.UID)
+	if got := secret.Labels[surgev1alpha1.LabelEndUser]; got != string(obj.UID) {
+		t.Errorf("label %s is %q, want the resource's uid %s", surgev1alpha1.LabelEndUser, got, obj.UID)
 	}
-	if got := secret.Annotations[controller.AnnotationEndUser]; got != name {
-		t.Errorf("annotation %s is %q, want the resource's name", controller.AnnotationEndUser, got)
+	if got := secret.Annotations[surgev1alpha1.AnnotationEndUser]; got != name {
+		t.Errorf("annotation %s is %q, want the resource's name", surgev1alpha1.AnnotationEndUser, got)
 	}
 }
 
@@ -402,7 +401,7 @@ func TestSecretRefusedByAnAdmissionPolicyStalls(t *testing.T) {
 		o.Spec.TokenSecret.Template = &surgev1alpha1.SecretTemplate{Labels: map[string]surgev1alpha1.LabelValue{"tier": "forbidden"}}
 	}))
 
-	obj := f.waitForCondition("refused-secret", "Stalled", metav1.ConditionTrue, controller.ReasonSecretRejected)
+	obj := f.waitForCondition("refused-secret", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonSecretRejected)
 	if msg := conditionOf(obj, "Ready").Message; !strings.Contains(msg, "refused-token") || !strings.Contains(msg, "tier=forbidden") {
 		t.Errorf("Ready message %q should name the Secret and the policy's reason", msg)
 	}
@@ -534,7 +533,7 @@ func TestExpiredTokenIsMintedSoonAfterSurgeRecovers(t *testing.T) {
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/users/" + userID + "/tokens", Status: http.StatusServiceUnavailable})
 	f.Eventually("the token expired while Surge fails", 40*time.Second, func() (bool, string) {
 		ready := conditionOf(f.Get("lapsed"), "Ready")
-		return ready != nil && ready.Reason == controller.ReasonSurgeUnavailable, fmt.Sprintf("Ready %+v", ready)
+		return ready != nil && ready.Reason == surgev1alpha1.ReasonSurgeUnavailable, fmt.Sprintf("Ready %+v", ready)
 	})
 
 	f.Surge.ClearFaults()
@@ -554,9 +553,9 @@ func TestTokenStaysFreshWhileTheUserCheckStalls(t *testing.T) {
 	f.Surge.EditUser(userID, func(u *emulator.User) { u.FirstName = "Changed" })
 	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPatch, PathPrefix: "/users/" + userID, Status: http.StatusUnprocessableEntity})
 	f.Update("stuck", func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "1"}
 	})
-	f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
+	f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonRequestRejected)
 	secret, _ := f.secret("stuck-token")
 	stalledToken := string(secret.Data["token"])
 
@@ -564,8 +563,8 @@ func TestTokenStaysFreshWhileTheUserCheckStalls(t *testing.T) {
 	if !claims.ExpiresAt.After(time.Now()) {
 		t.Errorf("the token minted while stalled expired already at %s", claims.ExpiresAt)
 	}
-	obj := f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, controller.ReasonRequestRejected)
-	if ready := conditionOf(obj, "Ready"); ready.Status != metav1.ConditionFalse || ready.Reason != controller.ReasonRequestRejected {
+	obj := f.waitForCondition("stuck", "Stalled", metav1.ConditionTrue, surgev1alpha1.ReasonRequestRejected)
+	if ready := conditionOf(obj, "Ready"); ready.Status != metav1.ConditionFalse || ready.Reason != surgev1alpha1.ReasonRequestRejected {
 		t.Errorf("Ready %+v, want the stall to stay visible while the token is renewed", ready)
 	}
 }
@@ -582,7 +581,7 @@ func TestSecretLeftByAnUnrecordedRenameIsRemoved(t *testing.T) {
 	stray := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 		Name:      "intermediate-token",
 		Namespace: f.Namespace,
-		Labels:    map[string]string{controller.LabelManagedBy: controller.LabelManagedByValue, controller.LabelEndUser: string(obj.UID)},
+		Labels:    map[string]string{surgev1alpha1.LabelManagedBy: surgev1alpha1.LabelManagedByValue, surgev1alpha1.LabelEndUser: string(obj.UID)},
 		OwnerReferences: []metav1.OwnerReference{{
 			APIVersion: surgev1alpha1.GroupVersion.String(), Kind: "SurgeEndUser", Name: obj.Name, UID: obj.UID,
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -592,7 +591,7 @@ func TestSecretLeftByAnUnrecordedRenameIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Update("renamed", func(o *surgev1alpha1.SurgeEndUser) {
-		o.Annotations = map[string]string{controller.AnnotationReconcileRequestedAt: "1"}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "1"}
 	})
 	f.Eventually("the stray Secret removed", 10*time.Second, func() (bool, string) {
 		_, err := f.secret("intermediate-token")
@@ -652,9 +651,9 @@ func TestRefusedSecretWritesKeepStatusOnTheStoredTokenAndMintOnce(t *testing.T) 
 		t.Errorf("%d tokens minted while the Secret refused the renewal, want the 1 the retries try to store", got)
 	}
 	ready := conditionOf(f.Get("unwritable"), "Ready")
-	if ready == nil || ready.Status != metav1.ConditionTrue || ready.Reason != controller.ReasonTokenRenewalFailing ||
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.Reason != surgev1alpha1.ReasonTokenRenewalFailing ||
 		!strings.Contains(ready.Message, "unwritable-token") || !strings.Contains(ready.Message, "forbidden") {
-		t.Errorf("Ready %+v, want True with %s naming the Secret and the refusal while its token is valid", ready, controller.ReasonTokenRenewalFailing)
+		t.Errorf("Ready %+v, want True with %s naming the Secret and the refusal while its token is valid", ready, surgev1alpha1.ReasonTokenRenewalFailing)
 	}
 }
 

@@ -15,15 +15,6 @@ import (
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
-// Reserved metadata keys written on every remote user the operator manages.
-// They tie the user to its resource, so that a create whose answer was lost
-// can be found again instead of repeated.
-const (
-	MetadataUID       = surgev1alpha1.ReservedMetadataPrefix + "uid"
-	MetadataNamespace = surgev1alpha1.ReservedMetadataPrefix + "namespace"
-	MetadataName      = surgev1alpha1.ReservedMetadataPrefix + "name"
-)
-
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
 func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser) error {
@@ -50,10 +41,10 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 	}
 	if obj.Status.ObservedGeneration == obj.Generation {
 		metrics.DriftCorrections.Inc()
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventDriftCorrected, "Update",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventDriftCorrected, "Update",
 			"End user %s was changed outside the operator; restored it to the spec", remote.ID)
 	} else {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventUpdated, "Update",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventUpdated, "Update",
 			"Updated end user %s to the spec", remote.ID)
 	}
 	return nil
@@ -67,7 +58,7 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	switch {
 	case obj.Spec.UserID != "" && obj.Status.UserID != "" && obj.Spec.UserID != obj.Status.UserID:
-		return surge.User{}, false, stalled(ReasonUserIDConflict,
+		return surge.User{}, false, stalled(surgev1alpha1.ReasonUserIDConflict,
 			"spec.userID names end user %s, but this SurgeEndUser already manages end user %s: to manage %s, delete this SurgeEndUser (with deletionPolicy Orphan to keep %s) and create one with spec.userID",
 			obj.Spec.UserID, obj.Status.UserID, obj.Spec.UserID, obj.Status.UserID)
 	case obj.Status.UserID != "":
@@ -88,11 +79,11 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 			return r.recoverCreatedUser(ctx, api, obj)
 		}
 		if obj.Spec.UserID != "" {
-			return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
+			return surge.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
 				"End user %s, adopted through spec.userID, was deleted in Surge outside the operator; delete this SurgeEndUser and create it again without spec.userID to make a new user",
 				obj.Spec.UserID)
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventRecreated, "Create",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventRecreated, "Create",
 			"End user %s was deleted in Surge outside the operator; creating it again", obj.Status.UserID)
 		obj.Status.UserID = ""
 		return surge.User{}, false, nil
@@ -115,7 +106,7 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	user, err := api.GetUser(ctx, obj.Spec.UserID)
 	if surge.IsNotFound(err) {
-		return surge.User{}, false, stalled(ReasonAdoptedUserNotFound,
+		return surge.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
 			"Surge has no end user %s: check spec.userID", obj.Spec.UserID)
 	}
 	if err != nil {
@@ -128,7 +119,7 @@ func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAP
 		return surge.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
 		"Adopted existing end user %s", user.ID)
 	return user, true, nil
 }
@@ -143,7 +134,7 @@ func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api Sur
 	}
 	if found.own != nil {
 		resolveSearch(obj, found.own.ID)
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRecovered, "Adopt",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventRecovered, "Adopt",
 			"Found end user %s, created by an earlier attempt whose answer was lost", found.own.ID)
 		return *found.own, true, nil
 	}
@@ -178,7 +169,7 @@ func (r *SurgeEndUserReconciler) searchIdentity(ctx context.Context, api SurgeAP
 	}
 	var found identityUsers
 	for i := range users {
-		if users[i].Metadata[MetadataUID] == string(obj.UID) {
+		if users[i].Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) {
 			found.own = &users[i]
 			return found, nil
 		}
@@ -239,14 +230,14 @@ func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeA
 func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
 	for _, user := range users {
 		err := r.checkClaim(ctx, obj, user)
-		if isStall(err, ReasonUserClaimed) {
+		if isStall(err, surgev1alpha1.ReasonUserClaimed) {
 			// Another resource has taken the user over since.
 			continue
 		}
 		if err != nil {
 			return surge.User{}, false, err
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventAdopted, "Adopt",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
 			"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
 		return user, true, nil
 	}
@@ -266,7 +257,7 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 		return classifySurgeError("check that the end user to adopt is in the account", err, &obj.Spec)
 	}
 	if !found {
-		return stalled(ReasonUserNotInAccount,
+		return stalled(surgev1alpha1.ReasonUserNotInAccount,
 			"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
 	}
 	return nil
@@ -288,7 +279,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	obj.Status.UserID = user.ID
 	obj.Status.CreateSentAt = nil
 	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventCreated, "Create",
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil
 }
@@ -302,12 +293,12 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 // settled.
 func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) error {
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
-		controllerutil.AddFinalizer(o, Finalizer)
-		if _, marked := o.Annotations[AnnotationCreatePending]; !marked {
+		controllerutil.AddFinalizer(o, surgev1alpha1.Finalizer)
+		if _, marked := o.Annotations[surgev1alpha1.AnnotationCreatePending]; !marked {
 			if o.Annotations == nil {
 				o.Annotations = map[string]string{}
 			}
-			o.Annotations[AnnotationCreatePending] = r.Clock.Now().UTC().Format(time.RFC3339Nano)
+			o.Annotations[surgev1alpha1.AnnotationCreatePending] = r.Clock.Now().UTC().Format(time.RFC3339Nano)
 		}
 	}); err != nil {
 		return err
@@ -316,7 +307,7 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 	// up, because status keeps whole seconds.
 	sentAt := metav1.NewTime(r.Clock.Now().Add(createSendWindow).Truncate(time.Second).Add(time.Second))
 	obj.Status.CreateSentAt = &sentAt
-	obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
+	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	if err := r.writeStatus(ctx, original, obj); err != nil {
 		return err
 	}
@@ -336,7 +327,7 @@ func needsSearch(obj *surgev1alpha1.SurgeEndUser) bool {
 	if obj.Status.CreateSentAt != nil {
 		return true
 	}
-	marker, marked := obj.Annotations[AnnotationCreatePending]
+	marker, marked := obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	return marked && marker != obj.Status.CreateMarker
 }
 
@@ -349,7 +340,7 @@ func (r *SurgeEndUserReconciler) searchSince(obj *surgev1alpha1.SurgeEndUser) ti
 	// A marker status has not accounted for (a restore, a crash between the
 	// two writes before a create, or an older operator) was written at most
 	// markerToSend before its create left, if one did.
-	marked, err := time.Parse(time.RFC3339Nano, obj.Annotations[AnnotationCreatePending])
+	marked, err := time.Parse(time.RFC3339Nano, obj.Annotations[surgev1alpha1.AnnotationCreatePending])
 	if err != nil {
 		return time.Time{}
 	}
@@ -365,7 +356,7 @@ const markerToSend = identityWait + 10*time.Second
 // it found, if any.
 func resolveSearch(obj *surgev1alpha1.SurgeEndUser, userID string) {
 	obj.Status.CreateSentAt = nil
-	obj.Status.CreateMarker = obj.Annotations[AnnotationCreatePending]
+	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	obj.Status.UserID = userID
 }
 
@@ -373,7 +364,7 @@ func resolveSearch(obj *surgev1alpha1.SurgeEndUser, userID string) {
 // be committed, or whose account is still being listed.
 func createUnresolved(obj *surgev1alpha1.SurgeEndUser, since, now time.Time) error {
 	return &waitingError{
-		reason: ReasonCreateUnresolved,
+		reason: surgev1alpha1.ReasonCreateUnresolved,
 		message: fmt.Sprintf("An end user of this SurgeEndUser may exist in account %s that status does not name (a create whose answer was lost, or a restore): waiting for a listing of the account that started after %s before creating one",
 			obj.Spec.AccountID, since.UTC().Format(time.RFC3339)),
 		wait: max(since.Sub(now), createUnresolvedRecheck),
@@ -396,9 +387,9 @@ func minTime(a, b time.Time) time.Time {
 func desiredFields(obj *surgev1alpha1.SurgeEndUser) surge.UserFields {
 	metadata := make(map[string]string, len(obj.Spec.Metadata)+3)
 	maps.Copy(metadata, obj.Spec.Metadata)
-	metadata[MetadataUID] = string(obj.UID)
-	metadata[MetadataNamespace] = obj.Namespace
-	metadata[MetadataName] = obj.Name
+	metadata[surgev1alpha1.MetadataUID] = string(obj.UID)
+	metadata[surgev1alpha1.MetadataNamespace] = obj.Namespace
+	metadata[surgev1alpha1.MetadataName] = obj.Name
 	return surge.UserFields{
 		FirstName: obj.Spec.FirstName,
 		LastName:  obj.Spec.LastName,

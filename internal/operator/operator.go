@@ -31,9 +31,6 @@ import (
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
-// DefaultSurgeAPIURL is Surge's production API.
-const DefaultSurgeAPIURL = "https://api.surge.app"
-
 // Options configures the operator. Zero values take the defaults below.
 type Options struct {
 	SurgeAPIURL string
@@ -264,7 +261,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 
 func withDefaults(opts Options) Options {
 	if opts.SurgeAPIURL == "" {
-		opts.SurgeAPIURL = DefaultSurgeAPIURL
+		opts.SurgeAPIURL = surge.DefaultAPIURL
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = DefaultResyncInterval
@@ -313,7 +310,7 @@ func cacheOptions(opts Options) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {
 				Label: labels.SelectorFromSet(labels.Set{
-					controller.LabelManagedBy: controller.LabelManagedByValue,
+					surgev1alpha1.LabelManagedBy: surgev1alpha1.LabelManagedByValue,
 				}),
 				Transform: controller.SummarizeCachedSecret,
 			},

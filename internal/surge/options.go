@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// DefaultAPIURL is Surge's production API.
+const DefaultAPIURL = "https://api.surge.app"
+
 const (
 	defaultTimeout     = 30 * time.Second
 	defaultMaxRetries  = 3

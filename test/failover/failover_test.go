@@ -32,7 +32,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/operator"
 	"github.com/surge-operator/surge-operator/internal/operatortest"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
@@ -434,11 +433,11 @@ func (e *environment) waitForConvergence(ctx context.Context, t *testing.T, keys
 		}
 		tokenUsers := map[string]string{}
 		for _, secret := range secrets.Items {
-			tokenUsers[secret.Name] = string(secret.Data[controller.SecretKeyUserID])
+			tokenUsers[secret.Name] = string(secret.Data[surgev1alpha1.SecretKeyUserID])
 		}
 		ready := 0
 		for _, obj := range list.Items {
-			condition := apimeta.FindStatusCondition(obj.Status.Conditions, controller.ConditionReady)
+			condition := apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionReady)
 			if condition != nil && condition.Status == metav1.ConditionTrue &&
 				obj.Status.ObservedGeneration == obj.Generation && obj.Status.UserID != "" &&
 				tokenUsers[obj.Spec.TokenSecret.Name] == obj.Status.UserID {
@@ -465,18 +464,18 @@ func (e *environment) expectOneRemoteUserEach(ctx context.Context, t *testing.T)
 	remoteByUID := map[string][]string{}
 	orphans := 0
 	for _, user := range e.surge.Users(account) {
-		uid := user.Metadata[controller.MetadataUID]
+		uid := user.Metadata[surgev1alpha1.MetadataUID]
 		remoteByUID[uid] = append(remoteByUID[uid], user.ID)
 		obj, recorded := byUserID[user.ID]
 		if !recorded {
 			orphans++
 			t.Errorf("orphaned remote user %s (tagged %s/%s): no SurgeEndUser records it", user.ID,
-				user.Metadata[controller.MetadataNamespace], user.Metadata[controller.MetadataName])
+				user.Metadata[surgev1alpha1.MetadataNamespace], user.Metadata[surgev1alpha1.MetadataName])
 			continue
 		}
-		if uid != string(obj.UID) || user.Metadata[controller.MetadataNamespace] != obj.Namespace || user.Metadata[controller.MetadataName] != obj.Name {
+		if uid != string(obj.UID) || user.Metadata[surgev1alpha1.MetadataNamespace] != obj.Namespace || user.Metadata[surgev1alpha1.MetadataName] != obj.Name {
 			t.Errorf("remote user %s is tagged %s %s/%s, but SurgeEndUser %s/%s (uid %s) records it", user.ID, uid,
-				user.Metadata[controller.MetadataNamespace], user.Metadata[controller.MetadataName], obj.Namespace, obj.Name, obj.UID)
+				user.Metadata[surgev1alpha1.MetadataNamespace], user.Metadata[surgev1alpha1.MetadataName], obj.Namespace, obj.Name, obj.UID)
 		}
 	}
 	duplicates := 0

@@ -1,4 +1,9 @@
-package controller
+package v1alpha1
+
+// The names below are read and written by the operator and by every tool
+// that inspects its resources (kubectl surge, dashboards, GitOps health
+// checks): they are part of the API, and live here so that no client needs
+// the controller's code to know them.
 
 // Condition types, following the kstatus conventions: Ready is the summary,
 // Reconciling is True while work is in flight and Stalled is True when only a
@@ -39,6 +44,12 @@ const (
 	ReasonCreateUnresolved = "CreateUnresolved"
 )
 
+// Condition reasons of a SurgeProject or ClusterSurgeProject.
+const (
+	ReasonKeyAccepted = "APIKeyAccepted"
+	ReasonInUse       = "InUse"
+)
+
 // Event reasons for the changes the operator makes in Surge and Kubernetes.
 const (
 	EventCreated        = "Created"
@@ -77,6 +88,51 @@ const (
 	AnnotationRenewTokenRequestedAt = "surge.app/renew-token-requested-at"
 )
 
-// Finalizer guards the remote end user: the resource goes only after the
-// user is deleted in Surge (or orphaned on purpose).
-const Finalizer = "surge.app/end-user"
+// Finalizers.
+const (
+	// Finalizer guards the remote end user: the resource goes only after
+	// the user is deleted in Surge (or orphaned on purpose).
+	Finalizer = "surge.app/end-user"
+	// ProjectFinalizer keeps a project while SurgeEndUsers use it, so that
+	// their deletions can still reach Surge.
+	ProjectFinalizer = "surge.app/project-in-use"
+)
+
+// Reserved metadata keys written on every remote user the operator manages.
+// They tie the user to its resource, so that a create whose answer was lost
+// can be found again instead of repeated.
+const (
+	MetadataUID       = ReservedMetadataPrefix + "uid"
+	MetadataNamespace = ReservedMetadataPrefix + "namespace"
+	MetadataName      = ReservedMetadataPrefix + "name"
+)
+
+// Keys of the token Secret's data.
+const (
+	SecretKeyToken     = "token"
+	SecretKeyExpiresAt = "expiresAt"
+	SecretKeyUserID    = "userID"
+)
+
+// Labels of every Secret the operator writes. The manager caches only
+// Secrets carrying LabelManagedBy.
+const (
+	LabelManagedBy      = "app.kubernetes.io/managed-by"
+	LabelManagedByValue = "surge-operator"
+	// LabelEndUser holds the uid of the SurgeEndUser the Secret belongs to:
+	// a name may be longer than the 63 characters of a label value, a uid
+	// never is.
+	LabelEndUser = "surge.app/end-user"
+)
+
+// Annotations of every Secret the operator writes.
+const (
+	// AnnotationEndUser holds the name of the SurgeEndUser the Secret
+	// belongs to, for people reading the Secret.
+	AnnotationEndUser = "surge.app/end-user"
+	// AnnotationTemplateKeys lists the label and annotation keys the
+	// operator wrote from spec.tokenSecret.template, so that a key later
+	// dropped from the template is removed while keys that others (a
+	// policy engine, a mutating webhook) add to the Secret are left alone.
+	AnnotationTemplateKeys = "surge.app/template-keys"
+)
