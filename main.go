@@ -81,7 +81,7 @@ func main() {
 		os.Exit(1)
 	}
 	build := version.Get()
-	log.Info("Starting the operator", "version", build.Version, "commit", build.Commit, "surgeAPIURL", opts.SurgeAPIURL, "resyncInterval", opts.ResyncInterval)
+	log.Info("Starting the operator", "version", build.Version, "commit", build.Commit, "surgeAPIURL", surge.LoggableURL(opts.SurgeAPIURL), "resyncInterval", opts.ResyncInterval)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The operator stopped")
 		os.Exit(1)

@@ -62,6 +62,10 @@ const (
 	EventOrphaned       = "Orphaned"
 	EventReleased       = "Released"
 	EventFailed         = "Failed"
+	// EventDuplicateRemoved tells of a copy of the resource's user, which
+	// Surge committed later than the settle time, removed in favour of the
+	// user status names.
+	EventDuplicateRemoved = "DuplicateRemoved"
 	// EventTokenRenewed tells of a token minted because the annotation
 	// surge.app/renew-token-requested-at asked for it; renewals on schedule
 	// make no event.

@@ -178,9 +178,10 @@ type SurgeEndUserStatus struct {
 
 	// CreateSentAt is set while a create sent to Surge is unresolved: its
 	// answer was lost, so it may have happened, possibly late. The create
-	// left by this time or not at all. Nothing is created again until a
-	// listing of the account that started well after it shows no user for
-	// this resource.
+	// left by this time or not at all. Nothing is created again until the
+	// user is found, or a listing of the account shows none that started
+	// once Surge can no longer commit the create, as measured on the clock
+	// of the operator process that reads it.
 	// +optional
 	CreateSentAt *metav1.Time `json:"createSentAt,omitempty"`
 

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -33,6 +34,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 		return r.finish(ctx, original, obj, err, true)
 	}
 	r.unstoredTokens.forget(obj.UID)
+	r.intents.Settle(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, surgev1alpha1.Finalizer)
 	})
@@ -61,24 +63,36 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api Surge
 	if obj.Status.UserID != "" {
 		userIDs = append(userIDs, obj.Status.UserID)
 	}
-	if needsSearch(obj) {
-		// A create may have happened whose answer was lost, a re-create
-		// included: find its user too, or it would outlive the resource.
-		found, err := r.searchIdentity(ctx, api, obj)
-		if err != nil {
-			return err
-		}
-		if found.own != nil && found.own.ID != obj.Status.UserID {
-			userIDs = append(userIDs, found.own.ID)
-		}
-	}
 	for _, userID := range userIDs {
 		if err := r.deleteUser(ctx, api, obj, userID); err != nil {
 			return err
 		}
 	}
-	return nil
+	// A create may have happened whose answer was lost, a re-create
+	// included, or the resource was restored without its status: every
+	// user its intent may have made goes, one found at a time, until they
+	// are known to be absent, or they would outlive the resource.
+	for range maxUsersOfOneIntent {
+		resolution, _, err := r.resolveIntent(ctx, api, obj)
+		if err != nil {
+			return err
+		}
+		switch resolution.Kind {
+		case intent.Wait:
+			return createUnresolved(obj, resolution.Until.Sub(r.Clock.Now()))
+		case intent.Absent:
+			return nil
+		}
+		if err := r.deleteUser(ctx, api, obj, resolution.UserID); err != nil {
+			return err
+		}
+	}
+	return createUnresolved(obj, intent.Recheck)
 }
+
+// maxUsersOfOneIntent bounds the users one reconcile deletes for an
+// unsettled intent; more are deleted at the next.
+const maxUsersOfOneIntent = 5
 
 // deleteUser deletes one user of obj in Surge, unless another resource
 // holds it.

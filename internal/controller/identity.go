@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -84,9 +85,13 @@ type accountIdentities struct {
 	runningSince time.Time
 	another      bool
 	cancel       context.CancelFunc
-	// completedSince is the start of the last pass that listed the whole
-	// account; zero when none has.
+	// passes says which complete passes are conclusive; completedSince is
+	// the start of the latest, zero while none is.
+	passes         *intent.Passes
 	completedSince time.Time
+	// listedSince is the start of the last complete pass, conclusive or
+	// not: it has found every user that existed throughout it.
+	listedSince time.Time
 	// overflowedSince is the start of the first pass that ran out of
 	// budget: from then on only wanted identities are complete.
 	overflowedSince time.Time
@@ -161,6 +166,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 		account = &accountIdentities{
 			users:     map[types.NamespacedName][]string{},
 			wanted:    map[types.NamespacedName]time.Time{},
+			passes:    intent.NewPasses(),
 			passEnded: make(chan struct{}),
 		}
 		x.accounts[key] = account
@@ -196,7 +202,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 		if (account.runningSince.Before(since) && !since.After(now)) || !keptByPass(account.runningSince) {
 			account.another = true
 		}
-	case !since.After(now) || account.completedSince.Before(wantedSince):
+	case !since.After(now) || account.listedSince.Before(wantedSince):
 		x.startPassLocked(api, key, account)
 	default:
 		return answer, nil, nil
@@ -213,7 +219,7 @@ func (x *identityIndex) startPassLocked(api SurgeAPI, key accountScope, account 
 // pass lists the account page by page into the index, retrying a failed
 // page with backoff, and starts the next pass if a lookup asked for one.
 func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) {
-	err := x.listAll(ctx, api, key, account, started)
+	listed, err := x.listAll(ctx, api, key, account, started)
 	stopped := ctx.Err() != nil
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -224,11 +230,14 @@ func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope
 	case err != nil:
 		account.failure = err
 	default:
-		// Identities wanted before the previous pass have had two whole
-		// passes: those still needed are asked for again.
+		// Identities wanted before the previous conclusive pass have had
+		// two whole passes: those still needed are asked for again.
 		previous := account.completedSince
-		maps.DeleteFunc(account.wanted, func(_ types.NamespacedName, since time.Time) bool { return since.Before(previous) })
-		account.completedSince = started
+		account.completedSince = account.passes.Complete(listed)
+		account.listedSince = started
+		if account.completedSince.After(previous) {
+			maps.DeleteFunc(account.wanted, func(_ types.NamespacedName, since time.Time) bool { return since.Before(previous) })
+		}
 	}
 	close(account.passEnded)
 	account.passEnded = make(chan struct{})
@@ -237,21 +246,22 @@ func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope
 	}
 }
 
-// listAll walks the account from its first page. It returns a refusal that
-// retrying cannot fix (the key or the account), and nil once the last page
-// is in or the context ends.
-func (x *identityIndex) listAll(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) error {
+// listAll walks the account from its first page. It returns the users the
+// pass listed once the last page is in, a refusal that retrying cannot fix
+// (the key or the account), or neither when the context ends.
+func (x *identityIndex) listAll(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) (*intent.Pass, error) {
 	cursor, backoff := "", identityRetryMin
 	seen := map[string]bool{}
+	listed := account.passes.Begin(started)
 	for {
 		pageCtx, cancel := context.WithTimeout(ctx, identityPageTimeout)
 		users, next, err := api.ListUsersPage(pageCtx, key.accountID, cursor)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil, nil
 		case err != nil && (surge.IsUnauthorized(err) || surge.IsAccountNotFound(err) || surge.IsInvalid(err)):
-			return err
+			return nil, err
 		case err != nil:
 			wait := backoff
 			if limited, ok := surge.RateLimitedFor(err); ok {
@@ -259,16 +269,19 @@ func (x *identityIndex) listAll(ctx context.Context, api SurgeAPI, key accountSc
 			}
 			select {
 			case <-ctx.Done():
-				return nil
+				return nil, nil
 			case <-time.After(wait):
 			}
 			backoff = min(2*backoff, identityRetryMax)
 			continue
 		}
 		backoff = identityRetryMin
+		for _, user := range users {
+			listed.Saw(user.ID)
+		}
 		x.add(account, users, started)
 		if next == "" || seen[next] {
-			return nil
+			return listed, nil
 		}
 		seen[next] = true
 		cursor = next

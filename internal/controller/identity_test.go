@@ -145,3 +145,48 @@ func TestALookupForALaterListingDoesNotRelistAtOnce(t *testing.T) {
 		t.Errorf("%d list requests, want one listing of the account's 3 pages", pages)
 	}
 }
+
+// Round-4 finding (a): Surge's cursors may be offsets. Another user deleted
+// on a page a listing has passed shifts the rest of the list back, and the
+// listing skips the user that moves onto that page: one pass over the pages
+// is no proof that a user is absent.
+func TestALookupIsNotConclusiveFromAPassThatADeletionOverlapped(t *testing.T) {
+	emu := emulator.New(emulator.Options{APIKey: indexTestKey, Accounts: []string{indexTestAccount}, PageSize: 5})
+	emu.SetOffsetCursors(true)
+	w := &indexWorld{t: t, emu: emu, ids: map[string]string{}}
+	for i := range 12 {
+		w.put(fmt.Sprintf("u%d", i))
+	}
+	// u5 is the first user of the second page; u1, on the first, is
+	// deleted by someone else once the first page is read.
+	deleted := false
+	server := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		emu.ServeHTTP(rw, r)
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/accounts/") && r.URL.Query().Get("after") == "" && !deleted {
+			deleted = emu.RemoveUser(w.ids["u1"])
+		}
+	}))
+	t.Cleanup(server.Close)
+	client, err := surge.New(server.URL, indexTestKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.api = scopedClient{Client: client, scope: "SurgeProject ns/surge"}
+	w.index = newIdentityIndex(clock.RealClock{}, DefaultIdentityBudget)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w.index.mu.Lock()
+	w.index.ctx = ctx
+	w.index.mu.Unlock()
+
+	answer := w.lookup("u5", time.Now())
+	if !deleted {
+		t.Fatal("u1 was not deleted during the listing")
+	}
+	if answer.complete && len(answer.userIDs) == 0 {
+		t.Fatalf("lookup of u5 = %+v: absent, from a pass that skipped it", answer)
+	}
+	if len(answer.userIDs) != 1 || answer.userIDs[0] != w.ids["u5"] {
+		t.Errorf("lookup of u5 = %+v, want its user %s", answer, w.ids["u5"])
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -62,6 +63,7 @@ type SurgeEndUserReconciler struct {
 	IdentityBudget int
 
 	checks         *checkTracker
+	intents        *intent.Ledger
 	identities     *identityIndex
 	unstoredTokens *unstoredTokens
 }
@@ -237,7 +239,10 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		// (a new user id, a token stored) before trying again.
 		outcome = outcomeResult{requeueAfter: conflictRetryDelay}
 	} else {
-		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync, isReady(original))
+		// A resource whose user is gone is not Ready while it waits for a
+		// re-create, whatever it was before.
+		wasReady := isReady(original) && obj.Status.UserID != ""
+		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync, wasReady)
 		if token := obj.Status.Token; token != nil && outcome.final && outcome.requeueAfter > 0 {
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
@@ -364,6 +369,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.IdentityBudget = DefaultIdentityBudget
 	}
 	r.checks = newCheckTracker()
+	r.intents = intent.NewLedger(r.SettleTime)
 	r.identities = newIdentityIndex(r.Clock, r.IdentityBudget)
 	r.unstoredTokens = newUnstoredTokens()
 	if err := indexEndUsers(mgr); err != nil {

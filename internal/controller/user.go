@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
@@ -68,7 +70,7 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 				obj.Status.UserID = ""
 				return surge.User{}, false, claimErr
 			}
-			return user, true, nil
+			return user, true, r.removeCopies(ctx, api, obj, user)
 		}
 		if !surge.IsNotFound(err) {
 			return surge.User{}, false, classifySurgeError("read the end user", err, &obj.Spec)
@@ -102,6 +104,42 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 	return r.findUserOfSameName(ctx, api, obj)
 }
 
+// removeCopies deletes the users that carry the uid of obj, or of the user
+// status names, other than that user: creates that Surge committed later
+// than the settle time, past every bound the protocol can wait for. It uses
+// what the identity index knows and asks it to list the account again once
+// a resync interval has passed, so that such a copy is found in the end.
+// Users of another uid, such as one a person left on purpose with
+// deletionPolicy Orphan, are no copies.
+func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, named surge.User) error {
+	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), r.Clock.Now().Add(-r.ResyncInterval), 0)
+	if err != nil {
+		// The listing is a convenience here: a refusal shows elsewhere.
+		return nil
+	}
+	lineage := []string{string(obj.UID), named.Metadata[surgev1alpha1.MetadataUID]}
+	for _, userID := range answer.userIDs {
+		if userID == named.ID {
+			continue
+		}
+		copies, err := r.usersOfIdentity(ctx, api, obj, []string{userID})
+		if err != nil {
+			return err
+		}
+		if len(copies) == 0 || !slices.Contains(lineage, copies[0].Metadata[surgev1alpha1.MetadataUID]) {
+			continue
+		}
+		if err := api.DeleteUser(ctx, userID); err != nil && !surge.IsNotFound(err) {
+			return classifySurgeError("delete a copy of the end user", err, &obj.Spec)
+		}
+		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
+		metrics.DuplicatesRemoved.Inc()
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventDuplicateRemoved, "Delete",
+			"Deleted end user %s, a copy of end user %s that Surge committed later than the settle time", userID, named.ID)
+	}
+	return nil
+}
+
 // adoptNamedUser takes the user spec.userID names, if obj may.
 func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	user, err := api.GetUser(ctx, obj.Spec.UserID)
@@ -124,61 +162,76 @@ func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAP
 	return user, true, nil
 }
 
-// recoverCreatedUser looks for the user of obj that a create whose answer
-// was lost may have made, or that a resource of obj's namespace and name
-// had before obj was restored, and takes it.
+// recoverCreatedUser settles obj's recorded intent to create: it takes the
+// user that a create whose answer was lost made, or that obj had before it
+// was restored, or finds that there is none, or says how long until that
+// can be known.
 func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	found, err := r.searchIdentity(ctx, api, obj)
+	resolution, found, err := r.resolveIntent(ctx, api, obj)
 	if err != nil {
 		return surge.User{}, false, err
 	}
-	if found.own != nil {
-		resolveSearch(obj, found.own.ID)
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventRecovered, "Adopt",
-			"Found end user %s, created by an earlier attempt whose answer was lost", found.own.ID)
-		return *found.own, true, nil
+	switch resolution.Kind {
+	case intent.Wait:
+		return surge.User{}, false, createUnresolved(obj, resolution.Until.Sub(r.Clock.Now()))
+	case intent.Found:
+		if found.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventRecovered, "Adopt",
+				"Found end user %s, created by an earlier attempt whose answer was lost", found.ID)
+		} else {
+			r.recordSameNameAdoption(obj, found.ID)
+		}
+		r.settleIntent(obj, found.ID)
+		return found, true, nil
 	}
-	user, adopted, err := r.adoptUnclaimed(ctx, obj, found.sameName)
-	if err != nil {
-		return surge.User{}, false, err
-	}
-	resolveSearch(obj, user.ID)
-	return user, adopted, nil
+	r.settleIntent(obj, "")
+	return surge.User{}, false, nil
 }
 
-// identityUsers are the users that carry a resource's namespace and name.
-type identityUsers struct {
-	// own is the one tagged with the resource's uid: its own create made it.
-	own      *surge.User
-	sameName []surge.User
-}
-
-// searchIdentity finds the users of obj's namespace and name. Without one
-// of obj's own, it answers only once a listing that started after Surge can
-// have committed obj's last create is complete, whatever the time it takes
-// to list the account; until then it returns a CreateUnresolved wait.
-func (r *SurgeEndUserReconciler) searchIdentity(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (identityUsers, error) {
-	since := r.searchSince(obj)
-	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), since, identityWait)
+// resolveIntent asks the create intent's state machine whether a user of
+// obj exists beyond the one status names, and looks obj's identity up in
+// the account when it must. found is the user of a Found resolution.
+func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (intent.Resolution, surge.User, error) {
+	now := r.Clock.Now()
+	known := intent.Known{Now: now, Recorded: needsSearch(obj)}
+	if known.Recorded {
+		known.Horizon = r.intents.Horizon(obj.UID, now)
+	}
+	resolution := intent.Resolve(known)
+	if resolution.Kind != intent.Search {
+		return resolution, surge.User{}, nil
+	}
+	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), resolution.Since, identityWait)
 	if err != nil {
-		return identityUsers{}, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
+		return intent.Resolution{}, surge.User{}, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
 	}
 	users, err := r.usersOfIdentity(ctx, api, obj, answer.userIDs)
 	if err != nil {
-		return identityUsers{}, err
+		return intent.Resolution{}, surge.User{}, err
 	}
-	var found identityUsers
-	for i := range users {
-		if users[i].Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) {
-			found.own = &users[i]
-			return found, nil
+	known.Listing = intent.Listing{Looked: true}
+	if answer.complete {
+		known.Listing.ConclusiveSince = resolution.Since
+	}
+	byID := map[string]surge.User{}
+	for _, user := range users {
+		byID[user.ID] = user
+		if user.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) && known.Listing.Own == "" {
+			known.Listing.Own = user.ID
 		}
 	}
-	if !answer.complete {
-		return identityUsers{}, createUnresolved(obj, since, r.Clock.Now())
+	if known.Listing.Own == "" && answer.complete {
+		sameName, ok, err := r.firstUnclaimed(ctx, obj, users)
+		if err != nil {
+			return intent.Resolution{}, surge.User{}, err
+		}
+		if ok {
+			known.Listing.SameName = sameName.ID
+		}
 	}
-	found.sameName = users
-	return found, nil
+	known.Now = r.Clock.Now()
+	resolution = intent.Resolve(known)
+	return resolution, byID[resolution.UserID], nil
 }
 
 // findUserOfSameName looks for a user made for an earlier SurgeEndUser of
@@ -228,6 +281,22 @@ func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeA
 // of obj's namespace and name, that no other resource keeps from obj, and
 // records that obj adopts it.
 func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
+	user, found, err := r.firstUnclaimed(ctx, obj, users)
+	if err != nil || !found {
+		return surge.User{}, false, err
+	}
+	r.recordSameNameAdoption(obj, user.ID)
+	return user, true, nil
+}
+
+func (r *SurgeEndUserReconciler) recordSameNameAdoption(obj *surgev1alpha1.SurgeEndUser, userID string) {
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
+		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", userID)
+}
+
+// firstUnclaimed returns the first of users, made for an earlier resource
+// of obj's namespace and name, that no other resource keeps from obj.
+func (r *SurgeEndUserReconciler) firstUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
 	for _, user := range users {
 		err := r.checkClaim(ctx, obj, user)
 		if isStall(err, surgev1alpha1.ReasonUserClaimed) {
@@ -237,8 +306,6 @@ func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev
 		if err != nil {
 			return surge.User{}, false, err
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
-			"Adopted end user %s, made for an earlier SurgeEndUser of the same name", user.ID)
 		return user, true, nil
 	}
 	return surge.User{}, false, nil
@@ -264,122 +331,120 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 }
 
 func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
-	if err := r.recordCreateSent(ctx, original, obj); err != nil {
+	leaveBy, err := r.recordCreateSent(ctx, original, obj)
+	if err != nil {
 		return err
 	}
-	user, err := api.CreateUser(surge.SendBy(ctx, obj.Status.CreateSentAt.Time), obj.Spec.AccountID, desired)
+	user, err := api.CreateUser(surge.SendBy(ctx, leaveBy), obj.Spec.AccountID, desired)
 	if err != nil {
-		if surge.IsRefused(err) || surge.WasNotSent(err) {
+		fate := surge.FateOf(err)
+		r.intents.Sent(obj.UID, leaveBy, r.Clock.Now(), fate)
+		if fate == surge.NotDone && r.intents.Horizon(obj.UID, r.Clock.Now()).Nothing {
 			// Surge did not carry it out, and no earlier create is
-			// unresolved: one is sent only once the last is settled.
+			// unresolved: the next is sent at once.
 			obj.Status.CreateSentAt = nil
+			return classifySurgeError("create the end user", err, &obj.Spec)
 		}
-		return classifySurgeError("create the end user", err, &obj.Spec)
+		if fate != surge.MaybeInFlight {
+			// Surge answered: the next attempt, after the backoff, finds
+			// what it committed by a listing that starts after the answer.
+			return classifySurgeError("create the end user", err, &obj.Spec)
+		}
+		// The user may exist: the account is searched at once, and a
+		// user found is taken; only its absence waits for the settle time.
+		return &waitingError{
+			reason: surgev1alpha1.ReasonCreateUnresolved,
+			message: fmt.Sprintf("The answer to a create in account %s did not say whether it happened (%v): searching the account for the user before creating one again",
+				obj.Spec.AccountID, err),
+			wait: createUnresolvedSearchDelay,
+		}
 	}
 	obj.Status.UserID = user.ID
 	obj.Status.CreateSentAt = nil
+	r.intents.Settle(obj.UID)
 	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil
 }
 
+// createUnresolvedSearchDelay is how soon a create whose fate is unknown is
+// looked for: at once, but after the reconcile's status is written.
+const createUnresolvedSearchDelay = time.Second
+
 // recordCreateSent stores, before a create leaves, what a crash or a lost
-// answer from here on needs: the finalizer and the create marker on the
-// resource, which a restore keeps, and the send time in status, which
-// kubectl replace keeps. Both are written only now, once the lookup of a
-// user of the same name found none. original becomes the status written, so
+// answer from here on needs, and returns the time by which the create must
+// leave. First a new create marker and the finalizer, under an optimistic
+// lock: the marker changes before every create, so that the write always
+// happens and fails if the read it follows was stale. Then the latest time
+// the create may leave, in status. original becomes the status written, so
 // that the reconcile's last write clears the send time when the create is
 // settled.
-func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) (time.Time, error) {
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, surgev1alpha1.Finalizer)
-		if _, marked := o.Annotations[surgev1alpha1.AnnotationCreatePending]; !marked {
-			if o.Annotations == nil {
-				o.Annotations = map[string]string{}
-			}
-			o.Annotations[surgev1alpha1.AnnotationCreatePending] = r.Clock.Now().UTC().Format(time.RFC3339Nano)
+		if o.Annotations == nil {
+			o.Annotations = map[string]string{}
 		}
+		o.Annotations[surgev1alpha1.AnnotationCreatePending] = r.Clock.Now().UTC().Format(time.RFC3339Nano)
 	}); err != nil {
-		return err
+		return time.Time{}, err
 	}
-	// The create leaves by this time or not at all (surge.SendBy). Rounded
-	// up, because status keeps whole seconds.
-	sentAt := metav1.NewTime(r.Clock.Now().Add(createSendWindow).Truncate(time.Second).Add(time.Second))
+	// Only now, after a write under the lock, is it known that no earlier
+	// intent was unsettled.
+	leaveBy := r.intents.Record(obj.UID, r.Clock.Now())
+	// Rounded up, because status keeps whole seconds. Only people read it:
+	// the waits are measured on each process's own clock (intent.Ledger).
+	sentAt := metav1.NewTime(leaveBy.Truncate(time.Second).Add(time.Second))
 	obj.Status.CreateSentAt = &sentAt
 	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	if err := r.writeStatus(ctx, original, obj); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	original.Status = *obj.Status.DeepCopy()
-	return nil
+	return leaveBy, nil
 }
 
-// createSendWindow is how long a create may take to leave once its send
-// time is recorded: the status write, then the client's turn under the rate
-// limit. A create whose turn comes later is held back and tried again.
-const createSendWindow = 3 * time.Second
-
 // needsSearch says whether a user of obj may exist that status does not
-// name: a create is unresolved, or the create marker is one status has not
-// accounted for (a restore without status, or an older operator's).
+// name: an intent to create is recorded and not settled. It is recorded
+// twice, each copy surviving a loss the other does not: status.createSentAt
+// survives kubectl replace, which drops annotations; the create-pending
+// annotation not yet accounted for in status.createMarker survives a
+// restore from a backup, which drops status.
+//
+// When both are lost, a kubectl replace followed by a restore, the
+// finalizer still tells: it is added with the first intent, so a resource
+// that carries it but whose status names neither a user nor a marker had
+// an intent that status lost.
 func needsSearch(obj *surgev1alpha1.SurgeEndUser) bool {
 	if obj.Status.CreateSentAt != nil {
 		return true
 	}
 	marker, marked := obj.Annotations[surgev1alpha1.AnnotationCreatePending]
-	return marked && marker != obj.Status.CreateMarker
+	if marked && marker != obj.Status.CreateMarker {
+		return true
+	}
+	return controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer) && obj.Status.UserID == "" && obj.Status.CreateMarker == ""
 }
 
-// searchSince is when a listing must have started for "no user" to be
-// conclusive: after Surge can have committed the last create sent.
-func (r *SurgeEndUserReconciler) searchSince(obj *surgev1alpha1.SurgeEndUser) time.Time {
-	if sentAt := obj.Status.CreateSentAt; sentAt != nil {
-		return sentAt.Add(r.SettleTime)
-	}
-	// A marker status has not accounted for (a restore, a crash between the
-	// two writes before a create, or an older operator) was written at most
-	// markerToSend before its create left, if one did.
-	marked, err := time.Parse(time.RFC3339Nano, obj.Annotations[surgev1alpha1.AnnotationCreatePending])
-	if err != nil {
-		return time.Time{}
-	}
-	return minTime(marked, r.Clock.Now()).Add(markerToSend + r.SettleTime)
-}
-
-// markerToSend bounds the time from writing a create marker to sending the
-// create: this operator writes the send time in between, and older ones
-// looked for a user of the same name, for at most identityWait.
-const markerToSend = identityWait + 10*time.Second
-
-// resolveSearch records that no create is unresolved any more, and the user
+// settleIntent records that no create is unresolved any more, and the user
 // it found, if any.
-func resolveSearch(obj *surgev1alpha1.SurgeEndUser, userID string) {
+func (r *SurgeEndUserReconciler) settleIntent(obj *surgev1alpha1.SurgeEndUser, userID string) {
 	obj.Status.CreateSentAt = nil
 	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	obj.Status.UserID = userID
+	r.intents.Settle(obj.UID)
 }
 
 // createUnresolved is the wait of a resource whose last create may still
 // be committed, or whose account is still being listed.
-func createUnresolved(obj *surgev1alpha1.SurgeEndUser, since, now time.Time) error {
+func createUnresolved(obj *surgev1alpha1.SurgeEndUser, wait time.Duration) error {
 	return &waitingError{
 		reason: surgev1alpha1.ReasonCreateUnresolved,
-		message: fmt.Sprintf("An end user of this SurgeEndUser may exist in account %s that status does not name (a create whose answer was lost, or a restore): waiting for a listing of the account that started after %s before creating one",
-			obj.Spec.AccountID, since.UTC().Format(time.RFC3339)),
-		wait: max(since.Sub(now), createUnresolvedRecheck),
+		message: fmt.Sprintf("An end user of this SurgeEndUser may exist in account %s that status does not name (a create whose answer was lost, or a restore): no user was found yet, and none is created until a complete listing of the account shows that Surge can no longer commit the earlier create",
+			obj.Spec.AccountID),
+		wait: max(wait, time.Second),
 	}
-}
-
-// createUnresolvedRecheck is how often a resource waiting for a listing of
-// its account looks again.
-const createUnresolvedRecheck = 5 * time.Second
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // desiredFields is the whole state the remote user must have: the spec plus

@@ -21,6 +21,14 @@ var (
 		Help: "End users changed in Surge outside the operator and restored to their spec.",
 	})
 
+	// DuplicatesRemoved counts remote users removed because they carried
+	// the identity of a resource whose status names another user: creates
+	// that Surge committed later than the settle time.
+	DuplicatesRemoved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "surge_operator_duplicates_removed_total",
+		Help: "Copies of end users, committed by Surge later than the settle time, removed in favour of the user status names.",
+	})
+
 	surgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "surge_operator_surge_requests_total",
 		Help: "Requests to the Surge API by operation and HTTP status code (0: no answer).",
@@ -61,7 +69,7 @@ var (
 func init() {
 	// A standby's client of the operator's key is built but never used: its
 	// rate would sit at the starting rate, far below the ceiling, for ever.
-	ctrlmetrics.Registry.MustRegister(DriftCorrections, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
+	ctrlmetrics.Registry.MustRegister(DriftCorrections, DuplicatesRemoved, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
 		fromLeader{surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{})
 }
 

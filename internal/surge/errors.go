@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -244,4 +245,44 @@ func DeferredRetry(err error) time.Duration {
 		return 0
 	}
 	return e.RetryAfter
+}
+
+// Fate is what the error of a request tells of whether Surge carried it
+// out: the three cases a create without an idempotency key must tell apart.
+type Fate int
+
+const (
+	// MaybeInFlight: no answer came from Surge itself (a lost or timed-out
+	// answer, a gateway's 502 or 504, a 5xx page that is not Surge's JSON):
+	// the request may still be committed, up to the settle time after it
+	// left.
+	MaybeInFlight Fate = iota
+	// NotDone: certainly not carried out. The client held it back, the
+	// connection was never made, or Surge refused it with its own 4xx body.
+	NotDone
+	// Finished: Surge's own handler answered (its JSON error body), so what
+	// it committed is visible now and nothing of it commits later.
+	Finished
+)
+
+// FateOf classifies the error of a request.
+func FateOf(err error) Fate {
+	switch {
+	case WasNotSent(err) || IsRefused(err) || neverConnected(err):
+		return NotDone
+	}
+	if e, ok := asError(err); ok && e.Type != "" {
+		return Finished
+	}
+	return MaybeInFlight
+}
+
+// neverConnected reports a request that failed while its connection was
+// being made: nothing of it reached the server.
+func neverConnected(err error) bool {
+	if _, transport := errors.AsType[*transportError](err); !transport {
+		return false
+	}
+	opErr, ok := errors.AsType[*net.OpError](err)
+	return ok && opErr.Op == "dial"
 }

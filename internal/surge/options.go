@@ -2,6 +2,7 @@ package surge
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -120,4 +121,14 @@ func (noObserver) RateChanged(float64, float64)           {}
 // an emulator or a proxy inside a trusted network only.
 func WithInsecureHTTP() Option {
 	return func(o *options) { o.insecureHTTP = true }
+}
+
+// LoggableURL is the Surge API URL as logs may show it: scheme, host and
+// path. A query or user info may carry a proxy's credentials.
+func LoggableURL(raw string) string {
+	parsed, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return (&url.URL{Scheme: parsed.Scheme, Host: parsed.Host, Path: parsed.Path}).String()
 }

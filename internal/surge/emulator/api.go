@@ -292,6 +292,9 @@ func (s *Server) listUsers(project, accountID string, query url.Values) response
 	if after != "" && before != "" {
 		return apiError(http.StatusUnprocessableEntity, "invalid_pagination", "Use either after or before, not both", nil)
 	}
+	if s.offsetCursors {
+		return s.offsetPage(users, after, before)
+	}
 	var page []*storedUser
 	switch {
 	case after != "":
@@ -324,6 +327,38 @@ func (s *Server) listUsers(project, accountID string, query url.Values) response
 		if last != users[len(users)-1] {
 			body.Pagination.NextCursor = encodeCursor(last.seq)
 		}
+	}
+	return ok(http.StatusOK, body)
+}
+
+// offsetPage is a page of users whose cursors are offsets into the list.
+func (s *Server) offsetPage(users []*storedUser, after, before string) response {
+	start, end := 0, min(s.pageSize, len(users))
+	switch {
+	case after != "":
+		offset, valid := decodeCursor(after)
+		if !valid {
+			return invalidCursor("after")
+		}
+		start = int(min(offset, uint64(len(users))))
+		end = min(start+s.pageSize, len(users))
+	case before != "":
+		offset, valid := decodeCursor(before)
+		if !valid {
+			return invalidCursor("before")
+		}
+		end = int(min(offset, uint64(len(users))))
+		start = max(end-s.pageSize, 0)
+	}
+	body := listPage{Data: make([]wireUser, 0, end-start)}
+	for _, stored := range users[start:end] {
+		body.Data = append(body.Data, toWire(stored.user))
+	}
+	if start > 0 {
+		body.Pagination.PreviousCursor = encodeCursor(uint64(start))
+	}
+	if end < len(users) {
+		body.Pagination.NextCursor = encodeCursor(uint64(end))
 	}
 	return ok(http.StatusOK, body)
 }

@@ -75,6 +75,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	pageSize int
+	// offsetCursors makes list cursors positions in the list, as a real
+	// cursor may be: a user deleted behind one shifts the rest back.
+	offsetCursors bool
 	// projects maps each accepted API key to its project, and accounts
 	// each account to its project: a key reaches only its project's
 	// accounts and their users.
@@ -146,6 +149,16 @@ func (s *Server) SetPageSize(n int) {
 		n = defaultPageSize
 	}
 	s.pageSize = n
+}
+
+// SetOffsetCursors makes list cursors offsets into the account's list of
+// users, which Surge's opaque cursors may be, instead of positions that a
+// deletion cannot move. With offsets, a user deleted on a page a walk has
+// passed makes the walk skip the user that moves into its place.
+func (s *Server) SetOffsetCursors(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offsetCursors = on
 }
 
 // AddProject adds a project, or adds to one: apiKey becomes one of its

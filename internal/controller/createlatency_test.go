@@ -1,0 +1,75 @@
+package controller_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/operator"
+	"github.com/surge-operator/surge-operator/internal/surge/emulator"
+)
+
+// Round-4 finding (d): a create whose fate is known, or whose user is
+// found, does not wait out the settle time. The operator here settles
+// creates as deployed, 60 seconds after they leave, so that a wait for it
+// shows.
+func withDeployedSettleTime() fixtureOption {
+	return func(o *operator.Options) { o.SurgeAttemptTimeout = operator.DefaultSurgeAttemptTimeout }
+}
+
+// quickly is the latency a user gets from a create that Surge answered or
+// whose user was found.
+const quickly = 10 * time.Second
+
+// readyQuicklyAndOnce waits for the resource to be Ready within quickly,
+// with exactly one user in Surge.
+func (f *fixture) readyQuicklyAndOnce(name string) {
+	f.T.Helper()
+	obj := f.waitForReadyWithin(name, quickly)
+	if users := f.usersNamed(name); len(users) != 1 || users[0].ID != obj.Status.UserID {
+		f.T.Errorf("remote users named %s: %+v, want exactly the one in status (%s)", name, users, obj.Status.UserID)
+	}
+}
+
+func TestThreeAnswered503sOnACreateGiveReadyWithinSeconds(t *testing.T) {
+	f := newFixture(t, withDeployedSettleTime())
+	f.settleAccount()
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Status: http.StatusServiceUnavailable, Count: 3})
+	f.Create(f.endUser("patient"))
+	f.readyQuicklyAndOnce("patient")
+}
+
+func TestALostAnswerToACommittedCreateIsAdoptedAtOnce(t *testing.T) {
+	f := newFixture(t, withDeployedSettleTime())
+	f.settleAccount()
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, DropResponse: true, Count: 1})
+	f.Create(f.endUser("unheard"))
+	f.readyQuicklyAndOnce("unheard")
+}
+
+// Round-4 finding (e): a user deleted in Surge outside the operator is
+// re-created; while Surge rate-limits the re-create, the resource names no
+// user and is not Ready.
+func TestAUserDeletedInSurgeIsNotReadyWhileItsRecreateIsRateLimited(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("vanished"))
+	deleted := f.waitForReady("vanished").Status.UserID
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second})
+	f.Surge.RemoveUser(deleted)
+	f.Update("vanished", func(obj *surgev1alpha1.SurgeEndUser) {
+		obj.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "now"}
+	})
+
+	f.Eventually("status lets go of the deleted user", 20*time.Second, func() (bool, string) {
+		obj := f.Get("vanished")
+		return obj.Status.UserID != deleted, "status.userID " + obj.Status.UserID
+	})
+	obj := f.Get("vanished")
+	if ready := apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionReady); obj.Status.UserID == "" && ready != nil && ready.Status == metav1.ConditionTrue {
+		t.Errorf("Ready=True (%s) while status names no user: %+v", ready.Reason, obj.Status)
+	}
+}
