@@ -44,13 +44,15 @@ func main() {
 
 // settings are what the flags ask for.
 type settings struct {
-	listen    string
-	apiKeys   []string
-	accounts  []string
-	latency   time.Duration
-	pageSize  int
-	rateLimit float64
-	faults    []emulator.Fault
+	listen   string
+	apiKeys  []string
+	accounts []string
+	latency  time.Duration
+	pageSize int
+	// offsetCursors makes list cursors offsets into the list.
+	offsetCursors bool
+	rateLimit     float64
+	faults        []emulator.Fault
 }
 
 func parseFlags(args []string, output io.Writer) (settings, error) {
@@ -62,6 +64,7 @@ func parseFlags(args []string, output io.Writer) (settings, error) {
 	flags.Func("account", "a known account id; repeat for several (default "+defaultAccount+")", nonEmpty("account id", &s.accounts))
 	flags.DurationVar(&s.latency, "latency", 0, "delay added to every answer, such as 50ms")
 	flags.IntVar(&s.pageSize, "page-size", 20, "users per page of a user list")
+	flags.BoolVar(&s.offsetCursors, "offset-cursors", false, "list cursors that are offsets into the list, as Surge's opaque cursors may be: a user deleted during a walk makes it skip another")
 	flags.Float64Var(&s.rateLimit, "rate-limit", 0, "requests per second accepted before answering 429 with retry-after (0: no limit)")
 	flags.Func("fault", `a fault to inject at start, as the JSON of POST /_emulator/faults, such as {"status": 503, "count": 2}; repeat for several`, func(raw string) error {
 		fault, err := emulator.ParseFault([]byte(raw))
@@ -100,6 +103,7 @@ func nonEmpty(what string, into *[]string) func(string) error {
 // admin API under emulator.AdminPath and the Surge API everywhere else.
 func newHandler(s settings) http.Handler {
 	emu := emulator.New(emulator.Options{APIKey: s.apiKeys[0], Accounts: s.accounts, PageSize: s.pageSize})
+	emu.SetOffsetCursors(s.offsetCursors)
 	for _, key := range s.apiKeys[1:] {
 		emu.AddProject(emulator.DefaultProject, key)
 	}

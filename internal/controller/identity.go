@@ -316,6 +316,15 @@ func (x *identityIndex) addLocked(account *accountIdentities, identity types.Nam
 	x.used += entryCost(identity, userID)
 }
 
+// listed says whether the last complete pass over the account listed the
+// user.
+func (x *identityIndex) listed(scope, accountID, userID string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	account, ok := x.accounts[accountScope{scope, accountID}]
+	return ok && account.passes.Listed(userID)
+}
+
 // remember records that the user, just created, carries identity.
 func (x *identityIndex) remember(scope, accountID string, identity types.NamespacedName, userID string) {
 	x.mu.Lock()

@@ -142,6 +142,7 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 
 // adoptNamedUser takes the user spec.userID names, if obj may.
 func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+	readAt := r.Clock.Now()
 	user, err := api.GetUser(ctx, obj.Spec.UserID)
 	if surge.IsNotFound(err) {
 		return surge.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
@@ -150,7 +151,7 @@ func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAP
 	if err != nil {
 		return surge.User{}, false, classifySurgeError("read the end user to adopt", err, &obj.Spec)
 	}
-	if err := r.checkInAccount(ctx, api, obj, user.ID); err != nil {
+	if err := r.checkInAccount(ctx, api, obj, user.ID, readAt); err != nil {
 		return surge.User{}, false, err
 	}
 	if err := r.checkClaim(ctx, obj, user); err != nil {
@@ -313,17 +314,36 @@ func (r *SurgeEndUserReconciler) firstUnclaimed(ctx context.Context, obj *surgev
 
 // checkInAccount returns a UserNotInAccount stall unless Surge lists userID
 // in spec.accountID: spec.userID adopts only a user of the resource's own
-// account, which its project may allow.
-func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string) error {
-	found := false
-	err := api.EachUser(ctx, obj.Spec.AccountID, func(user surge.User) bool {
-		found = user.ID == userID
-		return !found
-	})
+// account, which its project may allow. Surge has no other way to tell, so
+// the account is walked: the identity index's walk, shared by every
+// resource that waits, not one per resource. The user existed when it was
+// read at readAt, so a conclusive listing that started later lists it if it
+// is in the account.
+//
+// Surge's listing shows only users of the account, so a pass that listed
+// the user settles it at once.
+func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string, readAt time.Time) error {
+	// A pass that listed the user proves it is in the account, whenever it
+	// ran; only its absence needs a conclusive listing.
+	if r.identities.listed(api.Scope(), obj.Spec.AccountID, userID) {
+		return nil
+	}
+	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), readAt, identityWait)
 	if err != nil {
 		return classifySurgeError("check that the end user to adopt is in the account", err, &obj.Spec)
 	}
-	if !found {
+	if r.identities.listed(api.Scope(), obj.Spec.AccountID, userID) {
+		return nil
+	}
+	if !answer.complete {
+		return &waitingError{
+			reason: surgev1alpha1.ReasonProgressing,
+			message: fmt.Sprintf("Checking that end user %s is in account %s: waiting for a listing of the account",
+				userID, obj.Spec.AccountID),
+			wait: intent.Recheck,
+		}
+	}
+	if !r.identities.listed(api.Scope(), obj.Spec.AccountID, userID) {
 		return stalled(surgev1alpha1.ReasonUserNotInAccount,
 			"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
 	}

@@ -52,6 +52,14 @@ func (p *Passes) Complete(pass *Pass) time.Time {
 	return p.conclusiveSince
 }
 
+// Listed says whether the last complete pass listed the user. When that
+// pass confirmed the conclusive one, every user that existed throughout the
+// conclusive pass is in it.
+func (p *Passes) Listed(userID string) bool {
+	_, listed := p.lastSeen[maphash.String(p.seed, userID)]
+	return listed
+}
+
 // ConclusiveSince is the start of the latest conclusive pass, zero when
 // none is.
 func (p *Passes) ConclusiveSince() time.Time { return p.conclusiveSince }

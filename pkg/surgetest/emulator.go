@@ -101,6 +101,11 @@ func (e *Emulator) SetClock(now func() time.Time) { e.server.SetClock(now) }
 // make the operator walk through several pages.
 func (e *Emulator) SetPageSize(n int) { e.server.SetPageSize(n) }
 
+// SetOffsetCursors makes list cursors offsets into the list, as Surge's
+// opaque cursors may be: a user deleted during a walk of the pages makes
+// the walk skip another.
+func (e *Emulator) SetOffsetCursors(on bool) { e.server.SetOffsetCursors(on) }
+
 // Users returns the users of one account, oldest first.
 func (e *Emulator) Users(accountID string) []User { return e.server.Users(accountID) }
 
