@@ -185,6 +185,13 @@ type SurgeEndUserStatus struct {
 	// +optional
 	CreateSentAt *metav1.Time `json:"createSentAt,omitempty"`
 
+	// CreateSettleSeconds is how long after it left the operator that sent
+	// the create assumed Surge may still commit it: twice its request
+	// timeout. An operator that takes over waits at least that long, even
+	// when its own request timeout is shorter.
+	// +optional
+	CreateSettleSeconds int32 `json:"createSettleSeconds,omitempty"`
+
 	// Conditions are Ready, Reconciling and Stalled, following the kstatus
 	// conventions.
 	// +optional

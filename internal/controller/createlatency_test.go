@@ -73,3 +73,33 @@ func TestAUserDeletedInSurgeIsNotReadyWhileItsRecreateIsRateLimited(t *testing.T
 		t.Errorf("Ready=True (%s) while status names no user: %+v", ready.Reason, obj.Status)
 	}
 }
+
+// Round-4 finding (f): the settle time is recorded with each create. An
+// operator whose own is shorter, say after --surge-request-timeout was
+// lowered in an upgrade, still waits for the one the create was sent under.
+func TestATakeOverWaitsForTheSettleTimeTheCreateWasSentUnder(t *testing.T) {
+	f := newFixture(t)
+	f.settleAccount()
+	f.StopOperator()
+	f.Create(f.endUser("inherited", func(o *surgev1alpha1.SurgeEndUser) {
+		o.Finalizers = []string{surgev1alpha1.Finalizer}
+		o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339Nano)}
+	}))
+	obj := f.Get("inherited")
+	sentAt := metav1.NewTime(time.Now().Add(time.Second))
+	obj.Status.CreateSentAt, obj.Status.CreateMarker = &sentAt, obj.Annotations[surgev1alpha1.AnnotationCreatePending]
+	obj.Status.CreateSettleSeconds = 120
+	if err := k8s.Status().Update(f.Ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	f.Surge.ResetRequests()
+	f.StartOperator()
+
+	// The operator's own settle time here is 6 seconds: before the fix, it
+	// created again after about 10.
+	time.Sleep(15 * time.Second)
+	if creates := f.Surge.CountRequests(http.MethodPost, "/accounts/"); creates != 0 {
+		t.Errorf("%d creates sent within 15 s of a create sent under a settle time of 120 s", creates)
+	}
+	f.waitForCondition("inherited", "Ready", metav1.ConditionFalse, surgev1alpha1.ReasonCreateUnresolved)
+}

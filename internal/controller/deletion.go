@@ -34,7 +34,7 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeA
 		return r.finish(ctx, original, obj, err, true)
 	}
 	r.unstoredTokens.forget(obj.UID)
-	r.intents.Settle(obj.UID)
+	r.intents.Forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, surgev1alpha1.Finalizer)
 	})

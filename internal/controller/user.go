@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -117,7 +116,6 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 		// The listing is a convenience here: a refusal shows elsewhere.
 		return nil
 	}
-	lineage := []string{string(obj.UID), named.Metadata[surgev1alpha1.MetadataUID]}
 	for _, userID := range answer.userIDs {
 		if userID == named.ID {
 			continue
@@ -126,7 +124,7 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 		if err != nil {
 			return err
 		}
-		if len(copies) == 0 || !slices.Contains(lineage, copies[0].Metadata[surgev1alpha1.MetadataUID]) {
+		if len(copies) == 0 || !intent.IsCopy(copies[0].Metadata[surgev1alpha1.MetadataUID], string(obj.UID), named.Metadata[surgev1alpha1.MetadataUID]) {
 			continue
 		}
 		if err := api.DeleteUser(ctx, userID); err != nil && !surge.IsNotFound(err) {
@@ -196,7 +194,7 @@ func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api SurgeAPI
 	now := r.Clock.Now()
 	known := intent.Known{Now: now, Recorded: needsSearch(obj)}
 	if known.Recorded {
-		known.Horizon = r.intents.Horizon(obj.UID, now)
+		known.Horizon = r.intents.Horizon(obj.UID, now, time.Duration(obj.Status.CreateSettleSeconds)*time.Second)
 	}
 	resolution := intent.Resolve(known)
 	if resolution.Kind != intent.Search {
@@ -359,10 +357,10 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	if err != nil {
 		fate := surge.FateOf(err)
 		r.intents.Sent(obj.UID, leaveBy, r.Clock.Now(), fate)
-		if fate == surge.NotDone && r.intents.Horizon(obj.UID, r.Clock.Now()).Nothing {
+		if fate == surge.NotDone && r.intents.Horizon(obj.UID, r.Clock.Now(), 0).Nothing {
 			// Surge did not carry it out, and no earlier create is
 			// unresolved: the next is sent at once.
-			obj.Status.CreateSentAt = nil
+			obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0
 			return classifySurgeError("create the end user", err, &obj.Spec)
 		}
 		if fate != surge.MaybeInFlight {
@@ -380,8 +378,8 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 		}
 	}
 	obj.Status.UserID = user.ID
-	obj.Status.CreateSentAt = nil
-	r.intents.Settle(obj.UID)
+	obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0
+	r.intents.Forget(obj.UID)
 	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
@@ -417,6 +415,7 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 	// the waits are measured on each process's own clock (intent.Ledger).
 	sentAt := metav1.NewTime(leaveBy.Truncate(time.Second).Add(time.Second))
 	obj.Status.CreateSentAt = &sentAt
+	obj.Status.CreateSettleSeconds = int32(r.intents.Settle().Round(time.Second) / time.Second)
 	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	if err := r.writeStatus(ctx, original, obj); err != nil {
 		return time.Time{}, err
@@ -426,34 +425,24 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 }
 
 // needsSearch says whether a user of obj may exist that status does not
-// name: an intent to create is recorded and not settled. It is recorded
-// twice, each copy surviving a loss the other does not: status.createSentAt
-// survives kubectl replace, which drops annotations; the create-pending
-// annotation not yet accounted for in status.createMarker survives a
-// restore from a backup, which drops status.
-//
-// When both are lost, a kubectl replace followed by a restore, the
-// finalizer still tells: it is added with the first intent, so a resource
-// that carries it but whose status names neither a user nor a marker had
-// an intent that status lost.
+// name: an intent to create is recorded and not settled.
 func needsSearch(obj *surgev1alpha1.SurgeEndUser) bool {
-	if obj.Status.CreateSentAt != nil {
-		return true
-	}
-	marker, marked := obj.Annotations[surgev1alpha1.AnnotationCreatePending]
-	if marked && marker != obj.Status.CreateMarker {
-		return true
-	}
-	return controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer) && obj.Status.UserID == "" && obj.Status.CreateMarker == ""
+	return intent.Record{
+		SentAt:       obj.Status.CreateSentAt != nil,
+		Marker:       obj.Annotations[surgev1alpha1.AnnotationCreatePending],
+		CreateMarker: obj.Status.CreateMarker,
+		Finalizer:    controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer),
+		UserID:       obj.Status.UserID,
+	}.Unsettled()
 }
 
 // settleIntent records that no create is unresolved any more, and the user
 // it found, if any.
 func (r *SurgeEndUserReconciler) settleIntent(obj *surgev1alpha1.SurgeEndUser, userID string) {
-	obj.Status.CreateSentAt = nil
+	obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0
 	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
 	obj.Status.UserID = userID
-	r.intents.Settle(obj.UID)
+	r.intents.Forget(obj.UID)
 }
 
 // createUnresolved is the wait of a resource whose last create may still

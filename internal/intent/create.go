@@ -31,6 +31,40 @@ const SendWindow = 3 * time.Second
 // again.
 const Recheck = 5 * time.Second
 
+// Record is what a resource records of its intents to create. The intent
+// is recorded twice, each copy surviving a loss the other does not (see
+// docs/architecture.md).
+type Record struct {
+	// SentAt says status.createSentAt is set; it survives kubectl replace,
+	// which drops annotations.
+	SentAt bool
+	// Marker is the create-pending annotation, CreateMarker the value of it
+	// that status accounted for; the annotation survives a restore from a
+	// backup, which drops status.
+	Marker, CreateMarker string
+	// Finalizer says the resource carries the end user finalizer, which is
+	// added with the first intent; UserID is the user status names.
+	Finalizer bool
+	UserID    string
+}
+
+// Unsettled says whether a user of the resource may exist that status does
+// not name. When both copies are lost, a replace then a restore, the
+// finalizer still tells: a resource that carries it, with a status that
+// names neither a user nor a marker, had an intent that status lost.
+func (r Record) Unsettled() bool {
+	return r.SentAt || (r.Marker != "" && r.Marker != r.CreateMarker) ||
+		(r.Finalizer && r.UserID == "" && r.CreateMarker == "")
+}
+
+// IsCopy says whether a user tagged with userUID, other than the one status
+// names, is a copy of the resource's user: it carries the uid of the
+// resource, or of the user status names (one made before a restore gave the
+// resource a new uid). A copy is what Surge committed past the settle time.
+func IsCopy(userUID, resourceUID, namedUID string) bool {
+	return userUID != "" && (userUID == resourceUID || userUID == namedUID)
+}
+
 // Kind is what is known of the users of an intent beyond the one status
 // names.
 type Kind int
@@ -138,17 +172,22 @@ func NewLedger(settle time.Duration) *Ledger {
 // Horizon returns the horizon of the resource's recorded intent. An intent
 // this process did not record itself, it first sees now: its create left
 // at most SendWindow after it was recorded, so before now plus SendWindow,
-// as measured here.
-func (l *Ledger) Horizon(uid types.UID, now time.Time) Horizon {
+// as measured here, and may commit for the settle time its sender recorded,
+// or this process's own if that is longer.
+func (l *Ledger) Horizon(uid types.UID, now time.Time, recordedSettle time.Duration) Horizon {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h, ok := l.horizons[uid]
 	if !ok {
-		h = &Horizon{At: now.Add(SendWindow + l.settle)}
+		h = &Horizon{At: now.Add(SendWindow + max(l.settle, recordedSettle))}
 		l.horizons[uid] = h
 	}
 	return *h
 }
+
+// Settle is the settle time of this process's creates, which it records
+// with each.
+func (l *Ledger) Settle() time.Duration { return l.settle }
 
 // Record notes that this process records a new intent of the resource, no
 // earlier one being unsettled. It returns the time by which its create
@@ -183,8 +222,8 @@ func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate surge.F
 	h.Nothing = false
 }
 
-// Settle forgets the resource's intent: status accounts for it now.
-func (l *Ledger) Settle(uid types.UID) {
+// Forget forgets the resource's intent: status accounts for it now.
+func (l *Ledger) Forget(uid types.UID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.horizons, uid)

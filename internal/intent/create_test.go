@@ -64,38 +64,42 @@ func TestLedger(t *testing.T) {
 		want Horizon
 	}{
 		{"an intent first seen here, recorded by another process or before a restart: its create may leave until the send window ends",
-			func(l *Ledger) Horizon { return l.Horizon("a", at(10)) }, Horizon{At: at(10 + 3 + 60)}},
+			func(l *Ledger) Horizon { return l.Horizon("a", at(10), 0) }, Horizon{At: at(10 + 3 + 60)}},
+		{"an intent whose sender assumed a longer settle time: that one counts",
+			func(l *Ledger) Horizon { return l.Horizon("a", at(10), 120*time.Second) }, Horizon{At: at(10 + 3 + 120)}},
+		{"and never a shorter one",
+			func(l *Ledger) Horizon { return l.Horizon("a", at(10), time.Second) }, Horizon{At: at(10 + 3 + 60)}},
 		{"seen again later: the first sight counts",
-			func(l *Ledger) Horizon { l.Horizon("a", at(10)); return l.Horizon("a", at(50)) }, Horizon{At: at(73)}},
+			func(l *Ledger) Horizon { l.Horizon("a", at(10), 0); return l.Horizon("a", at(50), 0) }, Horizon{At: at(73)}},
 		{"recorded here and not sent",
-			func(l *Ledger) Horizon { l.Record("a", at(0)); return l.Horizon("a", at(1)) }, Horizon{Nothing: true}},
+			func(l *Ledger) Horizon { l.Record("a", at(0)); return l.Horizon("a", at(1), 0) }, Horizon{Nothing: true}},
 		{"a refused connection leaves nothing to wait for",
 			func(l *Ledger) Horizon {
 				l.Sent("a", l.Record("a", at(0)), at(1), surge.NotDone)
-				return l.Horizon("a", at(1))
+				return l.Horizon("a", at(1), 0)
 			}, Horizon{Nothing: true}},
 		{"Surge's own answer: nothing commits after it",
 			func(l *Ledger) Horizon {
 				l.Sent("a", l.Record("a", at(0)), at(2), surge.Finished)
-				return l.Horizon("a", at(2))
+				return l.Horizon("a", at(2), 0)
 			}, Horizon{At: at(2)}},
 		{"a lost answer: the settle time after the create's latest departure",
 			func(l *Ledger) Horizon {
 				l.Sent("a", l.Record("a", at(0)), at(30), surge.MaybeInFlight)
-				return l.Horizon("a", at(30))
+				return l.Horizon("a", at(30), 0)
 			}, Horizon{At: at(63)}},
 		{"a later answered send does not shorten an earlier lost one",
 			func(l *Ledger) Horizon {
 				l.Sent("a", l.Record("a", at(0)), at(30), surge.MaybeInFlight)
 				l.Sent("a", at(70), at(71), surge.Finished)
-				return l.Horizon("a", at(71))
+				return l.Horizon("a", at(71), 0)
 			}, Horizon{At: at(71)}},
 		{"settled: a new intent starts from nothing",
 			func(l *Ledger) Horizon {
 				l.Sent("a", l.Record("a", at(0)), at(30), surge.MaybeInFlight)
-				l.Settle("a")
+				l.Forget("a")
 				l.Record("a", at(40))
-				return l.Horizon("a", at(40))
+				return l.Horizon("a", at(40), 0)
 			}, Horizon{Nothing: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,6 +141,48 @@ func TestPasses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.run(NewPasses()); !got.Equal(tc.want) {
 				t.Errorf("conclusive since %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRecordUnsettled(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		record Record
+		want   bool
+	}{
+		{"a new resource", Record{}, false},
+		{"a create sent and not answered", Record{SentAt: true, Marker: "m1", CreateMarker: "m1", Finalizer: true}, true},
+		{"settled: status names the user and the marker", Record{Marker: "m1", CreateMarker: "m1", Finalizer: true, UserID: "usr_1"}, false},
+		{"replaced: the annotation is gone, status still says sent", Record{SentAt: true, CreateMarker: "m1", Finalizer: true}, true},
+		{"replaced after it settled", Record{CreateMarker: "m1", Finalizer: true, UserID: "usr_1"}, false},
+		{"restored: a marker that status never accounted for", Record{Marker: "m1", Finalizer: true}, true},
+		{"replaced, then restored: only the finalizer tells", Record{Finalizer: true}, true},
+		{"its user deleted in Surge: status let go of it, and its intent had settled", Record{Marker: "m1", CreateMarker: "m1", Finalizer: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.record.Unsettled(); got != tc.want {
+				t.Errorf("Unsettled() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIsCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name                        string
+		userUID, resourceUID, named string
+		want                        bool
+	}{
+		{"made by the resource", "uid-1", "uid-1", "uid-1", true},
+		{"made by the resource before a restore gave it a new uid", "uid-1", "uid-2", "uid-1", true},
+		{"left by an earlier resource of the name, on purpose", "uid-0", "uid-2", "uid-1", false},
+		{"untagged", "", "uid-1", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsCopy(tc.userUID, tc.resourceUID, tc.named); got != tc.want {
+				t.Errorf("IsCopy = %v, want %v", got, tc.want)
 			}
 		})
 	}

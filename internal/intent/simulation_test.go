@@ -452,8 +452,13 @@ func (w *world) recorded(obj simObject) bool {
 	case "annotation-mirror-only":
 		return obj.marker != "" && obj.marker != obj.status.createMarker
 	}
-	return obj.status.sentAt || (obj.marker != "" && obj.marker != obj.status.createMarker) ||
-		(obj.finalizer && obj.status.userID == "" && obj.status.createMarker == "")
+	return Record{
+		SentAt:       obj.status.sentAt,
+		Marker:       obj.marker,
+		CreateMarker: obj.status.createMarker,
+		Finalizer:    obj.finalizer,
+		UserID:       obj.status.userID,
+	}.Unsettled()
 }
 
 // resolve is the reconciler's resolveIntent.
@@ -461,7 +466,7 @@ func (w *world) resolve(p *process, obj simObject) Resolution {
 	now := w.clock(p)
 	known := Known{Now: now, Recorded: w.recorded(obj)}
 	if known.Recorded {
-		known.Horizon = p.ledger.Horizon(obj.uid, now)
+		known.Horizon = p.ledger.Horizon(obj.uid, now, 0)
 		if w.variant == "inherit-nothing" && !known.Horizon.Nothing && known.Horizon.At.Sub(now) == SendWindow+simSettle {
 			known.Horizon = Horizon{Nothing: true}
 		}
@@ -496,7 +501,7 @@ func (w *world) settle(p *process, obj *simObject, userID string) {
 	obj.status.sentAt = false
 	obj.status.createMarker = obj.marker
 	obj.status.userID = userID
-	p.ledger.Settle(obj.uid)
+	p.ledger.Forget(obj.uid)
 }
 
 func (w *world) reconcile() {
@@ -575,7 +580,7 @@ func (w *world) createUser(p *process, base simStatus, obj simObject) {
 			fate = surge.NotDone
 		}
 		p.ledger.Sent(obj.uid, leaveBy, w.clock(p), fate)
-		if fate == surge.NotDone && p.ledger.Horizon(obj.uid, w.clock(p)).Nothing {
+		if fate == surge.NotDone && p.ledger.Horizon(obj.uid, w.clock(p), 0).Nothing {
 			obj.status.sentAt = false
 			w.patchStatus(base, &obj)
 		}
@@ -585,7 +590,7 @@ func (w *world) createUser(p *process, base simStatus, obj simObject) {
 		w.patchMetadata("patch metadata", &obj, func(o *simObject) { o.finalizer = true })
 	}
 	obj.status.userID, obj.status.sentAt, obj.status.ready = id, false, true
-	p.ledger.Settle(obj.uid)
+	p.ledger.Forget(obj.uid)
 	p.known[simName] = append(p.known[simName], id)
 	w.patchStatus(base, &obj)
 }
@@ -600,7 +605,7 @@ func (w *world) removeCopies(p *process, obj simObject) {
 		if id == obj.status.userID {
 			continue
 		}
-		if u, found := w.userByID(id); found && (u.uid == string(obj.uid) || u.uid == named.uid) {
+		if u, found := w.userByID(id); found && IsCopy(u.uid, string(obj.uid), named.uid) {
 			w.deleteUser(id)
 		}
 	}
@@ -625,7 +630,7 @@ func (w *world) reconcileDelete(p *process, obj simObject) {
 		}
 		w.deleteUser(resolution.UserID)
 	}
-	p.ledger.Settle(obj.uid)
+	p.ledger.Forget(obj.uid)
 	w.patchMetadata("remove finalizer", &obj, func(o *simObject) { o.finalizer = false })
 }
 
