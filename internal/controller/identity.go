@@ -31,6 +31,11 @@ const (
 	// maxUserIDLength is longer than any Surge id (usr_ and 26 characters);
 	// an id beyond it is not one the operator could have been given.
 	maxUserIDLength = 64
+	// findPassInterval spaces the passes that can only find users, not
+	// prove them absent: a burst of resources waiting for a later listing
+	// (restored ones, say) shares one, and each looks again within
+	// intent.Recheck.
+	findPassInterval = identityWait
 	// identityPageTimeout bounds one page of a listing.
 	identityPageTimeout = 30 * time.Second
 	// Backoff between failed pages; the listing resumes where it stopped.
@@ -202,7 +207,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 		if (account.runningSince.Before(since) && !since.After(now)) || !keptByPass(account.runningSince) {
 			account.another = true
 		}
-	case !since.After(now) || account.listedSince.Before(wantedSince):
+	case !since.After(now) || (account.listedSince.Before(wantedSince) && now.Sub(account.listedSince) >= findPassInterval):
 		x.startPassLocked(api, key, account)
 	default:
 		return answer, nil, nil

@@ -15,7 +15,7 @@ import (
 // Backoff after transient failures: fast enough to ride out a blip, slow
 // enough that an outage of Surge is not hammered.
 const (
-	retryBaseDelay = time.Second
+	retryBaseDelay = 500 * time.Millisecond
 	retryMaxDelay  = 5 * time.Minute
 )
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,6 +59,10 @@ type SurgeEndUserReconciler struct {
 	// that started later than that shows no user, and a resource is checked
 	// again that long after an update, which a late attempt may undo.
 	SettleTime time.Duration
+	// Drain is how long a reconcile under way when the manager stops may
+	// go on: its Surge call in flight finishes and its answer is recorded,
+	// instead of being cut off and left for the next leader to search for.
+	Drain time.Duration
 	// IdentityBudget bounds the memory of the index of remote users by
 	// namespace and name, in bytes; DefaultIdentityBudget when zero.
 	IdentityBudget int
@@ -79,6 +84,8 @@ func (r *SurgeEndUserReconciler) ForgetScope(scope string) { r.identities.Forget
 
 // Reconcile brings one SurgeEndUser's remote user in line with its spec.
 func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ctx, stop := outliving(ctx, r.Drain)
+	defer stop()
 	obj := &surgev1alpha1.SurgeEndUser{}
 	// The cache keeps a slim copy (SlimCachedEndUser).
 	if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
@@ -121,6 +128,29 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.deleteUserOfVanished(ctx, api, obj)
 	}
 	return result, err
+}
+
+// outliving returns a context that ends drain after ctx ends, or when stop
+// is called: a reconcile under way when the manager stops finishes its
+// Surge calls and records their answers.
+func outliving(ctx context.Context, drain time.Duration) (context.Context, context.CancelFunc) {
+	detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	unhook := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(drain, cancel)
+	})
+	return detached, func() {
+		unhook()
+		mu.Lock()
+		defer mu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel()
+	}
 }
 
 // deleteUserOfVanished deletes the user that a create made for a resource

@@ -417,6 +417,11 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 	obj.Status.CreateSentAt = &sentAt
 	obj.Status.CreateSettleSeconds = int32(r.intents.Settle().Round(time.Second) / time.Second)
 	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
+	if isReady(obj) {
+		// A re-create: the user status named is gone, and this write must
+		// not show Ready beside no user.
+		startingOutcome().apply(&obj.Status, obj.Generation)
+	}
 	if err := r.writeStatus(ctx, original, obj); err != nil {
 		return time.Time{}, err
 	}

@@ -219,8 +219,10 @@ func (m *Manager) projectClient(ctx context.Context, p project, refresh bool) (*
 	now := m.clock.Now()
 	m.mu.Lock()
 	cached, ok := m.clients[p.ref]
+	// readAt is renewed under the lock by whoever reads the key again.
+	fresh := ok && !refresh && cached.apiURL == p.apiURL && now.Sub(cached.readAt) < KeyRefreshInterval
 	m.mu.Unlock()
-	if ok && !refresh && cached.apiURL == p.apiURL && now.Sub(cached.readAt) < KeyRefreshInterval {
+	if fresh {
 		return cached.client, nil
 	}
 

@@ -140,7 +140,9 @@ func Resolve(k Known) Resolution {
 		}
 		return Resolution{Kind: Absent}
 	}
-	return Resolution{Kind: Wait, Until: later(k.Horizon.At, k.Now.Add(Recheck))}
+	// Looked at again soon, before the horizon too: a user committed
+	// meanwhile is found by the next listing, and taken at once.
+	return Resolution{Kind: Wait, Until: k.Now.Add(Recheck)}
 }
 
 // Horizon is when, on this process's clock, no create of an intent can be

@@ -116,13 +116,13 @@ const (
 	// to acquire: it adds at most this much to a takeover, for one Lease
 	// write every period.
 	DefaultRetryPeriod = 2 * time.Second
-	// GracefulShutdownTimeout bounds how long the manager waits for running
-	// reconciles after SIGTERM. It stays under the pod's
-	// terminationGracePeriodSeconds (10), so that the process releases the
-	// Lease and exits before the kubelet kills it. A reconcile cut short is
-	// safe: the create marker makes the next leader look for a create whose
-	// answer was lost.
-	GracefulShutdownTimeout = 7 * time.Second
+	// shutdownMargin is what the manager's wait for running reconciles
+	// after SIGTERM adds to the drain of their Surge calls (one attempt
+	// timeout): their last status writes. The pod's
+	// terminationGracePeriodSeconds (45) leaves room for it with the
+	// default attempt timeout, so that the process releases the Lease and
+	// exits before the kubelet kills it.
+	shutdownMargin = 5 * time.Second
 )
 
 // eventReportingComponent names the operator in the events it records.
@@ -199,7 +199,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		LeaseDuration:                 &opts.LeaseDuration,
 		RenewDeadline:                 &opts.RenewDeadline,
 		RetryPeriod:                   &opts.RetryPeriod,
-		GracefulShutdownTimeout:       ptr.To(GracefulShutdownTimeout),
+		GracefulShutdownTimeout:       ptr.To(opts.SurgeAttemptTimeout + shutdownMargin),
 		Cache:                         cacheOptions(opts),
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(opts.Rebuildable)},
 	})
@@ -231,6 +231,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		ResyncInterval:          opts.ResyncInterval,
 		RemoteTimeout:           opts.RemoteTimeout,
 		SettleTime:              2 * opts.SurgeAttemptTimeout,
+		Drain:                   opts.SurgeAttemptTimeout,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {

@@ -96,7 +96,8 @@ func StartOperator(t testing.TB, cfg *rest.Config, emu *Emulator, opts ...Option
 	return op
 }
 
-// Stop stops the operator and waits until it has, cancelling whatever it
-// had in flight, as a crash or the loss of leadership would. Later calls do
-// nothing.
+// Stop stops the operator and waits until it has, as SIGTERM stops it: it
+// takes no new work, and lets the Surge calls in flight finish (within the
+// request timeout, 3 seconds here) and records their answers. Later calls
+// do nothing.
 func (o *Operator) Stop() { o.once.Do(o.stop) }

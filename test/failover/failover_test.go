@@ -56,7 +56,7 @@ const (
 	// terminationGracePeriod is the pod's terminationGracePeriodSeconds in
 	// config/manager and the chart: after SIGTERM the kubelet kills the
 	// process when this has passed.
-	terminationGracePeriod = 10 * time.Second
+	terminationGracePeriod = 45 * time.Second
 )
 
 // latestTakeover is the latest a standby can lead after the leader dies.

@@ -103,3 +103,49 @@ func TestATakeOverWaitsForTheSettleTimeTheCreateWasSentUnder(t *testing.T) {
 	}
 	f.waitForCondition("inherited", "Ready", metav1.ConditionFalse, surgev1alpha1.ReasonCreateUnresolved)
 }
+
+// Round-4 finding (d): on SIGTERM the operator lets a create in flight
+// finish and records its user, instead of leaving it for the next leader
+// to search for.
+func TestAStoppingOperatorRecordsTheCreateItHasInFlight(t *testing.T) {
+	f := newFixture(t)
+	f.settleAccount()
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Latency: 2 * time.Second, Count: 1})
+	f.Create(f.endUser("inflight"))
+	f.Eventually("the create is on its way", 10*time.Second, func() (bool, string) {
+		return f.Get("inflight").Status.CreateSentAt != nil, "no send time in status yet"
+	})
+	time.Sleep(500 * time.Millisecond)
+	f.StopOperator()
+
+	obj := f.Get("inflight")
+	users := f.usersNamed("inflight")
+	if obj.Status.UserID == "" || len(users) != 1 || users[0].ID != obj.Status.UserID {
+		t.Errorf("after the stop, status names user %q and Surge holds %+v: want the user of the create that was in flight, recorded", obj.Status.UserID, users)
+	}
+}
+
+// Round-4 finding (c): a resource restored from a backup, with its
+// finalizer and create marker but without its status and with a new uid,
+// and deleted before it adopted its user, deletes that user before it goes.
+func TestARestoredResourceDeletedBeforeItAdoptsDeletesItsUser(t *testing.T) {
+	f := newFixture(t)
+	f.Create(f.endUser("restored"))
+	userID := f.waitForReady("restored").Status.UserID
+
+	export := f.Get("restored")
+	f.StopOperator()
+	f.Update("restored", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil })
+	f.Delete("restored")
+	f.WaitForGone("restored")
+	restored := exported(export)
+	restored.Finalizers = []string{surgev1alpha1.Finalizer}
+	f.Create(restored)
+	f.Delete("restored")
+	f.StartOperator()
+
+	f.WaitForGone("restored")
+	if user, found := f.Surge.User(userID); found {
+		t.Errorf("the restored resource went, and its user %s remains in Surge: %+v", userID, user)
+	}
+}
