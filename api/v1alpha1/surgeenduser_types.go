@@ -230,6 +230,7 @@ type TokenStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Token Expires",type=string,JSONPath=`.status.token.expiresAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.userID) || has(oldSelf.spec.userID) || !has(oldSelf.status) || !has(oldSelf.status.userID) || oldSelf.status.userID == self.spec.userID",message="spec.userID cannot be added to a SurgeEndUser that already manages another end user (status.userID): delete it (with deletionPolicy Orphan to keep that user) and create one with spec.userID"
 type SurgeEndUser struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -209,3 +209,37 @@ func TestUserIDCanBeSetOnce(t *testing.T) {
 		t.Fatalf("setting userID for the first time refused: %v", err)
 	}
 }
+
+// spec.userID added to a resource that already manages another user is
+// refused at admission, instead of stalling the resource.
+func TestUserIDCannotBeAddedOverAnotherUser(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		userID  string
+		refused bool
+	}{
+		{"another user", "usr_01jrzhe8d9enptypyx360pcmzz", true},
+		{"the user it manages", "usr_01jrzhe8d9enptypyx360pcmxu", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj, err := apply(t, validManifest)
+			if err != nil {
+				t.Fatalf("valid manifest refused: %v", err)
+			}
+			_ = unstructured.SetNestedField(obj.Object, "usr_01jrzhe8d9enptypyx360pcmxu", "status", "userID")
+			if err := k8s.Status().Update(context.Background(), obj); err != nil {
+				t.Fatalf("recording status.userID: %v", err)
+			}
+			_ = unstructured.SetNestedField(obj.Object, tc.userID, "spec", "userID")
+			err = k8s.Update(context.Background(), obj)
+			switch {
+			case tc.refused && err == nil:
+				t.Fatal("spec.userID naming another user than status.userID was accepted")
+			case tc.refused && !strings.Contains(err.Error(), "spec.userID cannot be added to a SurgeEndUser that already manages another end user"):
+				t.Errorf("message %q does not say why", err.Error())
+			case !tc.refused && err != nil:
+				t.Errorf("spec.userID naming the user status names refused: %v", err)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,18 +232,22 @@ func TestAResourceGoneDuringItsCreateLeavesNoUser(t *testing.T) {
 	})
 }
 
-// TestAUserIDSetAfterTheCreateStalls: spec.userID set once the resource
-// already manages a user of its own is not silently ignored.
-func TestAUserIDSetAfterTheCreateStalls(t *testing.T) {
+// TestAUserIDSetAfterTheCreateIsRefused: spec.userID set once the
+// resource already manages a user of its own is refused at admission,
+// instead of being silently ignored or stalling the resource.
+func TestAUserIDSetAfterTheCreateIsRefused(t *testing.T) {
 	f := newFixture(t)
 	f.Create(f.endUser("settled"))
 	own := f.waitForReady("settled").Status.UserID
 	other := f.Surge.PutUser(f.Account, emulator.User{FirstName: "Grace"})
-	f.Update("settled", func(o *surgev1alpha1.SurgeEndUser) { o.Spec.UserID = other.ID })
-
-	obj := f.waitForCondition("settled", surgev1alpha1.ConditionStalled, metav1.ConditionTrue, surgev1alpha1.ReasonUserIDConflict)
-	if obj.Status.UserID != own {
-		t.Errorf("status.userID %s, want the user it manages, %s", obj.Status.UserID, own)
+	obj := f.Get("settled")
+	obj.Spec.UserID = other.ID
+	err := k8s.Update(f.Ctx, obj)
+	if err == nil || !strings.Contains(err.Error(), "spec.userID cannot be added to a SurgeEndUser that already manages another end user") {
+		t.Fatalf("setting spec.userID to another user answered %v, want a refusal that says why", err)
+	}
+	if got := f.waitForReady("settled").Status.UserID; got != own {
+		t.Errorf("status.userID %s, want the user it manages, %s", got, own)
 	}
 	if user, _ := f.Surge.User(other.ID); user.FirstName != "Grace" {
 		t.Errorf("the user named in spec.userID was changed: %+v", user)
