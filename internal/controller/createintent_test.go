@@ -110,7 +110,7 @@ func TestATakeOverWaitsForTheSettleTimeTheCreateWasSentUnder(t *testing.T) {
 func TestAStoppingOperatorRecordsTheCreateItHasInFlight(t *testing.T) {
 	f := newFixture(t)
 	f.settleAccount()
-	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Latency: 2 * time.Second, Count: 1})
+	f.Surge.InjectFault(emulator.Fault{Method: http.MethodPost, PathPrefix: "/accounts/" + f.Account, Latency: 1500 * time.Millisecond, Count: 1})
 	f.Create(f.endUser("inflight"))
 	f.Eventually("the create is on its way", 10*time.Second, func() (bool, string) {
 		return f.Get("inflight").Status.CreateSentAt != nil, "no send time in status yet"
