@@ -130,14 +130,7 @@ func TestAStoppingOperatorRecordsTheCreateItHasInFlight(t *testing.T) {
 // and deleted before it adopted its user, deletes that user before it goes.
 func TestARestoredResourceDeletedBeforeItAdoptsDeletesItsUser(t *testing.T) {
 	f := newFixture(t)
-	f.Create(f.endUser("restored"))
-	userID := f.waitForReady("restored").Status.UserID
-
-	export := f.Get("restored")
-	f.StopOperator()
-	f.Update("restored", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil })
-	f.Delete("restored")
-	f.WaitForGone("restored")
+	export, userID := f.loseWithItsUser("restored")
 	restored := exported(export)
 	restored.Finalizers = []string{surgev1alpha1.Finalizer}
 	f.Create(restored)

@@ -38,14 +38,7 @@ func TestACreateThatSurgeCommitsLateDoesNotDuplicate(t *testing.T) {
 // namespace and name instead of making a second one.
 func TestARestoredResourceAdoptsItsUser(t *testing.T) {
 	f := newFixture(t)
-	f.Create(f.endUser("restored"))
-	userID := f.waitForReady("restored").Status.UserID
-
-	export := f.Get("restored")
-	f.StopOperator()
-	f.Update("restored", func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil })
-	f.Delete("restored")
-	f.WaitForGone("restored")
+	export, userID := f.loseWithItsUser("restored")
 	f.Create(exported(export))
 	f.StartOperator()
 
@@ -55,6 +48,22 @@ func TestARestoredResourceAdoptsItsUser(t *testing.T) {
 	if users := f.usersNamed("restored"); len(users) != 1 {
 		t.Errorf("%d remote users after a restore, want 1: %+v", len(users), users)
 	}
+}
+
+// loseWithItsUser creates the resource, waits until it has a user, and
+// loses it while the operator is stopped, as a cluster rebuilt from a backup
+// does: it returns the resource as exported before, and its user's id. The
+// operator is left stopped.
+func (f *fixture) loseWithItsUser(name string) (*surgev1alpha1.SurgeEndUser, string) {
+	f.T.Helper()
+	f.Create(f.endUser(name))
+	userID := f.waitForReady(name).Status.UserID
+	export := f.Get(name)
+	f.StopOperator()
+	f.Update(name, func(o *surgev1alpha1.SurgeEndUser) { o.Finalizers = nil })
+	f.Delete(name)
+	f.WaitForGone(name)
+	return export, userID
 }
 
 // exported is obj as kubectl get -o yaml, stripped of what the API server

@@ -90,10 +90,8 @@ type accountIdentities struct {
 	runningSince time.Time
 	another      bool
 	cancel       context.CancelFunc
-	// passes says which complete passes are conclusive; completedSince is
-	// the start of the latest, zero while none is.
-	passes         *intent.Passes
-	completedSince time.Time
+	// passes says which complete passes are conclusive, and since when.
+	passes *intent.Passes
 	// listedSince is the start of the last complete pass, conclusive or
 	// not: it has found every user that existed throughout it.
 	listedSince time.Time
@@ -186,7 +184,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 	keptByPass := func(passStart time.Time) bool {
 		return account.overflowedSince.IsZero() || !wantedSince.After(passStart)
 	}
-	if !account.completedSince.IsZero() && !account.completedSince.Before(since) && keptByPass(account.completedSince) {
+	if completedSince := account.passes.ConclusiveSince(); !completedSince.IsZero() && !completedSince.Before(since) && keptByPass(completedSince) {
 		answer.complete = true
 		delete(account.wanted, identity)
 		return answer, nil, nil
@@ -237,10 +235,9 @@ func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope
 	default:
 		// Identities wanted before the previous conclusive pass have had
 		// two whole passes: those still needed are asked for again.
-		previous := account.completedSince
-		account.completedSince = account.passes.Complete(listed)
+		previous := account.passes.ConclusiveSince()
 		account.listedSince = started
-		if account.completedSince.After(previous) {
+		if account.passes.Complete(listed).After(previous) {
 			maps.DeleteFunc(account.wanted, func(_ types.NamespacedName, since time.Time) bool { return since.Before(previous) })
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -135,20 +134,10 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // Surge calls and records their answers.
 func outliving(ctx context.Context, drain time.Duration) (context.Context, context.CancelFunc) {
 	detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	var mu sync.Mutex
-	unhook := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		timer = time.AfterFunc(drain, cancel)
-	})
+	// A timer that fires after stop cancels what is cancelled already.
+	unhook := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
 	return detached, func() {
 		unhook()
-		mu.Lock()
-		defer mu.Unlock()
-		if timer != nil {
-			timer.Stop()
-		}
 		cancel()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,24 +117,22 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 		// The listing is a convenience here: a refusal shows elsewhere.
 		return nil
 	}
-	for _, userID := range answer.userIDs {
-		if userID == named.ID {
+	others := slices.DeleteFunc(answer.userIDs, func(userID string) bool { return userID == named.ID })
+	users, err := r.usersOfIdentity(ctx, api, obj, others)
+	if err != nil {
+		return err
+	}
+	for _, user := range users {
+		if !intent.IsCopy(user.Metadata[surgev1alpha1.MetadataUID], string(obj.UID), named.Metadata[surgev1alpha1.MetadataUID]) {
 			continue
 		}
-		copies, err := r.usersOfIdentity(ctx, api, obj, []string{userID})
-		if err != nil {
-			return err
-		}
-		if len(copies) == 0 || !intent.IsCopy(copies[0].Metadata[surgev1alpha1.MetadataUID], string(obj.UID), named.Metadata[surgev1alpha1.MetadataUID]) {
-			continue
-		}
-		if err := api.DeleteUser(ctx, userID); err != nil && !surge.IsNotFound(err) {
+		if err := api.DeleteUser(ctx, user.ID); err != nil && !surge.IsNotFound(err) {
 			return classifySurgeError("delete a copy of the end user", err, &obj.Spec)
 		}
-		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
+		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 		metrics.DuplicatesRemoved.Inc()
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventDuplicateRemoved, "Delete",
-			"Deleted end user %s, a copy of end user %s that Surge committed later than the settle time", userID, named.ID)
+			"Deleted end user %s, a copy of end user %s that Surge committed later than the settle time", user.ID, named.ID)
 	}
 	return nil
 }
@@ -330,10 +329,10 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 	if err != nil {
 		return classifySurgeError("check that the end user to adopt is in the account", err, &obj.Spec)
 	}
-	if r.identities.listed(api.Scope(), obj.Spec.AccountID, userID) {
+	switch {
+	case r.identities.listed(api.Scope(), obj.Spec.AccountID, userID):
 		return nil
-	}
-	if !answer.complete {
+	case !answer.complete:
 		return &waitingError{
 			reason: surgev1alpha1.ReasonProgressing,
 			message: fmt.Sprintf("Checking that end user %s is in account %s: waiting for a listing of the account",
@@ -341,11 +340,8 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 			wait: intent.Recheck,
 		}
 	}
-	if !r.identities.listed(api.Scope(), obj.Spec.AccountID, userID) {
-		return stalled(surgev1alpha1.ReasonUserNotInAccount,
-			"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
-	}
-	return nil
+	return stalled(surgev1alpha1.ReasonUserNotInAccount,
+		"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
 }
 
 func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
@@ -356,26 +352,27 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	user, err := api.CreateUser(surge.SendBy(ctx, leaveBy), obj.Spec.AccountID, desired)
 	if err != nil {
 		fate := surge.FateOf(err)
-		r.intents.Sent(obj.UID, leaveBy, r.Clock.Now(), fate)
-		if fate == surge.NotDone && r.intents.Horizon(obj.UID, r.Clock.Now(), 0).Nothing {
+		horizon := r.intents.Sent(obj.UID, leaveBy, r.Clock.Now(), fate)
+		if fate == surge.MaybeInFlight {
+			// The user may exist: the account is searched at once, and a
+			// user found is taken; only its absence waits for the settle
+			// time.
+			return &waitingError{
+				reason: surgev1alpha1.ReasonCreateUnresolved,
+				message: fmt.Sprintf("The answer to a create in account %s did not say whether it happened (%v): searching the account for the user before creating one again",
+					obj.Spec.AccountID, err),
+				wait: createUnresolvedSearchDelay,
+			}
+		}
+		if horizon.Nothing {
 			// Surge did not carry it out, and no earlier create is
 			// unresolved: the next is sent at once.
 			obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0
-			return classifySurgeError("create the end user", err, &obj.Spec)
 		}
-		if fate != surge.MaybeInFlight {
-			// Surge answered: the next attempt, after the backoff, finds
-			// what it committed by a listing that starts after the answer.
-			return classifySurgeError("create the end user", err, &obj.Spec)
-		}
-		// The user may exist: the account is searched at once, and a
-		// user found is taken; only its absence waits for the settle time.
-		return &waitingError{
-			reason: surgev1alpha1.ReasonCreateUnresolved,
-			message: fmt.Sprintf("The answer to a create in account %s did not say whether it happened (%v): searching the account for the user before creating one again",
-				obj.Spec.AccountID, err),
-			wait: createUnresolvedSearchDelay,
-		}
+		// Otherwise Surge answered: the next attempt, after the backoff,
+		// finds what it committed by a listing that starts after the
+		// answer.
+		return classifySurgeError("create the end user", err, &obj.Spec)
 	}
 	obj.Status.UserID = user.ID
 	obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0

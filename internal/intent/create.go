@@ -204,8 +204,9 @@ func (l *Ledger) Record(uid types.UID, now time.Time) (leaveBy time.Time) {
 }
 
 // Sent notes what became of one create of the resource's intent: it had to
-// leave by leaveBy, and its answer came at answeredAt.
-func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate surge.Fate) {
+// leave by leaveBy, and its answer came at answeredAt. It returns the
+// intent's horizon now.
+func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate surge.Fate) Horizon {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h, ok := l.horizons[uid]
@@ -215,13 +216,14 @@ func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate surge.F
 	}
 	switch fate {
 	case surge.NotDone:
-		return
+		return *h
 	case surge.Finished:
 		h.At = later(h.At, answeredAt)
 	default:
 		h.At = later(h.At, leaveBy.Add(l.settle))
 	}
 	h.Nothing = false
+	return *h
 }
 
 // Forget forgets the resource's intent: status accounts for it now.

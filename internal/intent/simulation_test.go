@@ -579,8 +579,7 @@ func (w *world) createUser(p *process, base simStatus, obj simObject) {
 		case "lost-answer-is-not-done":
 			fate = surge.NotDone
 		}
-		p.ledger.Sent(obj.uid, leaveBy, w.clock(p), fate)
-		if fate == surge.NotDone && p.ledger.Horizon(obj.uid, w.clock(p), 0).Nothing {
+		if horizon := p.ledger.Sent(obj.uid, leaveBy, w.clock(p), fate); fate == surge.NotDone && horizon.Nothing {
 			obj.status.sentAt = false
 			w.patchStatus(base, &obj)
 		}
