@@ -240,6 +240,10 @@ type SurgeEndUser struct {
 	Status SurgeEndUserStatus `json:"status,omitempty"`
 }
 
+// GetStatus returns the status, for code that writes the status of any of
+// the operator's kinds.
+func (u *SurgeEndUser) GetStatus() *SurgeEndUserStatus { return &u.Status }
+
 // SurgeEndUserList is a list of SurgeEndUsers.
 // +kubebuilder:object:root=true
 type SurgeEndUserList struct {

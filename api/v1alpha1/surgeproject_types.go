@@ -168,11 +168,11 @@ type ClusterSurgeProjectList struct {
 	Items           []ClusterSurgeProject `json:"items"`
 }
 
-// GetProjectStatus returns the status, shared by both project kinds.
-func (p *SurgeProject) GetProjectStatus() *SurgeProjectStatus { return &p.Status }
+// GetStatus returns the status, shared by both project kinds.
+func (p *SurgeProject) GetStatus() *SurgeProjectStatus { return &p.Status }
 
-// GetProjectStatus returns the status, shared by both project kinds.
-func (p *ClusterSurgeProject) GetProjectStatus() *SurgeProjectStatus { return &p.Status }
+// GetStatus returns the status, shared by both project kinds.
+func (p *ClusterSurgeProject) GetStatus() *SurgeProjectStatus { return &p.Status }
 
 func init() {
 	SchemeBuilder.Register(&SurgeProject{}, &SurgeProjectList{}, &ClusterSurgeProject{}, &ClusterSurgeProjectList{})

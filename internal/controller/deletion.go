@@ -19,25 +19,25 @@ import (
 // once the remote user is gone (or orphaned on purpose, or managed by
 // another resource). credentialsErr is why obj may not reach Surge, if it
 // may not: the finalizer then stays only while a user may exist.
-func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeAPI, credentialsErr error, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeAPI, credentialsErr error, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	log.FromContext(ctx).V(1).Info("Deleting", "userID", obj.Status.UserID, "searchNeeded", needsSearch(obj))
-	original := obj.DeepCopy()
 	if credentialsErr != nil && r.deletionNeedsSurge(obj) {
-		return r.finish(ctx, original, obj, credentialsErr, false)
+		return r.finish(ctx, rep, obj, credentialsErr, false)
 	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	if err := r.deleteRemoteUser(remoteCtx, api, obj); err != nil {
-		return r.finish(ctx, original, obj, err, true)
+	if err := r.deleteRemoteUser(remoteCtx, api, rep, obj); err != nil {
+		return r.finish(ctx, rep, obj, err, true)
 	}
 	r.unstoredTokens.forget(obj.UID)
 	r.intents.Forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.RemoveFinalizer(o, surgev1alpha1.Finalizer)
 	})
+	rep.RecordEvents()
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
 	}
@@ -51,10 +51,10 @@ func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndU
 		(obj.Status.UserID != "" || needsSearch(obj))
 }
 
-func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
 		if obj.Status.UserID != "" {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventOrphaned, "Delete",
+			rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventOrphaned, "Delete",
 				"Left end user %s in Surge, as deletionPolicy is Orphan", obj.Status.UserID)
 		}
 		return nil
@@ -64,7 +64,7 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api Surge
 		userIDs = append(userIDs, obj.Status.UserID)
 	}
 	for _, userID := range userIDs {
-		if err := r.deleteUser(ctx, api, obj, userID); err != nil {
+		if err := r.deleteUser(ctx, api, rep, obj, userID); err != nil {
 			return err
 		}
 	}
@@ -83,7 +83,7 @@ func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api Surge
 		case intent.Absent:
 			return nil
 		}
-		if err := r.deleteUser(ctx, api, obj, resolution.UserID); err != nil {
+		if err := r.deleteUser(ctx, api, rep, obj, resolution.UserID); err != nil {
 			return err
 		}
 	}
@@ -96,12 +96,12 @@ const maxUsersOfOneIntent = 5
 
 // deleteUser deletes one user of obj in Surge, unless another resource
 // holds it.
-func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string) error {
+func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, userID string) error {
 	if err := r.checkClaim(ctx, obj, surge.User{ID: userID}); err != nil {
 		if !isStall(err, surgev1alpha1.ReasonUserClaimed) {
 			return err
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventReleased, "Delete",
+		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventReleased, "Delete",
 			"Left end user %s in Surge: %s", userID, err)
 		return nil
 	}
@@ -110,7 +110,7 @@ func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, o
 		return classifySurgeError("delete the end user", err, &obj.Spec)
 	}
 	r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventDeleted, "Delete",
+	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventDeleted, "Delete",
 		"Deleted end user %s", userID)
 	return nil
 }

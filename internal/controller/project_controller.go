@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +19,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
+	"github.com/surge-operator/surge-operator/internal/report"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -40,6 +41,7 @@ type ScopeForgetter interface {
 // runs for each project kind.
 type ProjectReconciler struct {
 	client.Client
+	Recorder   events.EventRecorder
 	Keys       ProjectKeys
 	Identities ScopeForgetter
 	// Kind is KindSurgeProject or KindClusterSurgeProject.
@@ -59,7 +61,16 @@ type ProjectReconciler struct {
 // projectObject is either project kind.
 type projectObject interface {
 	client.Object
-	GetProjectStatus() *surgev1alpha1.SurgeProjectStatus
+	GetObjectMeta() metav1.Object
+	GetStatus() *surgev1alpha1.SurgeProjectStatus
+}
+
+// projectReport is what one reconcile tells of a project: status and events
+// are stored through it alone.
+type projectReport = report.Report[surgev1alpha1.SurgeProjectStatus, projectObject]
+
+func (r *ProjectReconciler) newReport(obj projectObject) *projectReport {
+	return report.New[surgev1alpha1.SurgeProjectStatus](report.Writer{Client: r.Client, Recorder: r.Recorder}, obj)
 }
 
 func (r *ProjectReconciler) newObject() projectObject {
@@ -90,19 +101,19 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 	}
 
-	original := obj.DeepCopyObject().(projectObject)
-	status := obj.GetProjectStatus()
+	rep := r.newReport(obj)
+	status := obj.GetStatus()
 	status.EndUsers = int32(len(endUsers))
-	outcome := summarize(r.checkKey(ctx, ref), "Surge accepts the API key", r.RecheckInterval, isProjectReady(original))
+	outcome := summarize(r.checkKey(ctx, ref), "Surge accepts the API key", r.RecheckInterval, isProjectReady(rep.Stored()))
 	if outcome.ready.Status == metav1.ConditionTrue {
 		outcome.ready.Reason = surgev1alpha1.ReasonKeyAccepted
 	}
 	outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
-	return ctrl.Result{RequeueAfter: r.RecheckInterval}, r.writeStatus(ctx, original, obj)
+	return ctrl.Result{RequeueAfter: r.RecheckInterval}, rep.Write(ctx)
 }
 
-func isProjectReady(obj projectObject) bool {
-	return apimeta.IsStatusConditionTrue(obj.GetProjectStatus().Conditions, surgev1alpha1.ConditionReady)
+func isProjectReady(status surgev1alpha1.SurgeProjectStatus) bool {
+	return apimeta.IsStatusConditionTrue(status.Conditions, surgev1alpha1.ConditionReady)
 }
 
 // checkKey reads the project's key again and asks Surge whether it accepts
@@ -126,15 +137,15 @@ func (r *ProjectReconciler) checkKey(ctx context.Context, ref credentials.Ref) e
 // reconcileDelete keeps the finalizer while SurgeEndUsers use the project:
 // their deletions need its key.
 func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObject, ref credentials.Ref, endUsers int) (ctrl.Result, error) {
-	original := obj.DeepCopyObject().(projectObject)
 	if endUsers > 0 {
+		rep := r.newReport(obj)
 		message := fmt.Sprintf("Deletion waits for the %d SurgeEndUsers that use %s to be deleted: their deletions need its key", endUsers, ref)
 		outcome := outcomeResult{ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: surgev1alpha1.ReasonInUse, Message: message},
 			reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonInUse, Message: message}}
-		status := obj.GetProjectStatus()
+		status := obj.GetStatus()
 		status.EndUsers = int32(endUsers)
 		outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
-		return ctrl.Result{}, r.writeStatus(ctx, original, obj)
+		return ctrl.Result{}, rep.Write(ctx)
 	}
 	r.Keys.Forget(ref)
 	r.Identities.ForgetScope(ref.String())
@@ -142,16 +153,6 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObje
 		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, obj))
 	}
 	return ctrl.Result{}, nil
-}
-
-func (r *ProjectReconciler) writeStatus(ctx context.Context, original, obj projectObject) error {
-	if equality.Semantic.DeepEqual(original.GetProjectStatus(), obj.GetProjectStatus()) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, obj, client.MergeFrom(original)); err != nil {
-		return fmt.Errorf("recording status: %w", err)
-	}
-	return nil
 }
 
 // SetupWithManager registers the reconciler for its kind. A project is

@@ -27,6 +27,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
+	"github.com/surge-operator/surge-operator/internal/report"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -94,18 +95,19 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	rep := r.newReport(obj)
 	if obj.Annotations[surgev1alpha1.AnnotationPaused] == "true" {
-		return r.reconcilePaused(ctx, obj)
+		return r.reconcilePaused(ctx, rep, obj)
 	}
 	api, credentialsErr := r.surgeFor(ctx, obj)
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, api, credentialsErr, obj)
+		return r.reconcileDelete(ctx, api, credentialsErr, rep, obj)
 	}
 	if credentialsErr != nil {
 		// Checked at every reconcile, so that a change of the project takes
 		// effect at once, both ways.
 		r.checks.forget(req.NamespacedName)
-		return r.finish(ctx, obj.DeepCopy(), obj, credentialsErr, false)
+		return r.finish(ctx, rep, obj, credentialsErr, false)
 	}
 
 	due := r.dueWork(ctx, obj)
@@ -118,12 +120,12 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !due.user && !due.token {
 		return ctrl.Result{RequeueAfter: due.wait, Priority: ptr.To(handler.LowPriority)}, nil
 	}
-	if err := r.announceStart(ctx, obj); err != nil {
+	if err := r.announceStart(ctx, rep, obj); err != nil {
 		return ctrl.Result{}, err
 	}
-	original := obj.DeepCopy()
-	result, err := r.finish(ctx, original, obj, r.runSteps(ctx, api, original, obj, due), due.user)
-	if apierrors.IsNotFound(err) && original.Status.UserID == "" && obj.Status.UserID != "" {
+	hadUser := obj.Status.UserID != ""
+	result, err := r.finish(ctx, rep, obj, r.runSteps(ctx, api, rep, obj, due), due.user)
+	if apierrors.IsNotFound(err) && !hadUser && obj.Status.UserID != "" {
 		r.deleteUserOfVanished(ctx, api, obj)
 	}
 	return result, err
@@ -207,20 +209,19 @@ func (r *SurgeEndUserReconciler) dueWork(ctx context.Context, obj *surgev1alpha1
 
 // runSteps runs the user check and the token step, as due, within the
 // remote timeout. A resource kept from its user by another lets go of its
-// token. original is the status as last written, which a step that writes
-// status keeps up to date.
-func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
+// token.
+func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
 	userErr := due.standingStall
 	if due.user {
-		userErr = r.reconcileUser(remoteCtx, api, original, obj)
+		userErr = r.reconcileUser(remoteCtx, api, rep, obj)
 	}
 	switch {
 	case isStall(userErr, surgev1alpha1.ReasonUserClaimed):
 		return joinSteps(userErr, r.dropTokenSecret(ctx, obj))
 	case tokenStepRuns(userErr, obj.Status.UserID):
-		return joinSteps(userErr, r.reconcileToken(remoteCtx, api, obj))
+		return joinSteps(userErr, r.reconcileToken(remoteCtx, api, rep, obj))
 	}
 	return userErr
 }
@@ -249,7 +250,7 @@ func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha
 // finish is where a reconcile's outcome becomes status: it maps the outcome
 // to conditions, settles the create marker under which a new user id was
 // learnt, and writes status only when it changed.
-func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
+func (r *SurgeEndUserReconciler) finish(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
 	var outcome outcomeResult
 	resync := r.jitteredResync()
 	if apierrors.IsConflict(err) {
@@ -260,7 +261,7 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 	} else {
 		// A resource whose user is gone is not Ready while it waits for a
 		// re-create, whatever it was before.
-		wasReady := isReady(original) && obj.Status.UserID != ""
+		wasReady := isReady(rep.Stored()) && obj.Status.UserID != ""
 		outcome = summarize(err, fmt.Sprintf("End user %s matches the spec", obj.Status.UserID), resync, wasReady)
 		if token := obj.Status.Token; token != nil && outcome.final && outcome.requeueAfter > 0 {
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
@@ -268,10 +269,10 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 		outcome.apply(&obj.Status, obj.Generation)
 		apimeta.RemoveStatusCondition(&obj.Status.Conditions, surgev1alpha1.ConditionPaused)
 		if err != nil && !outcome.quiet {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventFailed, "Reconcile", "%s", outcome.ready.Message)
+			rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventFailed, "Reconcile", "%s", outcome.ready.Message)
 		}
 	}
-	if writeErr := r.writeStatus(ctx, original, obj); writeErr != nil {
+	if writeErr := rep.Write(ctx); writeErr != nil {
 		return ctrl.Result{}, writeErr
 	}
 	if outcome.final && userChecked {
@@ -286,45 +287,26 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, original, obj *surg
 
 // announceStart sets Reconciling on a resource that has no Ready condition
 // yet, before its first calls to Surge.
-func (r *SurgeEndUserReconciler) announceStart(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) announceStart(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	if apimeta.FindStatusCondition(obj.Status.Conditions, surgev1alpha1.ConditionReady) != nil {
 		return nil
 	}
-	original := obj.DeepCopy()
 	startingOutcome().apply(&obj.Status, obj.Generation)
-	return r.writeStatus(ctx, original, obj)
+	return rep.Write(ctx)
 }
 
-// writeStatus patches the status of obj when it differs from original's.
-func (r *SurgeEndUserReconciler) writeStatus(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) error {
-	if equality.Semantic.DeepEqual(original.Status, obj.Status) {
-		return nil
-	}
-	// The base carries the current metadata, so that the patch holds the
-	// status alone and no stale resourceVersion.
-	base := obj.DeepCopy()
-	base.Status = original.Status
-	written := obj.DeepCopy()
-	if err := r.Status().Patch(ctx, written, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("recording status: %w", err)
-	}
-	obj.Status = written.Status
-	// The answer carries the resource as stored now. A newer spec in it is
-	// not the one this reconcile acts on, and must not be recorded as
-	// observed: obj keeps its generation and its resourceVersion, so that
-	// a later metadata write conflicts and the newer spec gets a reconcile
-	// of its own.
-	if written.Generation == obj.Generation {
-		obj.ObjectMeta = written.ObjectMeta
-	}
-	return nil
+// endUserReport is what one reconcile tells of a SurgeEndUser: status and
+// events are stored through it alone.
+type endUserReport = report.Report[surgev1alpha1.SurgeEndUserStatus, *surgev1alpha1.SurgeEndUser]
+
+func (r *SurgeEndUserReconciler) newReport(obj *surgev1alpha1.SurgeEndUser) *endUserReport {
+	return report.New[surgev1alpha1.SurgeEndUserStatus](report.Writer{Client: r.Client, Recorder: r.Recorder}, obj)
 }
 
 // reconcilePaused makes no call to Surge, deletion included, and says so in
 // status. The next check after the pause ends goes to Surge.
-func (r *SurgeEndUserReconciler) reconcilePaused(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+func (r *SurgeEndUserReconciler) reconcilePaused(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
 	r.checks.forget(keyOf(obj))
-	original := obj.DeepCopy()
 	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
 		Type:               surgev1alpha1.ConditionPaused,
 		Status:             metav1.ConditionTrue,
@@ -332,10 +314,7 @@ func (r *SurgeEndUserReconciler) reconcilePaused(ctx context.Context, obj *surge
 		Message:            "The annotation " + surgev1alpha1.AnnotationPaused + " is \"true\": no calls to Surge until it is removed",
 		ObservedGeneration: obj.Generation,
 	})
-	if equality.Semantic.DeepEqual(original.Status, obj.Status) {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{}, r.Status().Patch(ctx, obj, client.MergeFrom(original))
+	return ctrl.Result{}, rep.Write(ctx)
 }
 
 // jitteredResync spreads resyncs over the last tenth of the interval, so
@@ -375,8 +354,8 @@ func shortestWait(waits ...time.Duration) time.Duration {
 	return shortest
 }
 
-func isReady(obj *surgev1alpha1.SurgeEndUser) bool {
-	return apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady)
+func isReady(status surgev1alpha1.SurgeEndUserStatus) bool {
+	return apimeta.IsStatusConditionTrue(status.Conditions, surgev1alpha1.ConditionReady)
 }
 
 // SetupWithManager registers the reconciler with the manager.

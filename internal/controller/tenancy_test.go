@@ -142,8 +142,8 @@ func (f *fixture) waitForProjectCondition(project client.Object, status metav1.C
 			return false, err.Error()
 		}
 		projectStatus := project.(interface {
-			GetProjectStatus() *surgev1alpha1.SurgeProjectStatus
-		}).GetProjectStatus()
+			GetStatus() *surgev1alpha1.SurgeProjectStatus
+		}).GetStatus()
 		ready := apimeta.FindStatusCondition(projectStatus.Conditions, surgev1alpha1.ConditionReady)
 		if ready == nil || ready.Status != status || ready.Reason != reason || projectStatus.EndUsers != endUsers {
 			return false, fmt.Sprintf("status %+v", projectStatus)

@@ -30,7 +30,7 @@ import (
 // reconcileToken keeps a fresh component token in the Secret named by
 // spec.tokenSecret, renewing it before it expires, and removes a Secret the
 // spec no longer names. It sets status.token to the token the Secret holds.
-func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	spec := obj.Spec.TokenSecret
 	if err := r.removeUnwantedTokenSecrets(ctx, obj); err != nil {
 		return err
@@ -79,7 +79,7 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 	r.recordToken(obj, next.claims.ExpiresAt, next.renewAt)
 	obj.Status.Token.RenewalRequest = obj.Annotations[surgev1alpha1.AnnotationRenewTokenRequestedAt]
 	if requested && intact {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventTokenRenewed, "RenewToken",
+		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventTokenRenewed, "RenewToken",
 			"Minted a new component token into Secret %s, as the annotation %s asked", spec.Name, surgev1alpha1.AnnotationRenewTokenRequestedAt)
 	}
 	return nil

@@ -19,14 +19,14 @@ import (
 
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
-func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	desired := desiredFields(obj)
-	remote, found, err := r.observeUser(ctx, api, obj)
+	remote, found, err := r.observeUser(ctx, api, rep, obj)
 	if err != nil {
 		return err
 	}
 	if !found {
-		return r.createUser(ctx, api, original, obj, desired)
+		return r.createUser(ctx, api, rep, obj, desired)
 	}
 	// The finalizer guards the user from the moment status names it.
 	if err := r.restoreFinalizer(ctx, obj); err != nil {
@@ -43,10 +43,10 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 	}
 	if obj.Status.ObservedGeneration == obj.Generation {
 		metrics.DriftCorrections.Inc()
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventDriftCorrected, "Update",
+		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventDriftCorrected, "Update",
 			"End user %s was changed outside the operator; restored it to the spec", remote.ID)
 	} else {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventUpdated, "Update",
+		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventUpdated, "Update",
 			"Updated end user %s to the spec", remote.ID)
 	}
 	return nil
@@ -57,7 +57,7 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 // earlier resource of the same namespace and name. found is false when a
 // new user must be created. A user that another SurgeEndUser manages is
 // never obj's: obj lets go of it and stalls.
-func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	switch {
 	case obj.Spec.UserID != "" && obj.Status.UserID != "" && obj.Spec.UserID != obj.Status.UserID:
 		return surge.User{}, false, stalled(surgev1alpha1.ReasonUserIDConflict,
@@ -70,7 +70,7 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 				obj.Status.UserID = ""
 				return surge.User{}, false, claimErr
 			}
-			return user, true, r.removeCopies(ctx, api, obj, user)
+			return user, true, r.removeCopies(ctx, api, rep, obj, user)
 		}
 		if !surge.IsNotFound(err) {
 			return surge.User{}, false, classifySurgeError("read the end user", err, &obj.Spec)
@@ -78,14 +78,14 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 		if needsSearch(obj) {
 			// The user was re-created once already, and the process
 			// stopped before status recorded the new id.
-			return r.recoverCreatedUser(ctx, api, obj)
+			return r.recoverCreatedUser(ctx, api, rep, obj)
 		}
 		if obj.Spec.UserID != "" {
 			return surge.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
 				"End user %s, adopted through spec.userID, was deleted in Surge outside the operator; delete this SurgeEndUser and create it again without spec.userID to make a new user",
 				obj.Spec.UserID)
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventRecreated, "Create",
+		rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventRecreated, "Create",
 			"End user %s was deleted in Surge outside the operator; creating it again", obj.Status.UserID)
 		obj.Status.UserID = ""
 		return surge.User{}, false, nil
@@ -93,15 +93,15 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 	case needsSearch(obj):
 		// A user made by an unresolved create comes first: spec.userID set
 		// meanwhile then stalls as a conflict instead of orphaning it.
-		user, found, err := r.recoverCreatedUser(ctx, api, obj)
+		user, found, err := r.recoverCreatedUser(ctx, api, rep, obj)
 		if err != nil || found || obj.Spec.UserID == "" {
 			return user, found, err
 		}
-		return r.adoptNamedUser(ctx, api, obj)
+		return r.adoptNamedUser(ctx, api, rep, obj)
 	case obj.Spec.UserID != "":
-		return r.adoptNamedUser(ctx, api, obj)
+		return r.adoptNamedUser(ctx, api, rep, obj)
 	}
-	return r.findUserOfSameName(ctx, api, obj)
+	return r.findUserOfSameName(ctx, api, rep, obj)
 }
 
 // removeCopies deletes the users that carry the uid of obj, or of the user
@@ -111,7 +111,7 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 // a resync interval has passed, so that such a copy is found in the end.
 // Users of another uid, such as one a person left on purpose with
 // deletionPolicy Orphan, are no copies.
-func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, named surge.User) error {
+func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, named surge.User) error {
 	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), r.Clock.Now().Add(-r.ResyncInterval), 0)
 	if err != nil {
 		// The listing is a convenience here: a refusal shows elsewhere.
@@ -131,14 +131,14 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 		}
 		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 		metrics.DuplicatesRemoved.Inc()
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, surgev1alpha1.EventDuplicateRemoved, "Delete",
+		rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventDuplicateRemoved, "Delete",
 			"Deleted end user %s, a copy of end user %s that Surge committed later than the settle time", user.ID, named.ID)
 	}
 	return nil
 }
 
 // adoptNamedUser takes the user spec.userID names, if obj may.
-func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	readAt := r.Clock.Now()
 	user, err := api.GetUser(ctx, obj.Spec.UserID)
 	if surge.IsNotFound(err) {
@@ -155,7 +155,7 @@ func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAP
 		return surge.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
+	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
 		"Adopted existing end user %s", user.ID)
 	return user, true, nil
 }
@@ -164,7 +164,7 @@ func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAP
 // user that a create whose answer was lost made, or that obj had before it
 // was restored, or finds that there is none, or says how long until that
 // can be known.
-func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	resolution, found, err := r.resolveIntent(ctx, api, obj)
 	if err != nil {
 		return surge.User{}, false, err
@@ -174,10 +174,10 @@ func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api Sur
 		return surge.User{}, false, createUnresolved(obj, resolution.Until.Sub(r.Clock.Now()))
 	case intent.Found:
 		if found.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventRecovered, "Adopt",
+			rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventRecovered, "Adopt",
 				"Found end user %s, created by an earlier attempt whose answer was lost", found.ID)
 		} else {
-			r.recordSameNameAdoption(obj, found.ID)
+			r.recordSameNameAdoption(rep, found.ID)
 		}
 		r.settleIntent(obj, found.ID)
 		return found, true, nil
@@ -237,7 +237,7 @@ func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api SurgeAPI
 // cluster that was rebuilt, and adopts it. It waits for the account's
 // listing at most identityWait: a new resource in a large account does not
 // wait for the whole account.
-func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
 	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), time.Time{}, identityWait)
 	if err != nil || len(answer.userIDs) == 0 {
 		// The listing is a convenience here: a refusal shows in the create.
@@ -247,7 +247,7 @@ func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api Sur
 	if err != nil {
 		return surge.User{}, false, err
 	}
-	user, found, err := r.adoptUnclaimed(ctx, obj, candidates)
+	user, found, err := r.adoptUnclaimed(ctx, rep, obj, candidates)
 	if err != nil || !found {
 		return surge.User{}, false, err
 	}
@@ -278,17 +278,17 @@ func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeA
 // adoptUnclaimed returns the first of users, made for an earlier resource
 // of obj's namespace and name, that no other resource keeps from obj, and
 // records that obj adopts it.
-func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
 	user, found, err := r.firstUnclaimed(ctx, obj, users)
 	if err != nil || !found {
 		return surge.User{}, false, err
 	}
-	r.recordSameNameAdoption(obj, user.ID)
+	r.recordSameNameAdoption(rep, user.ID)
 	return user, true, nil
 }
 
-func (r *SurgeEndUserReconciler) recordSameNameAdoption(obj *surgev1alpha1.SurgeEndUser, userID string) {
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
+func (r *SurgeEndUserReconciler) recordSameNameAdoption(rep *endUserReport, userID string) {
+	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
 		"Adopted end user %s, made for an earlier SurgeEndUser of the same name", userID)
 }
 
@@ -344,8 +344,8 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 		"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
 }
 
-func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, original, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
-	leaveBy, err := r.recordCreateSent(ctx, original, obj)
+func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
+	leaveBy, err := r.recordCreateSent(ctx, rep, obj)
 	if err != nil {
 		return err
 	}
@@ -378,7 +378,7 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, o
 	obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0
 	r.intents.Forget(obj.UID)
 	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, surgev1alpha1.EventCreated, "Create",
+	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil
 }
@@ -392,10 +392,9 @@ const createUnresolvedSearchDelay = time.Second
 // leave. First a new create marker and the finalizer, under an optimistic
 // lock: the marker changes before every create, so that the write always
 // happens and fails if the read it follows was stale. Then the latest time
-// the create may leave, in status. original becomes the status written, so
-// that the reconcile's last write clears the send time when the create is
-// settled.
-func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original, obj *surgev1alpha1.SurgeEndUser) (time.Time, error) {
+// the create may leave, in status, written through the reconcile's report,
+// which the reconcile's last write then starts from.
+func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (time.Time, error) {
 	if err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {
 		controllerutil.AddFinalizer(o, surgev1alpha1.Finalizer)
 		if o.Annotations == nil {
@@ -414,15 +413,14 @@ func (r *SurgeEndUserReconciler) recordCreateSent(ctx context.Context, original,
 	obj.Status.CreateSentAt = &sentAt
 	obj.Status.CreateSettleSeconds = int32(r.intents.Settle().Round(time.Second) / time.Second)
 	obj.Status.CreateMarker = obj.Annotations[surgev1alpha1.AnnotationCreatePending]
-	if isReady(obj) {
+	if isReady(obj.Status) {
 		// A re-create: the user status named is gone, and this write must
 		// not show Ready beside no user.
 		startingOutcome().apply(&obj.Status, obj.Generation)
 	}
-	if err := r.writeStatus(ctx, original, obj); err != nil {
+	if err := rep.Write(ctx); err != nil {
 		return time.Time{}, err
 	}
-	original.Status = *obj.Status.DeepCopy()
 	return leaveBy, nil
 }
 

@@ -240,6 +240,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	for _, kind := range []string{surgev1alpha1.KindSurgeProject, surgev1alpha1.KindClusterSurgeProject} {
 		projects := &controller.ProjectReconciler{
 			Client:          mgr.GetClient(),
+			Recorder:        recorder,
 			Keys:            credentialsManager,
 			Identities:      reconciler,
 			Kind:            kind,
