@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 // SlimCachedEndUser is the cache's transform for SurgeEndUsers. Reconcile
@@ -124,7 +124,7 @@ func controlledByEndUser(secret *corev1.Secret) bool {
 
 // storedToken is what a token Secret's data says.
 type storedToken struct {
-	claims surge.TokenClaims
+	claims remote.TokenClaims
 	// consistent: the token is readable, and the userID and expiresAt keys
 	// agree with it.
 	consistent bool
@@ -143,7 +143,7 @@ func storedTokenOf(secret *corev1.Secret) storedToken {
 }
 
 func storedTokenIn(secret *corev1.Secret) storedToken {
-	claims, err := surge.ParseTokenClaims(string(secret.Data[surgev1alpha1.SecretKeyToken]))
+	claims, err := remote.ParseTokenClaims(string(secret.Data[surgev1alpha1.SecretKeyToken]))
 	if err != nil {
 		return storedToken{}
 	}
@@ -178,7 +178,7 @@ func parseStoredToken(summary string) storedToken {
 		return storedToken{}
 	}
 	return storedToken{
-		claims:     surge.TokenClaims{Subject: fields[0], ExpiresAt: time.Unix(0, expiresAt)},
+		claims:     remote.TokenClaims{Subject: fields[0], ExpiresAt: time.Unix(0, expiresAt)},
 		consistent: true,
 		tidy:       fields[2] == "true",
 	}

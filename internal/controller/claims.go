@@ -13,7 +13,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 // indexUserID indexes SurgeEndUsers by the remote user they name, in
@@ -45,8 +45,8 @@ const (
 )
 
 // holdOf is how obj holds user.
-func holdOf(obj *surgev1alpha1.SurgeEndUser, user surge.User) holdRank {
-	switch identity, tagged := identityOf(user); {
+func holdOf(obj *surgev1alpha1.SurgeEndUser, user remote.User) holdRank {
+	switch identity, tagged := remote.IdentityOf(user); {
 	case obj.Status.UserID == user.ID || (user.Metadata[surgev1alpha1.MetadataUID] != "" && user.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID)):
 		return manages
 	case tagged && identity == keyOf(obj):
@@ -96,7 +96,7 @@ func userClaimed(userID string, holder claimant) error {
 // checkClaim returns a UserClaimed stall when another live SurgeEndUser
 // comes before obj for user. The evidence is the cache's index of user ids
 // and, when user was read from Surge, its identity tags.
-func (r *SurgeEndUserReconciler) checkClaim(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, user surge.User) error {
+func (r *SurgeEndUserReconciler) checkClaim(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, user remote.User) error {
 	me := claimantOf(obj, holdOf(obj, user))
 	others, err := r.claimantsOf(ctx, user)
 	if err != nil {
@@ -114,13 +114,13 @@ func (r *SurgeEndUserReconciler) checkClaim(ctx context.Context, obj *surgev1alp
 // go of its user, and one that only asks for the user claims it only while
 // its project admits it: a resource refused before any call to Surge
 // (a missing project, a foreign account) blocks no one.
-func (r *SurgeEndUserReconciler) claimantsOf(ctx context.Context, user surge.User) ([]claimant, error) {
+func (r *SurgeEndUserReconciler) claimantsOf(ctx context.Context, user remote.User) ([]claimant, error) {
 	list := &surgev1alpha1.SurgeEndUserList{}
 	if err := r.List(ctx, list, client.MatchingFields{indexUserID: user.ID}); err != nil {
 		return nil, fmt.Errorf("listing the SurgeEndUsers of end user %s: %w", user.ID, err)
 	}
 	var claimants []claimant
-	tagged, hasTags := identityOf(user)
+	tagged, hasTags := remote.IdentityOf(user)
 	taggedFound := false
 	for i := range list.Items {
 		item := &list.Items[i]
@@ -152,7 +152,7 @@ func (r *SurgeEndUserReconciler) claimantsOf(ctx context.Context, user surge.Use
 
 // admitted says whether obj's project lets it reach Surge.
 func (r *SurgeEndUserReconciler) admitted(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (bool, error) {
-	err := r.Credentials.Admits(ctx, obj)
+	err := r.Remote.Admits(ctx, obj)
 	if _, refused := errors.AsType[*credentials.Refusal](err); refused {
 		return false, nil
 	}

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 func TestRenewalTime(t *testing.T) {
@@ -161,9 +161,10 @@ func TestRenewalRequested(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	resync := 10 * time.Minute
-	transient := classifySurgeError("create the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
-	limited := classifySurgeError("create the end user", &surge.RateLimitedError{Operation: "create_user", RetryAfter: 3 * time.Second}, &surgev1alpha1.SurgeEndUserSpec{})
-	limitedWithoutWait := classifySurgeError("read the end user", &surge.RateLimitedError{Operation: "get_user"}, &surgev1alpha1.SurgeEndUserSpec{})
+	transient := classifyRemoteError("create the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	limited := classifyRemoteError("create the end user", &remote.Error{Kind: remote.RateLimited, Wait: 3 * time.Second}, &surgev1alpha1.SurgeEndUserSpec{})
+	limitedWithoutWait := classifyRemoteError("read the end user", &remote.Error{Kind: remote.RateLimited}, &surgev1alpha1.SurgeEndUserSpec{})
+	asked := classifyRemoteError("create the end user", &remote.Error{Kind: remote.Unavailable, Wait: 90 * time.Second}, &surgev1alpha1.SurgeEndUserSpec{})
 	renewalLimited := &degradedError{message: "renewal held back", err: limited}
 	cases := []struct {
 		name                        string
@@ -180,6 +181,7 @@ func TestSummarize(t *testing.T) {
 		{"transient backs off", transient, false, metav1.ConditionFalse, surgev1alpha1.ReasonSurgeUnavailable, true, false, false, 0, true, false},
 		{"degraded stays ready", &degradedError{message: "renewal failed", err: transient}, true, metav1.ConditionTrue, surgev1alpha1.ReasonTokenRenewalFailing, false, false, true, 0, true, false},
 		{"unknown error is in progress", errors.New("boom"), false, metav1.ConditionFalse, surgev1alpha1.ReasonProgressing, true, false, false, 0, true, false},
+		{"a wait Surge asked for replaces the backoff", asked, false, metav1.ConditionFalse, surgev1alpha1.ReasonSurgeUnavailable, true, false, false, 90 * time.Second, false, false},
 		{"rate limited new resource waits its turn", limited, false, metav1.ConditionFalse, surgev1alpha1.ReasonRateLimited, true, false, false, 3 * time.Second, false, false},
 		{"rate limited without a wait waits a little", limitedWithoutWait, false, metav1.ConditionFalse, surgev1alpha1.ReasonRateLimited, true, false, false, minRateLimitedWait, false, false},
 		{"rate limited Ready resource stays Ready", limited, true, metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, false, true, 3 * time.Second, false, false},
@@ -276,7 +278,7 @@ func TestCheckTrackerKeepsTheStallUntilTheNextCheck(t *testing.T) {
 }
 
 func TestTokenStepRuns(t *testing.T) {
-	transient := classifySurgeError("read the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	transient := classifyRemoteError("read the end user", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
 	cases := []struct {
 		name    string
 		userErr error
@@ -302,7 +304,7 @@ func TestTokenStepRuns(t *testing.T) {
 func TestSummarizeSteps(t *testing.T) {
 	resync := 10 * time.Minute
 	refused := stalled(surgev1alpha1.ReasonRequestRejected, "Surge refused to update the end user")
-	transient := classifySurgeError("mint a component token", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
+	transient := classifyRemoteError("mint a component token", errors.New("connection refused"), &surgev1alpha1.SurgeEndUserSpec{})
 	cases := []struct {
 		name         string
 		err          error

@@ -12,14 +12,14 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 // reconcileDelete honours the deletion policy and releases the finalizer only
 // once the remote user is gone (or orphaned on purpose, or managed by
 // another resource). credentialsErr is why obj may not reach Surge, if it
 // may not: the finalizer then stays only while a user may exist.
-func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api SurgeAPI, credentialsErr error, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api EndUserRemote, credentialsErr error, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, surgev1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -51,7 +51,7 @@ func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndU
 		(obj.Status.UserID != "" || needsSearch(obj))
 }
 
-func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
 		if obj.Status.UserID != "" {
 			rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventOrphaned, "Delete",
@@ -96,8 +96,8 @@ const maxUsersOfOneIntent = 5
 
 // deleteUser deletes one user of obj in Surge, unless another resource
 // holds it.
-func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, userID string) error {
-	if err := r.checkClaim(ctx, obj, surge.User{ID: userID}); err != nil {
+func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, userID string) error {
+	if err := r.checkClaim(ctx, obj, remote.User{ID: userID}); err != nil {
 		if !isStall(err, surgev1alpha1.ReasonUserClaimed) {
 			return err
 		}
@@ -105,11 +105,9 @@ func (r *SurgeEndUserReconciler) deleteUser(ctx context.Context, api SurgeAPI, r
 			"Left end user %s in Surge: %s", userID, err)
 		return nil
 	}
-	err := api.DeleteUser(ctx, userID)
-	if err != nil && !surge.IsNotFound(err) {
-		return classifySurgeError("delete the end user", err, &obj.Spec)
+	if err := api.Delete(ctx, userID); err != nil {
+		return classifyRemoteError("delete the end user", err, &obj.Spec)
 	}
-	r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
 	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventDeleted, "Delete",
 		"Deleted end user %s", userID)
 	return nil

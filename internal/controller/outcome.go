@@ -14,7 +14,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 // stalledError is an outcome only a person can fix: a rejected key, an
@@ -102,38 +102,38 @@ func classifyCredentialsError(err error) error {
 	return err
 }
 
-// classifySurgeError turns an error of the Surge client into an outcome: a
+// classifyRemoteError turns a failed call to Surge into an outcome: a
 // stall with a message saying what to fix, or a transient error.
-func classifySurgeError(action string, err error, spec *surgev1alpha1.SurgeEndUserSpec) error {
-	var apiErr *surge.Error
-	errors.As(err, &apiErr)
-	if wait, limited := surge.RateLimitedFor(err); limited {
-		return &rateLimitedError{wait: wait, err: err}
+func classifyRemoteError(action string, err error, spec *surgev1alpha1.SurgeEndUserSpec) error {
+	failure, ok := errors.AsType[*remote.Error](err)
+	if !ok {
+		failure = &remote.Error{Kind: remote.Unavailable}
 	}
-	switch {
-	case surge.IsUnauthorized(err):
+	switch failure.Kind {
+	case remote.RateLimited:
+		return &rateLimitedError{wait: failure.Wait, err: err}
+	case remote.KeyRejected:
 		return stalled(surgev1alpha1.ReasonAPIKeyRejected,
-			"Surge rejected the API key while trying to %s (%d %s): check the key (in the Secret of the project spec.projectRef names, or the operator's SURGE_API_KEY) and that its Surge project is active",
-			action, apiErr.StatusCode, apiErr.Type)
-	case surge.IsAccountNotFound(err):
+			"Surge rejected the API key while trying to %s (%s): check the key (in the Secret of the project spec.projectRef names, or the operator's SURGE_API_KEY) and that its Surge project is active",
+			action, failure.Status)
+	case remote.AccountNotFound:
 		return stalled(surgev1alpha1.ReasonAccountNotFound,
 			"Surge has no account %s reachable with this API key while trying to %s: check spec.accountID",
 			spec.AccountID, action)
-	case surge.IsInvalid(err):
+	case remote.Refused:
 		return stalled(surgev1alpha1.ReasonRequestRejected,
-			"Surge refused to %s: %s: fix the spec", action, apiErr.Error())
-	default:
-		transient := &transientError{
-			reason:  surgev1alpha1.ReasonSurgeUnavailable,
-			message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
-			err:     err,
-		}
-		if wait := surge.DeferredRetry(err); wait > 0 {
-			transient.retryAfter = wait
-			transient.message = fmt.Sprintf("failed to %s, will retry in %s as Surge asked: %v", action, wait.Round(time.Second), err)
-		}
-		return transient
+			"Surge refused to %s: %s: fix the spec", action, err.Error())
 	}
+	transient := &transientError{
+		reason:  surgev1alpha1.ReasonSurgeUnavailable,
+		message: fmt.Sprintf("failed to %s, will retry: %v", action, err),
+		err:     err,
+	}
+	if failure.Wait > 0 {
+		transient.retryAfter = failure.Wait
+		transient.message = fmt.Sprintf("failed to %s, will retry in %s as Surge asked: %v", action, failure.Wait.Round(time.Second), err)
+	}
+	return transient
 }
 
 // stepsError is the outcome of a reconcile that ran the token step after

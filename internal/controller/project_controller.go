@@ -19,31 +19,18 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/credentials"
+	"github.com/surge-operator/surge-operator/internal/remote"
 	"github.com/surge-operator/surge-operator/internal/report"
-	"github.com/surge-operator/surge-operator/internal/surge"
 )
-
-// ProjectKeys is what a project reconciler needs of the credentials: the
-// client of a project, built from its Secret as it is now.
-type ProjectKeys interface {
-	ProjectClient(ctx context.Context, ref credentials.Ref, refresh bool) (*surge.Client, error)
-	Forget(ref credentials.Ref)
-}
-
-// ScopeForgetter drops what was learnt through a project's key once the
-// project is gone.
-type ScopeForgetter interface {
-	ForgetScope(scope string)
-}
 
 // ProjectReconciler keeps a project's status (is its key readable and
 // accepted, how many SurgeEndUsers use it) and its in-use finalizer. One
 // runs for each project kind.
 type ProjectReconciler struct {
 	client.Client
-	Recorder   events.EventRecorder
-	Keys       ProjectKeys
-	Identities ScopeForgetter
+	Recorder events.EventRecorder
+	// Remote checks a project's key, and forgets a project that is gone.
+	Remote Projects
 	// Kind is KindSurgeProject or KindClusterSurgeProject.
 	Kind string
 	// RecheckInterval is how often the key is checked again: its Secret
@@ -119,19 +106,16 @@ func isProjectReady(status surgev1alpha1.SurgeProjectStatus) bool {
 // checkKey reads the project's key again and asks Surge whether it accepts
 // it. The outcome is classified as an end user's would be.
 func (r *ProjectReconciler) checkKey(ctx context.Context, ref credentials.Ref) error {
-	surgeClient, err := r.Keys.ProjectClient(ctx, ref, true)
-	if err != nil {
-		return classifyCredentialsError(err)
-	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	if err := surgeClient.CheckKey(remoteCtx); err != nil {
-		if surge.IsUnauthorized(err) {
-			return stalled(surgev1alpha1.ReasonAPIKeyRejected, "Surge rejected the API key of %s: put a valid key in its Secret; it is picked up without a restart", ref)
-		}
-		return classifySurgeError("check the API key", err, &surgev1alpha1.SurgeEndUserSpec{})
+	err := r.Remote.CheckKey(remoteCtx, ref)
+	if kind, fromSurge := remote.KindOf(err); fromSurge && kind == remote.KeyRejected {
+		return stalled(surgev1alpha1.ReasonAPIKeyRejected, "Surge rejected the API key of %s: put a valid key in its Secret; it is picked up without a restart", ref)
 	}
-	return nil
+	if _, fromSurge := remote.KindOf(err); fromSurge {
+		return classifyRemoteError("check the API key", err, &surgev1alpha1.SurgeEndUserSpec{})
+	}
+	return classifyCredentialsError(err)
 }
 
 // reconcileDelete keeps the finalizer while SurgeEndUsers use the project:
@@ -147,8 +131,7 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObje
 		outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
 		return ctrl.Result{}, rep.Write(ctx)
 	}
-	r.Keys.Forget(ref)
-	r.Identities.ForgetScope(ref.String())
+	r.Remote.ForgetProject(ref)
 	if controllerutil.RemoveFinalizer(obj, surgev1alpha1.ProjectFinalizer) {
 		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, obj))
 	}

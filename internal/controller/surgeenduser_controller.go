@@ -28,7 +28,6 @@ import (
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/report"
-	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 // conflictRetryDelay is how soon a reconcile that lost a write race on the
@@ -41,10 +40,11 @@ type SurgeEndUserReconciler struct {
 	// APIReader reads around the cache, which holds slim SurgeEndUsers and
 	// only a summary of the operator's own Secrets.
 	APIReader client.Reader
-	// Credentials says which Surge client serves each resource.
-	Credentials Credentials
-	Recorder    events.EventRecorder
-	Clock       clock.PassiveClock
+	// Remote connects each resource to Surge, through the key its
+	// project names.
+	Remote   Connector
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 
 	// ResyncInterval is how often a settled resource is compared with Surge.
 	ResyncInterval time.Duration
@@ -63,19 +63,11 @@ type SurgeEndUserReconciler struct {
 	// go on: its Surge call in flight finishes and its answer is recorded,
 	// instead of being cut off and left for the next leader to search for.
 	Drain time.Duration
-	// IdentityBudget bounds the memory of the index of remote users by
-	// namespace and name, in bytes; DefaultIdentityBudget when zero.
-	IdentityBudget int
 
 	checks         *checkTracker
 	intents        *intent.Ledger
-	identities     *identityIndex
 	unstoredTokens *unstoredTokens
 }
-
-// ForgetScope drops what was learnt through the key of a project that is
-// gone.
-func (r *SurgeEndUserReconciler) ForgetScope(scope string) { r.identities.ForgetScope(scope) }
 
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=surge.app,resources=surgeendusers/status,verbs=get;update;patch
@@ -149,7 +141,7 @@ func outliving(ctx context.Context, drain time.Duration) (context.Context, conte
 // finalizer was removed by hand meanwhile: no reconcile would find the user
 // again. A NotFound from anything but the resource itself, or a resource
 // re-created under the same name meanwhile, leaves the user alone.
-func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) {
+func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser) {
 	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
 		return
 	}
@@ -163,7 +155,7 @@ func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api S
 	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
-	if err := api.DeleteUser(remoteCtx, obj.Status.UserID); err != nil && !surge.IsNotFound(err) {
+	if err := api.Delete(remoteCtx, obj.Status.UserID); err != nil {
 		log.FromContext(ctx).Error(err, "Cannot delete the end user of a SurgeEndUser that is gone", "userID", obj.Status.UserID)
 		return
 	}
@@ -210,7 +202,7 @@ func (r *SurgeEndUserReconciler) dueWork(ctx context.Context, obj *surgev1alpha1
 // runSteps runs the user check and the token step, as due, within the
 // remote timeout. A resource kept from its user by another lets go of its
 // token.
-func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
+func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, due dueWork) error {
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
 	userErr := due.standingStall
@@ -239,8 +231,8 @@ func (r *SurgeEndUserReconciler) restoreFinalizer(ctx context.Context, obj *surg
 
 // surgeFor returns the Surge client that serves obj, or the stall that says
 // why obj may not reach Surge.
-func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (SurgeAPI, error) {
-	api, err := r.Credentials.ClientFor(ctx, obj)
+func (r *SurgeEndUserReconciler) surgeFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (EndUserRemote, error) {
+	api, err := r.Remote.Connect(ctx, obj)
 	if err != nil {
 		return nil, classifyCredentialsError(err)
 	}
@@ -363,17 +355,10 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	if r.IdentityBudget <= 0 {
-		r.IdentityBudget = DefaultIdentityBudget
-	}
 	r.checks = newCheckTracker()
 	r.intents = intent.NewLedger(r.SettleTime)
-	r.identities = newIdentityIndex(r.Clock, r.IdentityBudget)
 	r.unstoredTokens = newUnstoredTokens()
 	if err := indexEndUsers(mgr); err != nil {
-		return err
-	}
-	if err := mgr.Add(r.identities); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).

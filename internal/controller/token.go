@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
@@ -30,7 +30,7 @@ import (
 // reconcileToken keeps a fresh component token in the Secret named by
 // spec.tokenSecret, renewing it before it expires, and removes a Secret the
 // spec no longer names. It sets status.token to the token the Secret holds.
-func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	spec := obj.Spec.TokenSecret
 	if err := r.removeUnwantedTokenSecrets(ctx, obj); err != nil {
 		return err
@@ -89,18 +89,18 @@ func (r *SurgeEndUserReconciler) reconcileToken(ctx context.Context, api SurgeAP
 // write failed, while it is fresh, or a new one, kept until a write stores
 // it. Each mint is a credential that stays valid in Surge until it expires,
 // so a write that keeps failing must not mint again at every retry.
-func (r *SurgeEndUserReconciler) nextToken(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, now time.Time) (unstoredToken, error) {
+func (r *SurgeEndUserReconciler) nextToken(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser, now time.Time) (unstoredToken, error) {
 	spec := obj.Spec.TokenSecret
 	if kept, ok := r.unstoredTokens.fresh(obj, now); ok {
 		return kept, nil
 	}
-	token, err := api.CreateToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
+	token, err := api.MintToken(ctx, obj.Status.UserID, int(spec.DurationSeconds))
 	if err != nil {
-		return unstoredToken{}, classifySurgeError("mint a component token", err, &obj.Spec)
+		return unstoredToken{}, classifyRemoteError("mint a component token", err, &obj.Spec)
 	}
 	// The operator has no Surge public key, so it cannot check the token's
 	// signature; it checks what it can read: the subject and the expiry.
-	minted, err := surge.ParseTokenClaims(token)
+	minted, err := remote.ParseTokenClaims(token)
 	if err != nil {
 		return unstoredToken{}, fmt.Errorf("surge returned an unreadable component token: %w", err)
 	}
@@ -120,7 +120,7 @@ func (r *SurgeEndUserReconciler) nextToken(ctx context.Context, api SurgeAPI, ob
 // unstoredToken is a minted token and when it is due for renewal.
 type unstoredToken struct {
 	token           string
-	claims          surge.TokenClaims
+	claims          remote.TokenClaims
 	durationSeconds int32
 	renewAt         time.Time
 }
@@ -240,7 +240,7 @@ func (r *SurgeEndUserReconciler) keepTokenSecret(ctx context.Context, obj *surge
 
 // writeTokenSecret stores the token and the operator's metadata in secret,
 // creating it when new and writing it only when something changed.
-func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, token []byte, claims surge.TokenClaims) error {
+func (r *SurgeEndUserReconciler) writeTokenSecret(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, secret *corev1.Secret, token []byte, claims remote.TokenClaims) error {
 	data := map[string][]byte{
 		surgev1alpha1.SecretKeyToken:     token,
 		surgev1alpha1.SecretKeyExpiresAt: []byte(claims.ExpiresAt.UTC().Format(time.RFC3339)),

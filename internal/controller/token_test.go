@@ -20,7 +20,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/operatortest"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
@@ -40,15 +40,15 @@ func (f *fixture) secret(name string) (*corev1.Secret, error) {
 
 // waitForToken waits until the Secret holds a token for userID that differs
 // from notToken, and returns it with its claims.
-func (f *fixture) waitForToken(secretName, userID, notToken string) (string, surge.TokenClaims) {
+func (f *fixture) waitForToken(secretName, userID, notToken string) (string, remote.TokenClaims) {
 	f.T.Helper()
 	return f.waitForTokenWithin(20*time.Second, secretName, userID, notToken)
 }
 
-func (f *fixture) waitForTokenWithin(timeout time.Duration, secretName, userID, notToken string) (string, surge.TokenClaims) {
+func (f *fixture) waitForTokenWithin(timeout time.Duration, secretName, userID, notToken string) (string, remote.TokenClaims) {
 	f.T.Helper()
 	var token string
-	var claims surge.TokenClaims
+	var claims remote.TokenClaims
 	f.Eventually("token in Secret "+secretName, timeout, func() (bool, string) {
 		secret, err := f.secret(secretName)
 		if err != nil {
@@ -58,7 +58,7 @@ func (f *fixture) waitForTokenWithin(timeout time.Duration, secretName, userID, 
 		if token == "" || token == notToken {
 			return false, "no new token yet"
 		}
-		claims, err = surge.ParseTokenClaims(token)
+		claims, err = remote.ParseTokenClaims(token)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -270,7 +270,7 @@ func TestRepairsAHandEditedOrDeletedSecret(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		claims, err := surge.ParseTokenClaims(string(again.Data["token"]))
+		claims, err := remote.ParseTokenClaims(string(again.Data["token"]))
 		return again.UID != secret.UID && err == nil && claims.Subject == userID, "not recreated yet"
 	})
 }

@@ -14,14 +14,14 @@ import (
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/metrics"
-	"github.com/surge-operator/surge-operator/internal/surge"
+	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
-func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
+func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
 	desired := desiredFields(obj)
-	remote, found, err := r.observeUser(ctx, api, rep, obj)
+	current, found, err := r.observeUser(ctx, api, rep, obj)
 	if err != nil {
 		return err
 	}
@@ -32,22 +32,22 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 	if err := r.restoreFinalizer(ctx, obj); err != nil {
 		return err
 	}
-	if userMatches(remote, desired) {
+	if userMatches(current, desired) {
 		return nil
 	}
 	// Sent before the update: an attempt that gives up may still be
 	// committed late, over this update or a later one.
 	r.checks.recheckSoon(obj, r.Clock.Now().Add(r.SettleTime+time.Second))
-	if _, err := api.UpdateUser(ctx, remote.ID, desired); err != nil {
-		return classifySurgeError("update the end user", err, &obj.Spec)
+	if err := api.Update(ctx, current.ID, desired); err != nil {
+		return classifyRemoteError("update the end user", err, &obj.Spec)
 	}
 	if obj.Status.ObservedGeneration == obj.Generation {
 		metrics.DriftCorrections.Inc()
 		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventDriftCorrected, "Update",
-			"End user %s was changed outside the operator; restored it to the spec", remote.ID)
+			"End user %s was changed outside the operator; restored it to the spec", current.ID)
 	} else {
 		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventUpdated, "Update",
-			"Updated end user %s to the spec", remote.ID)
+			"Updated end user %s to the spec", current.ID)
 	}
 	return nil
 }
@@ -57,23 +57,23 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api SurgeAPI
 // earlier resource of the same namespace and name. found is false when a
 // new user must be created. A user that another SurgeEndUser manages is
 // never obj's: obj lets go of it and stalls.
-func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (remote.User, bool, error) {
 	switch {
 	case obj.Spec.UserID != "" && obj.Status.UserID != "" && obj.Spec.UserID != obj.Status.UserID:
-		return surge.User{}, false, stalled(surgev1alpha1.ReasonUserIDConflict,
+		return remote.User{}, false, stalled(surgev1alpha1.ReasonUserIDConflict,
 			"spec.userID names end user %s, but this SurgeEndUser already manages end user %s: to manage %s, delete this SurgeEndUser (with deletionPolicy Orphan to keep %s) and create one with spec.userID",
 			obj.Spec.UserID, obj.Status.UserID, obj.Spec.UserID, obj.Status.UserID)
 	case obj.Status.UserID != "":
-		user, err := api.GetUser(ctx, obj.Status.UserID)
+		user, err := api.Get(ctx, obj.Status.UserID)
 		if err == nil {
 			if claimErr := r.checkClaim(ctx, obj, user); claimErr != nil {
 				obj.Status.UserID = ""
-				return surge.User{}, false, claimErr
+				return remote.User{}, false, claimErr
 			}
 			return user, true, r.removeCopies(ctx, api, rep, obj, user)
 		}
-		if !surge.IsNotFound(err) {
-			return surge.User{}, false, classifySurgeError("read the end user", err, &obj.Spec)
+		if !remote.IsNotFound(err) {
+			return remote.User{}, false, classifyRemoteError("read the end user", err, &obj.Spec)
 		}
 		if needsSearch(obj) {
 			// The user was re-created once already, and the process
@@ -81,14 +81,14 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 			return r.recoverCreatedUser(ctx, api, rep, obj)
 		}
 		if obj.Spec.UserID != "" {
-			return surge.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
+			return remote.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
 				"End user %s, adopted through spec.userID, was deleted in Surge outside the operator; delete this SurgeEndUser and create it again without spec.userID to make a new user",
 				obj.Spec.UserID)
 		}
 		rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventRecreated, "Create",
 			"End user %s was deleted in Surge outside the operator; creating it again", obj.Status.UserID)
 		obj.Status.UserID = ""
-		return surge.User{}, false, nil
+		return remote.User{}, false, nil
 
 	case needsSearch(obj):
 		// A user made by an unresolved create comes first: spec.userID set
@@ -111,13 +111,13 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api SurgeAPI, 
 // a resync interval has passed, so that such a copy is found in the end.
 // Users of another uid, such as one a person left on purpose with
 // deletionPolicy Orphan, are no copies.
-func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, named surge.User) error {
-	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), r.Clock.Now().Add(-r.ResyncInterval), 0)
+func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, named remote.User) error {
+	answer, err := api.Lookup(ctx, r.Clock.Now().Add(-r.ResyncInterval), 0)
 	if err != nil {
 		// The listing is a convenience here: a refusal shows elsewhere.
 		return nil
 	}
-	others := slices.DeleteFunc(answer.userIDs, func(userID string) bool { return userID == named.ID })
+	others := slices.DeleteFunc(answer.UserIDs, func(userID string) bool { return userID == named.ID })
 	users, err := r.usersOfIdentity(ctx, api, obj, others)
 	if err != nil {
 		return err
@@ -126,10 +126,9 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 		if !intent.IsCopy(user.Metadata[surgev1alpha1.MetadataUID], string(obj.UID), named.Metadata[surgev1alpha1.MetadataUID]) {
 			continue
 		}
-		if err := api.DeleteUser(ctx, user.ID); err != nil && !surge.IsNotFound(err) {
-			return classifySurgeError("delete a copy of the end user", err, &obj.Spec)
+		if err := api.Delete(ctx, user.ID); err != nil {
+			return classifyRemoteError("delete a copy of the end user", err, &obj.Spec)
 		}
-		r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 		metrics.DuplicatesRemoved.Inc()
 		rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventDuplicateRemoved, "Delete",
 			"Deleted end user %s, a copy of end user %s that Surge committed later than the settle time", user.ID, named.ID)
@@ -138,21 +137,21 @@ func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api SurgeAPI,
 }
 
 // adoptNamedUser takes the user spec.userID names, if obj may.
-func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (remote.User, bool, error) {
 	readAt := r.Clock.Now()
-	user, err := api.GetUser(ctx, obj.Spec.UserID)
-	if surge.IsNotFound(err) {
-		return surge.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
+	user, err := api.Get(ctx, obj.Spec.UserID)
+	if remote.IsNotFound(err) {
+		return remote.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
 			"Surge has no end user %s: check spec.userID", obj.Spec.UserID)
 	}
 	if err != nil {
-		return surge.User{}, false, classifySurgeError("read the end user to adopt", err, &obj.Spec)
+		return remote.User{}, false, classifyRemoteError("read the end user to adopt", err, &obj.Spec)
 	}
 	if err := r.checkInAccount(ctx, api, obj, user.ID, readAt); err != nil {
-		return surge.User{}, false, err
+		return remote.User{}, false, err
 	}
 	if err := r.checkClaim(ctx, obj, user); err != nil {
-		return surge.User{}, false, err
+		return remote.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
 	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventAdopted, "Adopt",
@@ -164,14 +163,14 @@ func (r *SurgeEndUserReconciler) adoptNamedUser(ctx context.Context, api SurgeAP
 // user that a create whose answer was lost made, or that obj had before it
 // was restored, or finds that there is none, or says how long until that
 // can be known.
-func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (remote.User, bool, error) {
 	resolution, found, err := r.resolveIntent(ctx, api, obj)
 	if err != nil {
-		return surge.User{}, false, err
+		return remote.User{}, false, err
 	}
 	switch resolution.Kind {
 	case intent.Wait:
-		return surge.User{}, false, createUnresolved(obj, resolution.Until.Sub(r.Clock.Now()))
+		return remote.User{}, false, createUnresolved(obj, resolution.Until.Sub(r.Clock.Now()))
 	case intent.Found:
 		if found.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) {
 			rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventRecovered, "Adopt",
@@ -183,13 +182,13 @@ func (r *SurgeEndUserReconciler) recoverCreatedUser(ctx context.Context, api Sur
 		return found, true, nil
 	}
 	r.settleIntent(obj, "")
-	return surge.User{}, false, nil
+	return remote.User{}, false, nil
 }
 
 // resolveIntent asks the create intent's state machine whether a user of
 // obj exists beyond the one status names, and looks obj's identity up in
 // the account when it must. found is the user of a Found resolution.
-func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser) (intent.Resolution, surge.User, error) {
+func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser) (intent.Resolution, remote.User, error) {
 	now := r.Clock.Now()
 	known := intent.Known{Now: now, Recorded: needsSearch(obj)}
 	if known.Recorded {
@@ -197,31 +196,31 @@ func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api SurgeAPI
 	}
 	resolution := intent.Resolve(known)
 	if resolution.Kind != intent.Search {
-		return resolution, surge.User{}, nil
+		return resolution, remote.User{}, nil
 	}
-	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), resolution.Since, identityWait)
+	answer, err := api.Lookup(ctx, resolution.Since, remote.IdentityWait)
 	if err != nil {
-		return intent.Resolution{}, surge.User{}, classifySurgeError("look for an end user created by an earlier attempt", err, &obj.Spec)
+		return intent.Resolution{}, remote.User{}, classifyRemoteError("look for an end user created by an earlier attempt", err, &obj.Spec)
 	}
-	users, err := r.usersOfIdentity(ctx, api, obj, answer.userIDs)
+	users, err := r.usersOfIdentity(ctx, api, obj, answer.UserIDs)
 	if err != nil {
-		return intent.Resolution{}, surge.User{}, err
+		return intent.Resolution{}, remote.User{}, err
 	}
 	known.Listing = intent.Listing{Looked: true}
-	if answer.complete {
+	if answer.Complete {
 		known.Listing.ConclusiveSince = resolution.Since
 	}
-	byID := map[string]surge.User{}
+	byID := map[string]remote.User{}
 	for _, user := range users {
 		byID[user.ID] = user
 		if user.Metadata[surgev1alpha1.MetadataUID] == string(obj.UID) && known.Listing.Own == "" {
 			known.Listing.Own = user.ID
 		}
 	}
-	if known.Listing.Own == "" && answer.complete {
+	if known.Listing.Own == "" && answer.Complete {
 		sameName, ok, err := r.firstUnclaimed(ctx, obj, users)
 		if err != nil {
-			return intent.Resolution{}, surge.User{}, err
+			return intent.Resolution{}, remote.User{}, err
 		}
 		if ok {
 			known.Listing.SameName = sameName.ID
@@ -235,21 +234,21 @@ func (r *SurgeEndUserReconciler) resolveIntent(ctx context.Context, api SurgeAPI
 // findUserOfSameName looks for a user made for an earlier SurgeEndUser of
 // the same namespace and name, left in Surge by deletionPolicy Orphan or by a
 // cluster that was rebuilt, and adopts it. It waits for the account's
-// listing at most identityWait: a new resource in a large account does not
+// listing at most remote.IdentityWait: a new resource in a large account does not
 // wait for the whole account.
-func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (surge.User, bool, error) {
-	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), time.Time{}, identityWait)
-	if err != nil || len(answer.userIDs) == 0 {
+func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (remote.User, bool, error) {
+	answer, err := api.Lookup(ctx, time.Time{}, remote.IdentityWait)
+	if err != nil || len(answer.UserIDs) == 0 {
 		// The listing is a convenience here: a refusal shows in the create.
-		return surge.User{}, false, nil
+		return remote.User{}, false, nil
 	}
-	candidates, err := r.usersOfIdentity(ctx, api, obj, answer.userIDs)
+	candidates, err := r.usersOfIdentity(ctx, api, obj, answer.UserIDs)
 	if err != nil {
-		return surge.User{}, false, err
+		return remote.User{}, false, err
 	}
 	user, found, err := r.adoptUnclaimed(ctx, rep, obj, candidates)
 	if err != nil || !found {
-		return surge.User{}, false, err
+		return remote.User{}, false, err
 	}
 	obj.Status.UserID = user.ID
 	return user, true, nil
@@ -257,18 +256,17 @@ func (r *SurgeEndUserReconciler) findUserOfSameName(ctx context.Context, api Sur
 
 // usersOfIdentity reads the users the index names for obj's identity, as
 // Surge holds them now, dropping those deleted since.
-func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userIDs []string) ([]surge.User, error) {
-	var users []surge.User
+func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser, userIDs []string) ([]remote.User, error) {
+	var users []remote.User
 	for _, userID := range userIDs {
-		user, err := api.GetUser(ctx, userID)
-		if surge.IsNotFound(err) {
-			r.identities.forget(api.Scope(), obj.Spec.AccountID, keyOf(obj), userID)
+		user, err := api.Get(ctx, userID)
+		if remote.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return nil, classifySurgeError("read the end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
+			return nil, classifyRemoteError("read the end user of an earlier SurgeEndUser of the same name", err, &obj.Spec)
 		}
-		if identity, ok := identityOf(user); ok && identity == keyOf(obj) {
+		if identity, ok := remote.IdentityOf(user); ok && identity == keyOf(obj) {
 			users = append(users, user)
 		}
 	}
@@ -278,10 +276,10 @@ func (r *SurgeEndUserReconciler) usersOfIdentity(ctx context.Context, api SurgeA
 // adoptUnclaimed returns the first of users, made for an earlier resource
 // of obj's namespace and name, that no other resource keeps from obj, and
 // records that obj adopts it.
-func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) adoptUnclaimed(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, users []remote.User) (remote.User, bool, error) {
 	user, found, err := r.firstUnclaimed(ctx, obj, users)
 	if err != nil || !found {
-		return surge.User{}, false, err
+		return remote.User{}, false, err
 	}
 	r.recordSameNameAdoption(rep, user.ID)
 	return user, true, nil
@@ -294,7 +292,7 @@ func (r *SurgeEndUserReconciler) recordSameNameAdoption(rep *endUserReport, user
 
 // firstUnclaimed returns the first of users, made for an earlier resource
 // of obj's namespace and name, that no other resource keeps from obj.
-func (r *SurgeEndUserReconciler) firstUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []surge.User) (surge.User, bool, error) {
+func (r *SurgeEndUserReconciler) firstUnclaimed(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, users []remote.User) (remote.User, bool, error) {
 	for _, user := range users {
 		err := r.checkClaim(ctx, obj, user)
 		if isStall(err, surgev1alpha1.ReasonUserClaimed) {
@@ -302,11 +300,11 @@ func (r *SurgeEndUserReconciler) firstUnclaimed(ctx context.Context, obj *surgev
 			continue
 		}
 		if err != nil {
-			return surge.User{}, false, err
+			return remote.User{}, false, err
 		}
 		return user, true, nil
 	}
-	return surge.User{}, false, nil
+	return remote.User{}, false, nil
 }
 
 // checkInAccount returns a UserNotInAccount stall unless Surge lists userID
@@ -319,20 +317,20 @@ func (r *SurgeEndUserReconciler) firstUnclaimed(ctx context.Context, obj *surgev
 //
 // Surge's listing shows only users of the account, so a pass that listed
 // the user settles it at once.
-func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAPI, obj *surgev1alpha1.SurgeEndUser, userID string, readAt time.Time) error {
+func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser, userID string, readAt time.Time) error {
 	// A pass that listed the user proves it is in the account, whenever it
 	// ran; only its absence needs a conclusive listing.
-	if r.identities.listed(api.Scope(), obj.Spec.AccountID, userID) {
+	if api.Listed(userID) {
 		return nil
 	}
-	answer, err := r.identities.lookup(ctx, api, obj.Spec.AccountID, keyOf(obj), readAt, identityWait)
+	answer, err := api.Lookup(ctx, readAt, remote.IdentityWait)
 	if err != nil {
-		return classifySurgeError("check that the end user to adopt is in the account", err, &obj.Spec)
+		return classifyRemoteError("check that the end user to adopt is in the account", err, &obj.Spec)
 	}
 	switch {
-	case r.identities.listed(api.Scope(), obj.Spec.AccountID, userID):
+	case api.Listed(userID):
 		return nil
-	case !answer.complete:
+	case !answer.Complete:
 		return &waitingError{
 			reason: surgev1alpha1.ReasonProgressing,
 			message: fmt.Sprintf("Checking that end user %s is in account %s: waiting for a listing of the account",
@@ -344,16 +342,16 @@ func (r *SurgeEndUserReconciler) checkInAccount(ctx context.Context, api SurgeAP
 		"End user %s is not in account %s: spec.userID can only adopt an end user of spec.accountID", userID, obj.Spec.AccountID)
 }
 
-func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, desired surge.UserFields) error {
+func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, desired remote.Fields) error {
 	leaveBy, err := r.recordCreateSent(ctx, rep, obj)
 	if err != nil {
 		return err
 	}
-	user, err := api.CreateUser(surge.SendBy(ctx, leaveBy), obj.Spec.AccountID, desired)
+	user, err := api.Create(ctx, desired, leaveBy)
 	if err != nil {
-		fate := surge.FateOf(err)
+		fate := remote.FateOf(err)
 		horizon := r.intents.Sent(obj.UID, leaveBy, r.Clock.Now(), fate)
-		if fate == surge.MaybeInFlight {
+		if fate == intent.MaybeInFlight {
 			// The user may exist: the account is searched at once, and a
 			// user found is taken; only its absence waits for the settle
 			// time.
@@ -372,12 +370,11 @@ func (r *SurgeEndUserReconciler) createUser(ctx context.Context, api SurgeAPI, r
 		// Otherwise Surge answered: the next attempt, after the backoff,
 		// finds what it committed by a listing that starts after the
 		// answer.
-		return classifySurgeError("create the end user", err, &obj.Spec)
+		return classifyRemoteError("create the end user", err, &obj.Spec)
 	}
 	obj.Status.UserID = user.ID
 	obj.Status.CreateSentAt, obj.Status.CreateSettleSeconds = nil, 0
 	r.intents.Forget(obj.UID)
-	r.identities.remember(api.Scope(), obj.Spec.AccountID, keyOf(obj), user.ID)
 	rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventCreated, "Create",
 		"Created end user %s in account %s", user.ID, obj.Spec.AccountID)
 	return nil
@@ -458,13 +455,13 @@ func createUnresolved(obj *surgev1alpha1.SurgeEndUser, wait time.Duration) error
 
 // desiredFields is the whole state the remote user must have: the spec plus
 // the reserved keys that tie it to this resource.
-func desiredFields(obj *surgev1alpha1.SurgeEndUser) surge.UserFields {
+func desiredFields(obj *surgev1alpha1.SurgeEndUser) remote.Fields {
 	metadata := make(map[string]string, len(obj.Spec.Metadata)+3)
 	maps.Copy(metadata, obj.Spec.Metadata)
 	metadata[surgev1alpha1.MetadataUID] = string(obj.UID)
 	metadata[surgev1alpha1.MetadataNamespace] = obj.Namespace
 	metadata[surgev1alpha1.MetadataName] = obj.Name
-	return surge.UserFields{
+	return remote.Fields{
 		FirstName: obj.Spec.FirstName,
 		LastName:  obj.Spec.LastName,
 		PhotoURL:  obj.Spec.PhotoURL,
@@ -473,9 +470,9 @@ func desiredFields(obj *surgev1alpha1.SurgeEndUser) surge.UserFields {
 }
 
 // userMatches says whether the remote user already has the desired state.
-func userMatches(remote surge.User, desired surge.UserFields) bool {
-	return remote.FirstName == desired.FirstName &&
-		remote.LastName == desired.LastName &&
-		remote.PhotoURL == desired.PhotoURL &&
-		maps.Equal(remote.Metadata, desired.Metadata)
+func userMatches(current remote.User, desired remote.Fields) bool {
+	return current.FirstName == desired.FirstName &&
+		current.LastName == desired.LastName &&
+		current.PhotoURL == desired.PhotoURL &&
+		maps.Equal(current.Metadata, desired.Metadata)
 }

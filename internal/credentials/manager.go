@@ -108,28 +108,40 @@ func NewManager(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// ClientFor returns the client that serves obj, or a *Refusal saying why
-// obj may not reach Surge. Other errors are transient.
-func (m *Manager) ClientFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (*Client, error) {
+// Key is the Surge client of one resource's key, and how to read the key
+// again when Surge rejects it.
+type Key struct {
+	// Scope names the project whose key the client uses, empty for the
+	// operator's own key: what one key can see is cached per scope.
+	Scope  string
+	Client *surge.Client
+	// Reload rereads the project's key; nil for the operator's own key,
+	// which only a restart changes.
+	Reload func(context.Context) (*surge.Client, error)
+}
+
+// KeyFor returns the key that serves obj, or a *Refusal saying why obj may
+// not reach Surge. Other errors are transient.
+func (m *Manager) KeyFor(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) (Key, error) {
 	p, named, err := m.admitted(ctx, obj)
 	if err != nil {
-		return nil, err
+		return Key{}, err
 	}
 	if !named {
-		return newClient("", m.defaultClient, nil), nil
+		return Key{Client: m.defaultClient}, nil
 	}
 	current, err := m.projectClient(ctx, p, false)
 	if err != nil {
-		return nil, err
+		return Key{}, err
 	}
-	return newClient(p.ref.String(), current, func(ctx context.Context) (*surge.Client, error) {
+	return Key{Scope: p.ref.String(), Client: current, Reload: func(ctx context.Context) (*surge.Client, error) {
 		return m.projectClient(ctx, p, true)
-	}), nil
+	}}, nil
 }
 
 // Admits returns nil when obj may reach Surge through its project, as
-// ClientFor decides, without reading the key; otherwise the *Refusal or
-// the error ClientFor would return.
+// KeyFor decides, without reading the key; otherwise the *Refusal or
+// the error KeyFor would return.
 func (m *Manager) Admits(ctx context.Context, obj *surgev1alpha1.SurgeEndUser) error {
 	_, _, err := m.admitted(ctx, obj)
 	return err

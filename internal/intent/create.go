@@ -18,13 +18,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 // SendWindow bounds how long a create may take to leave once its intent is
 // recorded: the status write, then its turn under the rate limit. A create
-// whose turn comes later is held back unsent (surge.SendBy).
+// whose turn comes later is held back unsent (remote.EndUser.Create).
 const SendWindow = 3 * time.Second
 
 // Recheck is how often a resource that waits for a conclusive listing looks
@@ -203,10 +201,28 @@ func (l *Ledger) Record(uid types.UID, now time.Time) (leaveBy time.Time) {
 	return now.Add(SendWindow)
 }
 
+// Fate is what the failure of a create tells of whether Surge carried it
+// out: the three cases a create without an idempotency key must tell apart.
+// The remote package reads it from each failure.
+type Fate int
+
+const (
+	// MaybeInFlight: no answer came from Surge itself (a lost or timed-out
+	// answer, a gateway's page): the create may still be committed, up to
+	// the settle time after it left.
+	MaybeInFlight Fate = iota
+	// NotDone: certainly not carried out: held back by the client, never
+	// connected, or refused by Surge with its own 4xx body.
+	NotDone
+	// Finished: Surge's own handler answered, so what it committed is
+	// visible now and nothing of it commits later.
+	Finished
+)
+
 // Sent notes what became of one create of the resource's intent: it had to
 // leave by leaveBy, and its answer came at answeredAt. It returns the
 // intent's horizon now.
-func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate surge.Fate) Horizon {
+func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate Fate) Horizon {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h, ok := l.horizons[uid]
@@ -215,9 +231,9 @@ func (l *Ledger) Sent(uid types.UID, leaveBy, answeredAt time.Time, fate surge.F
 		l.horizons[uid] = h
 	}
 	switch fate {
-	case surge.NotDone:
+	case NotDone:
 		return *h
-	case surge.Finished:
+	case Finished:
 		h.At = later(h.At, answeredAt)
 	default:
 		h.At = later(h.At, leaveBy.Add(l.settle))

@@ -3,8 +3,6 @@ package intent
 import (
 	"testing"
 	"time"
-
-	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 var t0 = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
@@ -75,28 +73,28 @@ func TestLedger(t *testing.T) {
 			func(l *Ledger) Horizon { l.Record("a", at(0)); return l.Horizon("a", at(1), 0) }, Horizon{Nothing: true}},
 		{"a refused connection leaves nothing to wait for",
 			func(l *Ledger) Horizon {
-				l.Sent("a", l.Record("a", at(0)), at(1), surge.NotDone)
+				l.Sent("a", l.Record("a", at(0)), at(1), NotDone)
 				return l.Horizon("a", at(1), 0)
 			}, Horizon{Nothing: true}},
 		{"Surge's own answer: nothing commits after it",
 			func(l *Ledger) Horizon {
-				l.Sent("a", l.Record("a", at(0)), at(2), surge.Finished)
+				l.Sent("a", l.Record("a", at(0)), at(2), Finished)
 				return l.Horizon("a", at(2), 0)
 			}, Horizon{At: at(2)}},
 		{"a lost answer: the settle time after the create's latest departure",
 			func(l *Ledger) Horizon {
-				l.Sent("a", l.Record("a", at(0)), at(30), surge.MaybeInFlight)
+				l.Sent("a", l.Record("a", at(0)), at(30), MaybeInFlight)
 				return l.Horizon("a", at(30), 0)
 			}, Horizon{At: at(63)}},
 		{"a later answered send does not shorten an earlier lost one",
 			func(l *Ledger) Horizon {
-				l.Sent("a", l.Record("a", at(0)), at(30), surge.MaybeInFlight)
-				l.Sent("a", at(70), at(71), surge.Finished)
+				l.Sent("a", l.Record("a", at(0)), at(30), MaybeInFlight)
+				l.Sent("a", at(70), at(71), Finished)
 				return l.Horizon("a", at(71), 0)
 			}, Horizon{At: at(71)}},
 		{"settled: a new intent starts from nothing",
 			func(l *Ledger) Horizon {
-				l.Sent("a", l.Record("a", at(0)), at(30), surge.MaybeInFlight)
+				l.Sent("a", l.Record("a", at(0)), at(30), MaybeInFlight)
 				l.Forget("a")
 				l.Record("a", at(40))
 				return l.Horizon("a", at(40), 0)

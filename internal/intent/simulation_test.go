@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
 // The simulation enumerates, within bounds, every interleaving of faults
@@ -341,33 +339,33 @@ func (w *world) deleteUser(id string) {
 
 // create sends a create and returns the new user's id, or the fate of a
 // create that failed.
-func (w *world) create(p *process, obj simObject) (string, surge.Fate) {
+func (w *world) create(p *process, obj simObject) (string, Fate) {
 	f := w.choose("POST create")
 	user := simUser{uid: string(obj.uid), name: simName}
 	switch f {
 	case crashBefore:
 		panic(crashed{})
 	case ok:
-		return w.addUser(user).id, surge.NotDone
+		return w.addUser(user).id, NotDone
 	case crashAfter:
 		w.addUser(user)
 		panic(crashed{})
 	case lostAfterCommit:
 		w.addUser(user)
-		return "", surge.MaybeInFlight
+		return "", MaybeInFlight
 	case lateWithinSettle:
 		w.pending = append(w.pending, commit{at: w.now + simSettle - time.Second, user: user})
-		return "", surge.MaybeInFlight
+		return "", MaybeInFlight
 	case lateBeyondSettle:
 		w.pending = append(w.pending, commit{at: w.now + simSettle + SendWindow + 5*time.Second, user: user, beyond: true})
-		return "", surge.MaybeInFlight
+		return "", MaybeInFlight
 	case answered5xxDone:
 		w.addUser(user)
-		return "", surge.Finished
+		return "", Finished
 	case answered5xx:
-		return "", surge.Finished
+		return "", Finished
 	}
-	return "", surge.NotDone
+	return "", NotDone
 }
 
 // lookup lists the account, as the identity index does, and returns the
@@ -573,13 +571,13 @@ func (w *world) createUser(p *process, base simStatus, obj simObject) {
 	if id == "" {
 		switch w.variant {
 		case "gateway-answer-is-final":
-			if fate == surge.MaybeInFlight {
-				fate = surge.Finished
+			if fate == MaybeInFlight {
+				fate = Finished
 			}
 		case "lost-answer-is-not-done":
-			fate = surge.NotDone
+			fate = NotDone
 		}
-		if horizon := p.ledger.Sent(obj.uid, leaveBy, w.clock(p), fate); fate == surge.NotDone && horizon.Nothing {
+		if horizon := p.ledger.Sent(obj.uid, leaveBy, w.clock(p), fate); fate == NotDone && horizon.Nothing {
 			obj.status.sentAt = false
 			w.patchStatus(base, &obj)
 		}

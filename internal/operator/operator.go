@@ -16,6 +16,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -28,6 +29,7 @@ import (
 	"github.com/surge-operator/surge-operator/internal/controller"
 	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/metrics"
+	"github.com/surge-operator/surge-operator/internal/remote"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
@@ -223,10 +225,14 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := mgr.Add(recorder); err != nil {
 		return nil, err
 	}
+	connector := remote.NewConnector(credentialsManager, clock.RealClock{}, 0)
+	if err := mgr.Add(connector); err != nil {
+		return nil, err
+	}
 	reconciler := &controller.SurgeEndUserReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Credentials:             credentialsManager,
+		Remote:                  connector,
 		Recorder:                recorder,
 		ResyncInterval:          opts.ResyncInterval,
 		RemoteTimeout:           opts.RemoteTimeout,
@@ -241,8 +247,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		projects := &controller.ProjectReconciler{
 			Client:          mgr.GetClient(),
 			Recorder:        recorder,
-			Keys:            credentialsManager,
-			Identities:      reconciler,
+			Remote:          connector,
 			Kind:            kind,
 			RecheckInterval: opts.ProjectRecheckInterval,
 			RemoteTimeout:   opts.RemoteTimeout,

@@ -1,13 +1,14 @@
-package credentials
+package remote
 
 import (
 	"context"
 	"sync/atomic"
 
+	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/surge"
 )
 
-// Client is the Surge client of one resource for one reconcile. When Surge
+// rotatingClient is the Surge client of one resource for one reconcile. When Surge
 // rejects a project's key, it reads the key again and, if the key was
 // rotated meanwhile, repeats the call once with the new one: a 401 is a
 // refusal, so nothing happened that repeating could double.
@@ -15,25 +16,20 @@ import (
 // It is safe for concurrent use: the reconcile that asked for it may hand
 // it to a background listing of the account (the identity index) and go on
 // calling it, and either may be the one that switches to a rotated key.
-type Client struct {
-	scope   string
+type rotatingClient struct {
 	current atomic.Pointer[surge.Client]
 	// reload rereads the project's key; nil for the operator's own key,
 	// which only a restart changes.
 	reload func(context.Context) (*surge.Client, error)
 }
 
-func newClient(scope string, current *surge.Client, reload func(context.Context) (*surge.Client, error)) *Client {
-	c := &Client{scope: scope, reload: reload}
-	c.current.Store(current)
+func newRotatingClient(key credentials.Key) *rotatingClient {
+	c := &rotatingClient{reload: key.Reload}
+	c.current.Store(key.Client)
 	return c
 }
 
-// Scope names the project whose key the client uses, empty for the
-// operator's own key: what one key can see is cached per scope.
-func (c *Client) Scope() string { return c.scope }
-
-func (c *Client) retryOnRotatedKey(ctx context.Context, call func(*surge.Client) error) error {
+func (c *rotatingClient) retryOnRotatedKey(ctx context.Context, call func(*surge.Client) error) error {
 	used := c.current.Load()
 	err := call(used)
 	if !surge.IsUnauthorized(err) || c.reload == nil {
@@ -49,7 +45,7 @@ func (c *Client) retryOnRotatedKey(ctx context.Context, call func(*surge.Client)
 }
 
 // CreateUser creates a user in an account.
-func (c *Client) CreateUser(ctx context.Context, accountID string, fields surge.UserFields) (surge.User, error) {
+func (c *rotatingClient) CreateUser(ctx context.Context, accountID string, fields surge.UserFields) (surge.User, error) {
 	var user surge.User
 	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
 		user, err = s.CreateUser(ctx, accountID, fields)
@@ -59,7 +55,7 @@ func (c *Client) CreateUser(ctx context.Context, accountID string, fields surge.
 }
 
 // GetUser reads a user.
-func (c *Client) GetUser(ctx context.Context, userID string) (surge.User, error) {
+func (c *rotatingClient) GetUser(ctx context.Context, userID string) (surge.User, error) {
 	var user surge.User
 	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
 		user, err = s.GetUser(ctx, userID)
@@ -69,7 +65,7 @@ func (c *Client) GetUser(ctx context.Context, userID string) (surge.User, error)
 }
 
 // UpdateUser replaces the whole state of a user.
-func (c *Client) UpdateUser(ctx context.Context, userID string, fields surge.UserFields) (surge.User, error) {
+func (c *rotatingClient) UpdateUser(ctx context.Context, userID string, fields surge.UserFields) (surge.User, error) {
 	var user surge.User
 	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
 		user, err = s.UpdateUser(ctx, userID, fields)
@@ -79,22 +75,14 @@ func (c *Client) UpdateUser(ctx context.Context, userID string, fields surge.Use
 }
 
 // DeleteUser deletes a user.
-func (c *Client) DeleteUser(ctx context.Context, userID string) error {
+func (c *rotatingClient) DeleteUser(ctx context.Context, userID string) error {
 	return c.retryOnRotatedKey(ctx, func(s *surge.Client) error {
 		return s.DeleteUser(ctx, userID)
 	})
 }
 
-// EachUser visits the users of an account until visit returns false. After
-// a rotated key, the walk starts over, so visit may see a user twice.
-func (c *Client) EachUser(ctx context.Context, accountID string, visit func(surge.User) bool) error {
-	return c.retryOnRotatedKey(ctx, func(s *surge.Client) error {
-		return s.EachUser(ctx, accountID, visit)
-	})
-}
-
 // ListUsersPage reads one page of an account's users.
-func (c *Client) ListUsersPage(ctx context.Context, accountID, cursor string) ([]surge.User, string, error) {
+func (c *rotatingClient) ListUsersPage(ctx context.Context, accountID, cursor string) ([]surge.User, string, error) {
 	var users []surge.User
 	var next string
 	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
@@ -105,7 +93,7 @@ func (c *Client) ListUsersPage(ctx context.Context, accountID, cursor string) ([
 }
 
 // CreateToken issues a component token for a user.
-func (c *Client) CreateToken(ctx context.Context, userID string, durationSeconds int) (string, error) {
+func (c *rotatingClient) CreateToken(ctx context.Context, userID string, durationSeconds int) (string, error) {
 	var token string
 	err := c.retryOnRotatedKey(ctx, func(s *surge.Client) (err error) {
 		token, err = s.CreateToken(ctx, userID, durationSeconds)

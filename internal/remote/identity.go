@@ -1,7 +1,8 @@
-package controller
+package remote
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -18,10 +19,10 @@ import (
 
 // Limits of the identity index.
 const (
-	// identityWait is how long a reconcile waits for a listing of the
+	// IdentityWait is how long a reconcile waits for a listing of the
 	// account before it goes on without its answer. A small account is
 	// listed well within it; a large one must not hold a worker.
-	identityWait = 3 * time.Second
+	IdentityWait = 3 * time.Second
 	// DefaultIdentityBudget bounds the index's memory, counted as the bytes
 	// of the strings it holds plus a fixed cost per entry.
 	DefaultIdentityBudget = 24 << 20
@@ -35,7 +36,7 @@ const (
 	// prove them absent: a burst of resources waiting for a later listing
 	// (restored ones, say) shares one, and each looks again within
 	// intent.Recheck.
-	findPassInterval = identityWait
+	findPassInterval = IdentityWait
 	// identityPageTimeout bounds one page of a listing.
 	identityPageTimeout = 30 * time.Second
 	// Backoff between failed pages; the listing resumes where it stopped.
@@ -72,7 +73,7 @@ type identityIndex struct {
 	accounts map[accountScope]*accountIdentities
 }
 
-// accountScope is an account as seen through one key (SurgeAPI.Scope).
+// accountScope is an account as seen through one key (credentials.Key.Scope).
 type accountScope struct {
 	scope     string
 	accountID string
@@ -121,19 +122,23 @@ func (x *identityIndex) Start(ctx context.Context) error {
 // leads, and the context must be there by then.
 func (x *identityIndex) NeedLeaderElection() bool { return false }
 
-// identityAnswer is what the index knows of one identity.
-type identityAnswer struct {
-	userIDs []string
-	// complete says that every user carrying the identity that was created
-	// before the time asked for is among userIDs.
-	complete bool
+// Identity is what the index knows of the users that carry one identity.
+type Identity struct {
+	UserIDs []string
+	// Complete says that every user carrying the identity that was created
+	// before the time asked for is among UserIDs.
+	Complete bool
+}
+
+// pageLister reads one page of an account's users.
+type pageLister interface {
+	ListUsersPage(ctx context.Context, accountID, cursor string) ([]surge.User, string, error)
 }
 
 // lookup returns the users that carry identity in the account. It waits at
 // most wait for a pass that started at or after since to end, starting one
 // if needed. The error is the refusal that ended the last pass, if any.
-func (x *identityIndex) lookup(ctx context.Context, api SurgeAPI, accountID string, identity types.NamespacedName, since time.Time, wait time.Duration) (identityAnswer, error) {
-	key := accountScope{scope: api.Scope(), accountID: accountID}
+func (x *identityIndex) lookup(ctx context.Context, api pageLister, key accountScope, identity types.NamespacedName, since time.Time, wait time.Duration) (Identity, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		// The reconcile needs the rest of its time for what follows.
 		wait = min(wait, time.Until(deadline)/2)
@@ -142,7 +147,7 @@ func (x *identityIndex) lookup(ctx context.Context, api SurgeAPI, accountID stri
 	defer timer.Stop()
 	for {
 		answer, passEnded, err := x.request(api, key, identity, since)
-		if answer.complete || err != nil {
+		if answer.Complete || err != nil {
 			return answer, err
 		}
 		if passEnded == nil {
@@ -161,7 +166,7 @@ func (x *identityIndex) lookup(ctx context.Context, api SurgeAPI, accountID stri
 // request answers from what the index holds, and makes sure a pass that
 // will answer for since runs. It returns the channel that says when the
 // running pass ends.
-func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.NamespacedName, since time.Time) (identityAnswer, <-chan struct{}, error) {
+func (x *identityIndex) request(api pageLister, key accountScope, identity types.NamespacedName, since time.Time) (Identity, <-chan struct{}, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	account := x.accounts[key]
@@ -174,7 +179,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 		}
 		x.accounts[key] = account
 	}
-	answer := identityAnswer{userIDs: slices.Clone(account.users[identity])}
+	answer := Identity{UserIDs: slices.Clone(account.users[identity])}
 	wantedSince, wanted := account.wanted[identity]
 	if !wanted {
 		wantedSince = x.clock.Now()
@@ -185,7 +190,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 		return account.overflowedSince.IsZero() || !wantedSince.After(passStart)
 	}
 	if completedSince := account.passes.ConclusiveSince(); !completedSince.IsZero() && !completedSince.Before(since) && keptByPass(completedSince) {
-		answer.complete = true
+		answer.Complete = true
 		delete(account.wanted, identity)
 		return answer, nil, nil
 	}
@@ -213,7 +218,7 @@ func (x *identityIndex) request(api SurgeAPI, key accountScope, identity types.N
 	return answer, account.passEnded, nil
 }
 
-func (x *identityIndex) startPassLocked(api SurgeAPI, key accountScope, account *accountIdentities) {
+func (x *identityIndex) startPassLocked(api pageLister, key accountScope, account *accountIdentities) {
 	ctx, cancel := context.WithCancel(x.ctx)
 	account.running, account.runningSince, account.another, account.cancel = true, x.clock.Now(), false, cancel
 	go x.pass(ctx, api, key, account, account.runningSince)
@@ -221,7 +226,7 @@ func (x *identityIndex) startPassLocked(api SurgeAPI, key accountScope, account 
 
 // pass lists the account page by page into the index, retrying a failed
 // page with backoff, and starts the next pass if a lookup asked for one.
-func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) {
+func (x *identityIndex) pass(ctx context.Context, api pageLister, key accountScope, account *accountIdentities, started time.Time) {
 	listed, err := x.listAll(ctx, api, key, account, started)
 	stopped := ctx.Err() != nil
 	x.mu.Lock()
@@ -251,7 +256,7 @@ func (x *identityIndex) pass(ctx context.Context, api SurgeAPI, key accountScope
 // listAll walks the account from its first page. It returns the users the
 // pass listed once the last page is in, a refusal that retrying cannot fix
 // (the key or the account), or neither when the context ends.
-func (x *identityIndex) listAll(ctx context.Context, api SurgeAPI, key accountScope, account *accountIdentities, started time.Time) (*intent.Pass, error) {
+func (x *identityIndex) listAll(ctx context.Context, api pageLister, key accountScope, account *accountIdentities, started time.Time) (*intent.Pass, error) {
 	cursor, backoff := "", identityRetryMin
 	seen := map[string]bool{}
 	listed := account.passes.Begin(started)
@@ -259,15 +264,16 @@ func (x *identityIndex) listAll(ctx context.Context, api SurgeAPI, key accountSc
 		pageCtx, cancel := context.WithTimeout(ctx, identityPageTimeout)
 		users, next, err := api.ListUsersPage(pageCtx, key.accountID, cursor)
 		cancel()
+		err = classify(err)
 		switch {
 		case ctx.Err() != nil:
 			return nil, nil
-		case err != nil && (surge.IsUnauthorized(err) || surge.IsAccountNotFound(err) || surge.IsInvalid(err)):
+		case lastsUntilFixed(err):
 			return nil, err
 		case err != nil:
 			wait := backoff
-			if limited, ok := surge.RateLimitedFor(err); ok {
-				wait = max(wait, limited)
+			if limited, ok := errors.AsType[*Error](err); ok && limited.Kind == RateLimited {
+				wait = max(wait, limited.Wait)
 			}
 			select {
 			case <-ctx.Done():
@@ -320,27 +326,27 @@ func (x *identityIndex) addLocked(account *accountIdentities, identity types.Nam
 
 // listed says whether the last complete pass over the account listed the
 // user.
-func (x *identityIndex) listed(scope, accountID, userID string) bool {
+func (x *identityIndex) listed(key accountScope, userID string) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	account, ok := x.accounts[accountScope{scope, accountID}]
+	account, ok := x.accounts[key]
 	return ok && account.passes.Listed(userID)
 }
 
 // remember records that the user, just created, carries identity.
-func (x *identityIndex) remember(scope, accountID string, identity types.NamespacedName, userID string) {
+func (x *identityIndex) remember(key accountScope, identity types.NamespacedName, userID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if account, ok := x.accounts[accountScope{scope, accountID}]; ok && !slices.Contains(account.users[identity], userID) {
+	if account, ok := x.accounts[key]; ok && !slices.Contains(account.users[identity], userID) {
 		x.addLocked(account, identity, userID)
 	}
 }
 
 // forget drops the user, deleted in Surge, from the index.
-func (x *identityIndex) forget(scope, accountID string, identity types.NamespacedName, userID string) {
+func (x *identityIndex) forget(key accountScope, identity types.NamespacedName, userID string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	account, ok := x.accounts[accountScope{scope, accountID}]
+	account, ok := x.accounts[key]
 	if !ok {
 		return
 	}

@@ -1,4 +1,4 @@
-package credentials
+package remote
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/surge-operator/surge-operator/internal/credentials"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -26,17 +27,17 @@ func TestClientSwitchesToARotatedKeyWhileAnotherCallUsesIt(t *testing.T) {
 	// the new one, and races the listing's switch to it.
 	reloading := make(chan struct{})
 	var once sync.Once
-	c := newClient("SurgeProject team-a/surge", stale, func(context.Context) (*surge.Client, error) {
+	c := newRotatingClient(credentials.Key{Scope: "SurgeProject team-a/surge", Client: stale, Reload: func(context.Context) (*surge.Client, error) {
 		once.Do(func() { close(reloading) })
 		return fresh, nil
-	})
+	}})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var listErr, getErr error
 	wg.Go(func() { _, _, listErr = c.ListUsersPage(ctx, account, "") })
 	wg.Go(func() {
 		<-reloading
-		getErr = c.EachUser(ctx, account, func(surge.User) bool { return true })
+		_, _, getErr = c.ListUsersPage(ctx, account, "")
 	})
 	wg.Wait()
 

@@ -1,4 +1,4 @@
-package controller
+package remote
 
 import (
 	"context"
@@ -22,21 +22,12 @@ const (
 	indexTestAccount = "acct_01j9a43avnfqzbjfch6pygv1td"
 )
 
-// scopedClient is a Surge client as the credentials hand it out: with the
-// scope of its key.
-type scopedClient struct {
-	*surge.Client
-	scope string
-}
-
-func (c scopedClient) Scope() string { return c.scope }
-
 // indexWorld is an emulator holding tagged users u0…u(n-1) of namespace
 // "ns", and an identity index started against it.
 type indexWorld struct {
 	t     *testing.T
 	emu   *emulator.Server
-	api   scopedClient
+	api   *surge.Client
 	index *identityIndex
 	ids   map[string]string
 }
@@ -50,7 +41,7 @@ func newIndexWorld(t *testing.T, users, budget int) *indexWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &indexWorld{t: t, emu: emu, api: scopedClient{Client: client, scope: "SurgeProject ns/surge"}, ids: map[string]string{}}
+	w := &indexWorld{t: t, emu: emu, api: client, ids: map[string]string{}}
 	for i := range users {
 		w.put(fmt.Sprintf("u%d", i))
 	}
@@ -76,9 +67,12 @@ func (w *indexWorld) put(name string) {
 	w.ids[name] = user.ID
 }
 
-func (w *indexWorld) lookup(name string, since time.Time) identityAnswer {
+// indexTestScope is the account as the project's key sees it.
+var indexTestScope = accountScope{scope: "SurgeProject ns/surge", accountID: indexTestAccount}
+
+func (w *indexWorld) lookup(name string, since time.Time) Identity {
 	w.t.Helper()
-	answer, err := w.index.lookup(context.Background(), w.api, indexTestAccount, types.NamespacedName{Namespace: "ns", Name: name}, since, 5*time.Second)
+	answer, err := w.index.lookup(context.Background(), w.api, indexTestScope, types.NamespacedName{Namespace: "ns", Name: name}, since, 5*time.Second)
 	if err != nil {
 		w.t.Fatalf("lookup of %s: %v", name, err)
 	}
@@ -96,7 +90,7 @@ func TestTheIdentityIndexPastItsBudgetKeepsWhatIsWanted(t *testing.T) {
 	w := newIndexWorld(t, 20, 4*perEntry)
 
 	answer := w.lookup("u17", time.Time{})
-	if !answer.complete || len(answer.userIDs) != 1 || answer.userIDs[0] != w.ids["u17"] {
+	if !answer.Complete || len(answer.UserIDs) != 1 || answer.UserIDs[0] != w.ids["u17"] {
 		t.Fatalf("lookup of u17, past the budget = %+v, want complete with %s", answer, w.ids["u17"])
 	}
 	if used := w.used(); used > 5*perEntry {
@@ -104,11 +98,11 @@ func TestTheIdentityIndexPastItsBudgetKeepsWhatIsWanted(t *testing.T) {
 	}
 	// u12 was not wanted during the first pass, which had no room for it.
 	answer = w.lookup("u12", time.Time{})
-	if !answer.complete || len(answer.userIDs) != 1 || answer.userIDs[0] != w.ids["u12"] {
+	if !answer.Complete || len(answer.UserIDs) != 1 || answer.UserIDs[0] != w.ids["u12"] {
 		t.Errorf("lookup of u12 after the first pass = %+v, want complete with %s", answer, w.ids["u12"])
 	}
 
-	w.index.ForgetScope(w.api.scope)
+	w.index.ForgetScope(indexTestScope.scope)
 	if used := w.used(); used != 0 {
 		t.Errorf("the index holds %d bytes after its scope was forgotten, want 0", used)
 	}
@@ -119,10 +113,10 @@ func TestTheIdentityIndexSkipsTagsNoResourceCanHave(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	w.put(long)
 
-	if answer := w.lookup("u0", time.Time{}); !answer.complete || len(answer.userIDs) != 1 {
+	if answer := w.lookup("u0", time.Time{}); !answer.Complete || len(answer.UserIDs) != 1 {
 		t.Fatalf("lookup of u0 = %+v, want its user", answer)
 	}
-	if answer := w.lookup(long, time.Time{}); len(answer.userIDs) != 0 {
+	if answer := w.lookup(long, time.Time{}); len(answer.UserIDs) != 0 {
 		t.Errorf("a name of %d characters was indexed: %+v", len(long), answer)
 	}
 	if used, want := w.used(), entryCost(types.NamespacedName{Namespace: "ns", Name: "u0"}, w.ids["u0"]); used != want {
@@ -137,7 +131,7 @@ func TestALookupForALaterListingDoesNotRelistAtOnce(t *testing.T) {
 	w := newIndexWorld(t, 12, DefaultIdentityBudget)
 
 	answer := w.lookup("u3", time.Now().Add(time.Hour))
-	if answer.complete || len(answer.userIDs) != 1 {
+	if answer.Complete || len(answer.UserIDs) != 1 {
 		t.Errorf("lookup = %+v, want u3's user found but not a complete answer", answer)
 	}
 	w.lookup("u3", time.Now().Add(time.Hour))
@@ -171,7 +165,7 @@ func TestALookupIsNotConclusiveFromAPassThatADeletionOverlapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.api = scopedClient{Client: client, scope: "SurgeProject ns/surge"}
+	w.api = client
 	w.index = newIdentityIndex(clock.RealClock{}, DefaultIdentityBudget)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -183,10 +177,10 @@ func TestALookupIsNotConclusiveFromAPassThatADeletionOverlapped(t *testing.T) {
 	if !deleted {
 		t.Fatal("u1 was not deleted during the listing")
 	}
-	if answer.complete && len(answer.userIDs) == 0 {
+	if answer.Complete && len(answer.UserIDs) == 0 {
 		t.Fatalf("lookup of u5 = %+v: absent, from a pass that skipped it", answer)
 	}
-	if len(answer.userIDs) != 1 || answer.userIDs[0] != w.ids["u5"] {
+	if len(answer.UserIDs) != 1 || answer.UserIDs[0] != w.ids["u5"] {
 		t.Errorf("lookup of u5 = %+v, want its user %s", answer, w.ids["u5"])
 	}
 }
