@@ -26,6 +26,7 @@ func main() {
 	flag.StringVar(&opts.SurgeAPIURL, "surge-api-url", defaultURL, "Base URL of the Surge API (env SURGE_API_URL).")
 	flag.BoolVar(&opts.AllowInsecureSurgeAPIURL, "allow-insecure-surge-api-url", false, "Accept a plain http:// --surge-api-url on a host other than localhost, which sends the API key in clear; for a trusted network only.")
 	flag.DurationVar(&opts.ResyncInterval, "resync-interval", operator.DefaultResyncInterval, "How often a settled SurgeEndUser is compared with Surge.")
+	flag.DurationVar(&opts.TerminatingNamespaceGrace, "terminating-namespace-grace", operator.DefaultTerminatingNamespaceGrace, "How long a SurgeEndUser whose namespace is being deleted waits for a stall of its deletion (a revoked key, a key Secret gone) to be lifted before it goes and leaves its user in Surge.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "How many SurgeEndUsers are reconciled at once.")
 	flag.Float64Var(&opts.SurgeRequestsPerSecond, "surge-requests-per-second", operator.DefaultSurgeRequestsPerSecond, "Ceiling of the adaptive rate of Surge API requests per second, per API key: the client slows down on 429s and climbs back up to it; set it to what Surge's terms grant a key (a negative value: no client-side pacing).")
 	flag.IntVar(&opts.SurgeBurst, "surge-burst", operator.DefaultSurgeBurst, "Most requests sent at once above the adaptive rate; at low rates the client allows less, half a second's worth.")

@@ -61,7 +61,11 @@ const (
 	EventDeleted        = "Deleted"
 	EventOrphaned       = "Orphaned"
 	EventReleased       = "Released"
-	EventFailed         = "Failed"
+	// EventLeftInSurge: the resource's namespace is being deleted and its
+	// key stayed unusable past the grace time, so the resource went and its
+	// user stayed in Surge.
+	EventLeftInSurge = "LeftInSurge"
+	EventFailed      = "Failed"
 	// EventDuplicateRemoved tells of a copy of the resource's user, which
 	// Surge committed later than the settle time, removed in favour of the
 	// user status names.
@@ -100,6 +104,12 @@ const (
 	// ProjectFinalizer keeps a project while SurgeEndUsers use it, so that
 	// their deletions can still reach Surge.
 	ProjectFinalizer = "surge.app/project-in-use"
+	// KeyGuardPrefix, followed by a project's uid, is the finalizer and the
+	// label a project puts on the Secret that holds its key: the key must
+	// outlive the SurgeEndUsers that need it to delete their users, also
+	// when a namespace deletes everything in it at once. Each project
+	// guards with its own, and lifts only its own.
+	KeyGuardPrefix = "surge.app/key-of-"
 )
 
 // Reserved metadata keys written on every remote user the operator manages.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +13,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
+	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/remote"
 )
 
@@ -25,13 +27,53 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api EndUse
 	}
 	log.FromContext(ctx).V(1).Info("Deleting", "userID", obj.Status.UserID, "searchNeeded", needsSearch(obj))
 	if credentialsErr != nil && r.deletionNeedsSurge(obj) {
-		return r.finish(ctx, rep, obj, credentialsErr, false)
+		return r.deletionBlocked(ctx, rep, obj, credentialsErr, false)
 	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
 	if err := r.deleteRemoteUser(remoteCtx, api, rep, obj); err != nil {
-		return r.finish(ctx, rep, obj, err, true)
+		return r.deletionBlocked(ctx, rep, obj, err, true)
 	}
+	return r.releaseFinalizer(ctx, rep, obj)
+}
+
+// deletionBlocked records why the user of obj cannot be deleted yet. A
+// stall, which only a person can lift (a key Surge rejects, a key Secret
+// gone, a project gone), also holds up the deletion of obj's namespace:
+// once the namespace has been on its way out for TerminatingNamespaceGrace,
+// obj lets go of its user, which stays in Surge, and says so.
+func (r *SurgeEndUserReconciler) deletionBlocked(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
+	stall, stalled := errors.AsType[*stalledError](err)
+	if !stalled {
+		return r.finish(ctx, rep, obj, err, userChecked)
+	}
+	namespace := &corev1.Namespace{}
+	if getErr := r.Get(ctx, client.ObjectKey{Name: obj.Namespace}, namespace); getErr != nil || namespace.DeletionTimestamp.IsZero() {
+		return r.finish(ctx, rep, obj, err, userChecked)
+	}
+	giveUpIn := namespace.DeletionTimestamp.Add(r.TerminatingNamespaceGrace).Sub(r.Clock.Now())
+	if giveUpIn > 0 {
+		result, finishErr := r.finish(ctx, rep, obj, err, userChecked)
+		result.RequeueAfter = shortestWait(result.RequeueAfter, giveUpIn)
+		return result, finishErr
+	}
+	what := "no end user"
+	if obj.Status.UserID != "" {
+		what = "end user " + obj.Status.UserID
+	}
+	metrics.UsersLeftInSurge.Inc()
+	log.FromContext(ctx).Info("Left the end user in Surge: the namespace is being deleted and the deletion of the user stayed stalled past the grace time",
+		"userID", obj.Status.UserID, "reason", stall.reason, "grace", r.TerminatingNamespaceGrace)
+	// The event goes with the namespace, if Kubernetes takes it at all.
+	rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventLeftInSurge, "Delete",
+		"Left %s in Surge: namespace %s has been on its way out for over %s, and the user cannot be deleted (%s: %s)",
+		what, obj.Namespace, r.TerminatingNamespaceGrace, stall.reason, stall.message)
+	return r.releaseFinalizer(ctx, rep, obj)
+}
+
+// releaseFinalizer lets obj go: its user is deleted, orphaned on purpose,
+// or left behind.
+func (r *SurgeEndUserReconciler) releaseFinalizer(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
 	r.unstoredTokens.forget(obj.UID)
 	r.intents.Forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -28,7 +30,9 @@ import (
 // runs for each project kind.
 type ProjectReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads Secrets, which the cache does not hold.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// Remote checks a project's key, and forgets a project that is gone.
 	Remote Projects
 	// Kind is KindSurgeProject or KindClusterSurgeProject.
@@ -80,12 +84,15 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, err
 	}
 	if !obj.GetDeletionTimestamp().IsZero() {
-		return r.reconcileDelete(ctx, obj, ref, len(endUsers))
+		return r.reconcileDelete(ctx, obj, ref, endUsers)
 	}
 	if controllerutil.AddFinalizer(obj, surgev1alpha1.ProjectFinalizer) {
 		if err := r.Update(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
+	}
+	if err := r.guardKey(ctx, obj, true); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	rep := r.newReport(obj)
@@ -97,6 +104,23 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
 	return ctrl.Result{RequeueAfter: r.RecheckInterval}, rep.Write(ctx)
+}
+
+// maxHoldersNamed bounds the SurgeEndUsers a project's condition names.
+const maxHoldersNamed = 5
+
+// holders names the SurgeEndUsers that hold a project, the first few of
+// them in namespace and name order.
+func holders(endUsers []surgev1alpha1.SurgeEndUser) string {
+	names := make([]string, 0, len(endUsers))
+	for i := range endUsers {
+		names = append(names, endUsers[i].Namespace+"/"+endUsers[i].Name)
+	}
+	slices.Sort(names)
+	if len(names) > maxHoldersNamed {
+		return strings.Join(names[:maxHoldersNamed], ", ") + fmt.Sprintf(" and %d more", len(names)-maxHoldersNamed)
+	}
+	return strings.Join(names, ", ")
 }
 
 func isProjectReady(status surgev1alpha1.SurgeProjectStatus) bool {
@@ -120,16 +144,19 @@ func (r *ProjectReconciler) checkKey(ctx context.Context, ref credentials.Ref) e
 
 // reconcileDelete keeps the finalizer while SurgeEndUsers use the project:
 // their deletions need its key.
-func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObject, ref credentials.Ref, endUsers int) (ctrl.Result, error) {
-	if endUsers > 0 {
+func (r *ProjectReconciler) reconcileDelete(ctx context.Context, obj projectObject, ref credentials.Ref, endUsers []surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+	if len(endUsers) > 0 {
 		rep := r.newReport(obj)
-		message := fmt.Sprintf("Deletion waits for the %d SurgeEndUsers that use %s to be deleted: their deletions need its key", endUsers, ref)
+		message := fmt.Sprintf("Deletion waits for the %d SurgeEndUsers that use %s to be deleted (%s): their deletions need its key", len(endUsers), ref, holders(endUsers))
 		outcome := outcomeResult{ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: surgev1alpha1.ReasonInUse, Message: message},
 			reconciling: &metav1.Condition{Type: surgev1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonInUse, Message: message}}
 		status := obj.GetStatus()
-		status.EndUsers = int32(endUsers)
+		status.EndUsers = int32(len(endUsers))
 		outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
 		return ctrl.Result{}, rep.Write(ctx)
+	}
+	if err := r.guardKey(ctx, obj, false); err != nil {
+		return ctrl.Result{}, err
 	}
 	r.Remote.ForgetProject(ref)
 	if controllerutil.RemoveFinalizer(obj, surgev1alpha1.ProjectFinalizer) {

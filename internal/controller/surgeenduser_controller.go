@@ -59,6 +59,11 @@ type SurgeEndUserReconciler struct {
 	// that started later than that shows no user, and a resource is checked
 	// again that long after an update, which a late attempt may undo.
 	SettleTime time.Duration
+	// TerminatingNamespaceGrace is how long a SurgeEndUser whose namespace
+	// is being deleted waits for a stall of its deletion to be lifted (a
+	// key Surge rejects, a key Secret gone) before it goes and leaves its
+	// user in Surge: a namespace must finish being deleted.
+	TerminatingNamespaceGrace time.Duration
 	// Drain is how long a reconcile under way when the manager stops may
 	// go on: its Surge call in flight finishes and its answer is recorded,
 	// instead of being cut off and left for the next leader to search for.

@@ -342,10 +342,16 @@ func TestARotatedKeyIsPickedUpWithoutARestart(t *testing.T) {
 
 	f.Surge.AddProject("team", newKey)
 	f.Surge.RevokeAPIKey(oldKey)
-	secret.Data[surgev1alpha1.DefaultAPIKeySecretKey] = []byte(newKey)
-	if err := k8s.Update(f.Ctx, secret); err != nil {
-		t.Fatal(err)
-	}
+	// The project's guard on the Secret changes it too: write the new key
+	// on the Secret as it is now, as kubectl does.
+	f.Eventually("the new key stored", 10*time.Second, func() (bool, string) {
+		if err := k8s.Get(f.Ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+			return false, err.Error()
+		}
+		secret.Data[surgev1alpha1.DefaultAPIKeySecretKey] = []byte(newKey)
+		err := k8s.Update(f.Ctx, secret)
+		return err == nil, fmt.Sprint(err)
+	})
 	f.Eventually("rename grace", 10*time.Second, func() (bool, string) {
 		obj, err := f.getIn(tenantA, "grace")
 		if err != nil {
@@ -397,6 +403,9 @@ func TestAProjectInUseIsKeptUntilItsEndUsersAreGone(t *testing.T) {
 
 	f.deleteObject(project)
 	f.waitForProjectCondition(project, metav1.ConditionFalse, surgev1alpha1.ReasonInUse, 1)
+	if ready := apimeta.FindStatusCondition(project.Status.Conditions, surgev1alpha1.ConditionReady); !strings.Contains(ready.Message, f.Namespace+"/grace") {
+		t.Errorf("the InUse condition does not say which SurgeEndUser holds the project: %q", ready.Message)
+	}
 	// A project on its way out takes no new work: a user made now would
 	// outlive the key that can delete it.
 	f.Create(f.endUser("latecomer", in(f.Namespace, teamAccount), using(surgev1alpha1.KindSurgeProject, "surge")))

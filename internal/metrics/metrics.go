@@ -29,6 +29,15 @@ var (
 		Help: "Copies of end users, committed by Surge later than the settle time, removed in favour of the user status names.",
 	})
 
+	// UsersLeftInSurge counts SurgeEndUsers that went while their user
+	// could not be deleted: their namespace was being deleted and a stall
+	// (a revoked key, say) outlasted the grace time. Their namespace's
+	// events go with it, so the count and the log are what remains.
+	UsersLeftInSurge = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "surge_operator_users_left_in_surge_total",
+		Help: "SurgeEndUsers of a namespace being deleted that went without deleting their user, whose deletion stayed stalled past the grace time.",
+	})
+
 	surgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "surge_operator_surge_requests_total",
 		Help: "Requests to the Surge API by operation and HTTP status code (0: no answer).",
@@ -69,7 +78,7 @@ var (
 func init() {
 	// A standby's client of the operator's key is built but never used: its
 	// rate would sit at the starting rate, far below the ceiling, for ever.
-	ctrlmetrics.Registry.MustRegister(DriftCorrections, DuplicatesRemoved, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
+	ctrlmetrics.Registry.MustRegister(DriftCorrections, DuplicatesRemoved, UsersLeftInSurge, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
 		fromLeader{surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{})
 }
 

@@ -49,10 +49,14 @@ type Options struct {
 	ResyncInterval time.Duration
 	// ProjectRecheckInterval is how often each project's key is read and
 	// checked again for its status.
-	ProjectRecheckInterval  time.Duration
-	MaxConcurrentReconciles int
-	SurgeRequestsPerSecond  float64
-	SurgeBurst              int
+	ProjectRecheckInterval time.Duration
+	// TerminatingNamespaceGrace is how long a SurgeEndUser whose namespace
+	// is being deleted waits for a stall of its deletion to be lifted
+	// before it leaves its user in Surge.
+	TerminatingNamespaceGrace time.Duration
+	MaxConcurrentReconciles   int
+	SurgeRequestsPerSecond    float64
+	SurgeBurst                int
 
 	// Namespaces limits the operator to these namespaces; empty means all.
 	Namespaces []string
@@ -103,6 +107,10 @@ const (
 	// sooner (credentials.KeyRefreshInterval); this only refreshes the
 	// project's status.
 	DefaultProjectRecheckInterval = time.Minute
+	// DefaultTerminatingNamespaceGrace is how long a SurgeEndUser in a
+	// namespace being deleted waits for a person to lift a stall of its
+	// deletion, such as a revoked key, before it leaves its user in Surge.
+	DefaultTerminatingNamespaceGrace = 15 * time.Minute
 
 	// DefaultLeaseDuration is how long a standby waits after the leader's
 	// last renewal before it takes over: the longest a crashed leader leaves
@@ -230,15 +238,16 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	reconciler := &controller.SurgeEndUserReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Remote:                  connector,
-		Recorder:                recorder,
-		ResyncInterval:          opts.ResyncInterval,
-		RemoteTimeout:           opts.RemoteTimeout,
-		SettleTime:              2 * opts.SurgeAttemptTimeout,
-		Drain:                   opts.SurgeAttemptTimeout,
-		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Client:                    mgr.GetClient(),
+		APIReader:                 mgr.GetAPIReader(),
+		Remote:                    connector,
+		Recorder:                  recorder,
+		ResyncInterval:            opts.ResyncInterval,
+		RemoteTimeout:             opts.RemoteTimeout,
+		SettleTime:                2 * opts.SurgeAttemptTimeout,
+		Drain:                     opts.SurgeAttemptTimeout,
+		TerminatingNamespaceGrace: opts.TerminatingNamespaceGrace,
+		MaxConcurrentReconciles:   opts.MaxConcurrentReconciles,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)
@@ -246,6 +255,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	for _, kind := range []string{surgev1alpha1.KindSurgeProject, surgev1alpha1.KindClusterSurgeProject} {
 		projects := &controller.ProjectReconciler{
 			Client:          mgr.GetClient(),
+			APIReader:       mgr.GetAPIReader(),
 			Recorder:        recorder,
 			Remote:          connector,
 			Kind:            kind,
@@ -275,6 +285,9 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.ProjectRecheckInterval <= 0 {
 		opts.ProjectRecheckInterval = DefaultProjectRecheckInterval
+	}
+	if opts.TerminatingNamespaceGrace <= 0 {
+		opts.TerminatingNamespaceGrace = DefaultTerminatingNamespaceGrace
 	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
