@@ -42,6 +42,9 @@ const (
 	// committed, or a restored resource's user is being looked for; nothing
 	// is created until the account's listing tells.
 	ReasonCreateUnresolved = "CreateUnresolved"
+	// ReasonDeletionHeld: the mass-deletion brake holds the deletion of the
+	// user in Surge; a person releases it with AnnotationReleaseDeletions.
+	ReasonDeletionHeld = "DeletionHeld"
 )
 
 // Condition reasons of a SurgeProject or ClusterSurgeProject.
@@ -65,7 +68,10 @@ const (
 	// key stayed unusable past the grace time, so the resource went and its
 	// user stayed in Surge.
 	EventLeftInSurge = "LeftInSurge"
-	EventFailed      = "Failed"
+	// EventDeletionHeld: the mass-deletion brake holds the deletion of the
+	// resource's user in Surge.
+	EventDeletionHeld = "DeletionHeld"
+	EventFailed       = "Failed"
 	// EventDuplicateRemoved tells of a copy of the resource's user, which
 	// Surge committed later than the settle time, removed in favour of the
 	// user status names.
@@ -94,6 +100,11 @@ const (
 	// component token at once, whatever the renewal time: after a token
 	// leaked, say. status.token.renewalRequest records the value answered.
 	AnnotationRenewTokenRequestedAt = "surge.app/renew-token-requested-at"
+	// AnnotationReleaseDeletions, on a SurgeProject or ClusterSurgeProject,
+	// holds an RFC 3339 time: every deletion of its SurgeEndUsers requested
+	// at or before it goes ahead, past the mass-deletion brake. On a
+	// SurgeEndUser, any value releases that one deletion.
+	AnnotationReleaseDeletions = "surge.app/release-deletions"
 )
 
 // Finalizers.

@@ -78,6 +78,7 @@ and the onboarding of an existing Surge account into Git.`,
 		newPauseCommand(o, true),
 		newPauseCommand(o, false),
 		newImportCommand(o),
+		newReleaseDeletionsCommand(o),
 		newVersionCommand(o),
 	)
 	return root

@@ -336,6 +336,7 @@ var hints = map[string]string{
 	surgev1alpha1.ReasonRequestRejected:     "Surge refuses the spec as it stands: change the field the message names",
 	surgev1alpha1.ReasonAdoptedUserNotFound: "spec.userID names no user of Surge; it cannot be changed, so delete the resource and create it with the right id",
 	surgev1alpha1.ReasonUserNotInAccount:    "spec.userID names a user of another account; delete the resource and create it with the right accountID or userID",
+	surgev1alpha1.ReasonDeletionHeld:        "The mass-deletion brake holds this deletion; if it is meant, run kubectl surge release-deletions on the project",
 	surgev1alpha1.ReasonUserClaimed:         "Another SurgeEndUser, named in the message, manages this user; delete one of the two",
 	surgev1alpha1.ReasonUserIDConflict:      "spec.userID was set after the resource made or adopted another user; delete the resource to start over",
 	surgev1alpha1.ReasonSecretNotOwned:      "A Secret of that name exists that this resource does not own; delete it, or choose another spec.tokenSecret.name",

@@ -50,6 +50,8 @@ func runChaos(t *testing.T, mode chaosMode) {
 		o.MaxConcurrentReconciles = 8
 		o.SurgeRequestsPerSecond = 400
 		o.SurgeBurst = 100
+		// The rounds delete dozens at once, on purpose.
+		o.DeletionBrakeLimit = -1
 	})
 	f.Surge.SetLatency(2 * time.Millisecond)
 	for _, fault := range []emulator.Fault{

@@ -29,6 +29,11 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api EndUse
 	if credentialsErr != nil && r.deletionNeedsSurge(obj) {
 		return r.deletionBlocked(ctx, rep, obj, credentialsErr, false)
 	}
+	if r.deletionNeedsSurge(obj) {
+		if err := r.brakeDeletion(ctx, rep, obj); err != nil {
+			return r.deletionBlocked(ctx, rep, obj, err, false)
+		}
+	}
 	remoteCtx, cancel := context.WithTimeout(ctx, r.RemoteTimeout)
 	defer cancel()
 	if err := r.deleteRemoteUser(remoteCtx, api, rep, obj); err != nil {

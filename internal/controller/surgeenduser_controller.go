@@ -27,6 +27,7 @@ import (
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
+	"github.com/surge-operator/surge-operator/internal/metrics"
 	"github.com/surge-operator/surge-operator/internal/report"
 )
 
@@ -59,6 +60,9 @@ type SurgeEndUserReconciler struct {
 	// that started later than that shows no user, and a resource is checked
 	// again that long after an update, which a late attempt may undo.
 	SettleTime time.Duration
+	// Brake holds the deletions of users in Surge past a threshold per
+	// project; nil holds none.
+	Brake *DeletionBrake
 	// TerminatingNamespaceGrace is how long a SurgeEndUser whose namespace
 	// is being deleted waits for a stall of its deletion to be lifted (a
 	// key Surge rejects, a key Secret gone) before it goes and leaves its
@@ -360,6 +364,10 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.Brake != nil {
+		// Served from the start, so that "nothing held" is a sample too.
+		metrics.DeletionsHeld.WithLabelValues(metrics.ScopeOperatorKey).Set(0)
+	}
 	r.checks = newCheckTracker()
 	r.intents = intent.NewLedger(r.SettleTime)
 	r.unstoredTokens = newUnstoredTokens()
@@ -369,10 +377,11 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
 		Owns(&corev1.Secret{}, builder.WithPredicates(tokenSecretChange())).
+		// An annotation of a project releases its held deletions.
 		Watches(&surgev1alpha1.SurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&surgev1alpha1.ClusterSurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{

@@ -38,6 +38,13 @@ var (
 		Help: "SurgeEndUsers of a namespace being deleted that went without deleting their user, whose deletion stayed stalled past the grace time.",
 	})
 
+	// DeletionsHeld counts, per project, the SurgeEndUsers whose deletion
+	// in Surge the mass-deletion brake holds.
+	DeletionsHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "surge_operator_deletions_held",
+		Help: "SurgeEndUsers whose deletion in Surge the mass-deletion brake holds, by project (operator: the operator's own key), until a person releases them.",
+	}, []string{"project"})
+
 	surgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "surge_operator_surge_requests_total",
 		Help: "Requests to the Surge API by operation and HTTP status code (0: no answer).",
@@ -79,7 +86,7 @@ func init() {
 	// A standby's client of the operator's key is built but never used: its
 	// rate would sit at the starting rate, far below the ceiling, for ever.
 	ctrlmetrics.Registry.MustRegister(DriftCorrections, DuplicatesRemoved, UsersLeftInSurge, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
-		fromLeader{surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{})
+		fromLeader{DeletionsHeld, surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{})
 }
 
 // ScopeOperatorKey is the scope of the client of the operator's own key.
@@ -122,4 +129,5 @@ func ForgetScope(scope string) {
 	surgeRate.DeleteLabelValues(scope)
 	surgeRateCeiling.DeleteLabelValues(scope)
 	surgeLastRateLimited.DeleteLabelValues(scope)
+	DeletionsHeld.DeleteLabelValues(scope)
 }

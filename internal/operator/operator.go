@@ -54,9 +54,17 @@ type Options struct {
 	// is being deleted waits for a stall of its deletion to be lifted
 	// before it leaves its user in Surge.
 	TerminatingNamespaceGrace time.Duration
-	MaxConcurrentReconciles   int
-	SurgeRequestsPerSecond    float64
-	SurgeBurst                int
+	// DeletionBrakeLimit is how many deletions of users in Surge a project
+	// may make in DeletionBrakeWindow before the rest are held; negative
+	// turns the brake off, zero takes the default.
+	DeletionBrakeLimit  int
+	DeletionBrakeWindow time.Duration
+	// DeletionBrakePercent lowers the limit to that share of a project's
+	// SurgeEndUsers (never below 5); negative leaves the share out.
+	DeletionBrakePercent    int
+	MaxConcurrentReconciles int
+	SurgeRequestsPerSecond  float64
+	SurgeBurst              int
 
 	// Namespaces limits the operator to these namespaces; empty means all.
 	Namespaces []string
@@ -111,6 +119,12 @@ const (
 	// namespace being deleted waits for a person to lift a stall of its
 	// deletion, such as a revoked key, before it leaves its user in Surge.
 	DefaultTerminatingNamespaceGrace = 15 * time.Minute
+	// The mass-deletion brake's defaults: more than 10 deletions of users
+	// in Surge in 5 minutes per project, or more than 20% of a project's
+	// SurgeEndUsers, are held until a person releases them.
+	DefaultDeletionBrakeLimit   = 10
+	DefaultDeletionBrakeWindow  = 5 * time.Minute
+	DefaultDeletionBrakePercent = 20
 
 	// DefaultLeaseDuration is how long a standby waits after the leader's
 	// last renewal before it takes over: the longest a crashed leader leaves
@@ -247,7 +261,12 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		SettleTime:                2 * opts.SurgeAttemptTimeout,
 		Drain:                     opts.SurgeAttemptTimeout,
 		TerminatingNamespaceGrace: opts.TerminatingNamespaceGrace,
-		MaxConcurrentReconciles:   opts.MaxConcurrentReconciles,
+		Brake: &controller.DeletionBrake{
+			Limit:   opts.DeletionBrakeLimit,
+			Window:  opts.DeletionBrakeWindow,
+			Percent: opts.DeletionBrakePercent,
+		},
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)
@@ -288,6 +307,15 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.TerminatingNamespaceGrace <= 0 {
 		opts.TerminatingNamespaceGrace = DefaultTerminatingNamespaceGrace
+	}
+	if opts.DeletionBrakeLimit == 0 {
+		opts.DeletionBrakeLimit = DefaultDeletionBrakeLimit
+	}
+	if opts.DeletionBrakeWindow <= 0 {
+		opts.DeletionBrakeWindow = DefaultDeletionBrakeWindow
+	}
+	if opts.DeletionBrakePercent == 0 {
+		opts.DeletionBrakePercent = DefaultDeletionBrakePercent
 	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles

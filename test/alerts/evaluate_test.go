@@ -59,6 +59,18 @@ type check struct {
 }
 
 var scenarios = map[string][]scenario{
+	"SurgeDeletionsHeld": {{
+		name: "the brake holds 40 deletions of one project until they are released",
+		series: `
+			surge_operator_deletions_held{$leader, project="SurgeProject team-a/surge"} 0x2 40x5 0x5`,
+		checks: []check{
+			{at: 3 * time.Minute},
+			{at: 4 * time.Minute, firing: map[string]float64{alertOf(installation, "project", "SurgeProject team-a/surge"): 40},
+				summaries: map[string]string{alertOf(installation, "project", "SurgeProject team-a/surge"): "40 deletions of end users of SurgeProject team-a/surge held by the mass-deletion brake"}},
+			{at: 9 * time.Minute},
+		},
+	}},
+
 	"SurgeEndUsersStalled": {{
 		name: "two end users stall: the leader's count, after 15 minutes",
 		series: `
