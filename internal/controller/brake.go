@@ -70,14 +70,16 @@ type deletionRequest struct {
 	users int
 }
 
-// admit says whether the deletion may go now, and counts it if so.
-func (b *DeletionBrake) admit(request deletionRequest, now time.Time) bool {
+// admit says whether the deletion may go now, and counts it if so. held is
+// how many deletions of the project the brake holds now.
+func (b *DeletionBrake) admit(request deletionRequest, now time.Time) (admitted bool, held int) {
 	if b.Limit < 0 {
-		return true
+		return true, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.scope(request.scope)
+	defer func() { held = len(s.held) }()
 	for uid, at := range s.admitted {
 		if now.Sub(at) >= b.Window {
 			delete(s.admitted, uid)
@@ -94,24 +96,31 @@ func (b *DeletionBrake) admit(request deletionRequest, now time.Time) bool {
 	}
 	if _, ok := s.admitted[request.uid]; ok || released {
 		delete(s.held, request.uid)
-		return true
+		return true, 0
 	}
 	if request.heldBefore || !s.engagedAt.IsZero() || len(s.admitted) >= b.limitFor(s.peakUsers) {
 		if s.engagedAt.IsZero() {
 			s.engagedAt = now
 		}
 		s.held[request.uid] = true
-		return false
+		return false, 0
 	}
 	s.admitted[request.uid] = now
-	return true
+	return true, 0
 }
 
-// heldIn counts the deletions the brake holds in a project.
-func (b *DeletionBrake) heldIn(scope string) int {
+// forget drops a resource that goes without its deletion being admitted:
+// orphaned on purpose, or given up. Once the brake holds nothing, it
+// lets go. It returns how many deletions it still holds.
+func (b *DeletionBrake) forget(scope string, uid types.UID) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.scope(scope).held)
+	s := b.scope(scope)
+	delete(s.held, uid)
+	if len(s.held) == 0 {
+		s.engagedAt = time.Time{}
+	}
+	return len(s.held)
 }
 
 func (b *DeletionBrake) limitFor(users int) int {
@@ -147,8 +156,9 @@ func (r *SurgeEndUserReconciler) brakeDeletion(ctx context.Context, rep *endUser
 		users:       -1,
 	}
 	release := "annotate this SurgeEndUser with " + surgev1alpha1.AnnotationReleaseDeletions + "=true"
+	scope, scopeLabel := brakeScope(obj)
+	request.scope = scope
 	if ref, named := credentials.RefOf(obj); named {
-		request.scope = ref.String()
 		endUsers, err := endUsersUsing(ctx, r.Client, ref)
 		if err != nil {
 			return err
@@ -157,12 +167,8 @@ func (r *SurgeEndUserReconciler) brakeDeletion(ctx context.Context, rep *endUser
 		request.releasedAt = r.releaseTimeOf(ctx, ref)
 		release = "kubectl surge release-deletions, or annotate " + ref.String() + " with " + surgev1alpha1.AnnotationReleaseDeletions + "=<the time now, RFC 3339>"
 	}
-	admitted := r.Brake.admit(request, r.Clock.Now())
-	scopeLabel := request.scope
-	if scopeLabel == "" {
-		scopeLabel = metrics.ScopeOperatorKey
-	}
-	metrics.DeletionsHeld.WithLabelValues(scopeLabel).Set(float64(r.Brake.heldIn(request.scope)))
+	admitted, held := r.Brake.admit(request, r.Clock.Now())
+	metrics.DeletionsHeld.WithLabelValues(scopeLabel).Set(float64(held))
 	if admitted {
 		return nil
 	}
@@ -172,6 +178,24 @@ func (r *SurgeEndUserReconciler) brakeDeletion(ctx context.Context, rep *endUser
 		rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventDeletionHeld, "Delete", "%s", message)
 	}
 	return stalled(surgev1alpha1.ReasonDeletionHeld, "%s", message)
+}
+
+// letGoOfBrake drops obj from the brake's holds as it goes.
+func (r *SurgeEndUserReconciler) letGoOfBrake(obj *surgev1alpha1.SurgeEndUser) {
+	if r.Brake == nil {
+		return
+	}
+	scope, scopeLabel := brakeScope(obj)
+	metrics.DeletionsHeld.WithLabelValues(scopeLabel).Set(float64(r.Brake.forget(scope, obj.UID)))
+}
+
+// brakeScope is the project whose deletions obj's counts against, and its
+// metric label: the operator's own key for a resource without a project.
+func brakeScope(obj *surgev1alpha1.SurgeEndUser) (scope, label string) {
+	if ref, named := credentials.RefOf(obj); named {
+		return ref.String(), ref.String()
+	}
+	return "", metrics.ScopeOperatorKey
 }
 
 // releaseTimeOf is the time of the project's last release of deletions,

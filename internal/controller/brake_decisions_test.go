@@ -16,7 +16,7 @@ func TestTheDeletionBrakeDecides(t *testing.T) {
 	admitted := func(b *DeletionBrake, from, to, users int, now time.Time) int {
 		n := 0
 		for i := from; i < to; i++ {
-			if b.admit(request(i, users), now) {
+			if ok, _ := b.admit(request(i, users), now); ok {
 				n++
 			}
 		}
@@ -27,13 +27,13 @@ func TestTheDeletionBrakeDecides(t *testing.T) {
 		if n := admitted(b, 0, 30, -1, start); n != 10 {
 			t.Errorf("%d of 30 admitted, want 10", n)
 		}
-		if !b.admit(request(3, -1), start.Add(time.Minute)) {
+		if ok, _ := b.admit(request(3, -1), start.Add(time.Minute)); !ok {
 			t.Error("an admitted deletion, retried, was held")
 		}
 		if n := admitted(b, 30, 40, -1, start.Add(time.Hour)); n != 0 {
 			t.Errorf("%d admitted an hour later, while the brake holds, want 0", n)
 		}
-		if held := b.heldIn("SurgeProject team/surge"); held != 30 {
+		if held := len(b.scope("SurgeProject team/surge").held); held != 30 {
 			t.Errorf("%d held, want 30", held)
 		}
 	})
@@ -45,16 +45,16 @@ func TestTheDeletionBrakeDecides(t *testing.T) {
 		for i := range 20 {
 			r := request(i, -1)
 			r.releasedAt = release
-			if b.admit(r, release) {
+			if ok, _ := b.admit(r, release); ok {
 				n++
 			}
 		}
-		if n != 20 || b.heldIn("SurgeProject team/surge") != 0 {
-			t.Errorf("%d of 20 admitted after the release, %d still held", n, b.heldIn("SurgeProject team/surge"))
+		if held := len(b.scope("SurgeProject team/surge").held); n != 20 || held != 0 {
+			t.Errorf("%d of 20 admitted after the release, %d still held", n, held)
 		}
 		later := request(99, -1)
 		later.requestedAt, later.releasedAt = release.Add(time.Second), release
-		if !b.admit(later, release.Add(time.Second)) {
+		if ok, _ := b.admit(later, release.Add(time.Second)); !ok {
 			t.Error("a deletion after the release was held though the window has room")
 		}
 	})
@@ -64,7 +64,7 @@ func TestTheDeletionBrakeDecides(t *testing.T) {
 			n := 0
 			for i := range 30 {
 				// The users shrink as their deletions are done.
-				if b.admit(request(i, max(tc.users-n, 0)), start) {
+				if ok, _ := b.admit(request(i, max(tc.users-n, 0)), start); ok {
 					n++
 				}
 			}
@@ -77,12 +77,24 @@ func TestTheDeletionBrakeDecides(t *testing.T) {
 		b := &DeletionBrake{Limit: 10, Window: 5 * time.Minute}
 		r := request(1, -1)
 		r.heldBefore = true
-		if b.admit(r, start) {
+		if ok, _ := b.admit(r, start); ok {
 			t.Error("a deletion held before a restart went ahead unreleased")
 		}
 		r.released = true
-		if !b.admit(r, start) {
+		if ok, _ := b.admit(r, start); !ok {
 			t.Error("a deletion released on the resource was held")
+		}
+	})
+	t.Run("the brake lets go once nothing it holds is left", func(t *testing.T) {
+		b := &DeletionBrake{Limit: 1, Window: 5 * time.Minute}
+		admitted(b, 0, 3, -1, start)
+		// Both held resources were orphaned on purpose.
+		b.forget("SurgeProject team/surge", "uid-1")
+		if held := b.forget("SurgeProject team/surge", "uid-2"); held != 0 {
+			t.Errorf("%d held after both went", held)
+		}
+		if ok, _ := b.admit(request(9, -1), start.Add(6*time.Minute)); !ok {
+			t.Error("a deletion in a new window was held after the brake had nothing left to hold")
 		}
 	})
 	t.Run("off", func(t *testing.T) {

@@ -48,7 +48,7 @@ func SlimCachedEndUser(in any) (any, error) {
 			UserID:             obj.Status.UserID,
 		},
 	}
-	for _, key := range []string{surgev1alpha1.AnnotationPaused, surgev1alpha1.AnnotationReconcileRequestedAt, surgev1alpha1.AnnotationRenewTokenRequestedAt} {
+	for _, key := range []string{surgev1alpha1.AnnotationPaused, surgev1alpha1.AnnotationReconcileRequestedAt, surgev1alpha1.AnnotationRenewTokenRequestedAt, surgev1alpha1.AnnotationReleaseDeletions} {
 		if value, set := obj.Annotations[key]; set {
 			metav1.SetMetaDataAnnotation(&slim.ObjectMeta, key, value)
 		}

@@ -49,7 +49,8 @@ func (r *SurgeEndUserReconciler) reconcileDelete(ctx context.Context, api EndUse
 // obj lets go of its user, which stays in Surge, and says so.
 func (r *SurgeEndUserReconciler) deletionBlocked(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, err error, userChecked bool) (ctrl.Result, error) {
 	stall, stalled := errors.AsType[*stalledError](err)
-	if !stalled {
+	// A deletion the brake holds waits for a person, namespace or not.
+	if !stalled || stall.reason == surgev1alpha1.ReasonDeletionHeld {
 		return r.finish(ctx, rep, obj, err, userChecked)
 	}
 	namespace := &corev1.Namespace{}
@@ -66,19 +67,23 @@ func (r *SurgeEndUserReconciler) deletionBlocked(ctx context.Context, rep *endUs
 	if obj.Status.UserID != "" {
 		what = "end user " + obj.Status.UserID
 	}
-	metrics.UsersLeftInSurge.Inc()
-	log.FromContext(ctx).Info("Left the end user in Surge: the namespace is being deleted and the deletion of the user stayed stalled past the grace time",
-		"userID", obj.Status.UserID, "reason", stall.reason, "grace", r.TerminatingNamespaceGrace)
 	// The event goes with the namespace, if Kubernetes takes it at all.
 	rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventLeftInSurge, "Delete",
 		"Left %s in Surge: namespace %s has been on its way out for over %s, and the user cannot be deleted (%s: %s)",
 		what, obj.Namespace, r.TerminatingNamespaceGrace, stall.reason, stall.message)
-	return r.releaseFinalizer(ctx, rep, obj)
+	result, releaseErr := r.releaseFinalizer(ctx, rep, obj)
+	if releaseErr == nil && result.RequeueAfter == 0 {
+		metrics.UsersLeftInSurge.Inc()
+		log.FromContext(ctx).Info("Left the end user in Surge: the namespace is being deleted and the deletion of the user stayed stalled past the grace time",
+			"userID", obj.Status.UserID, "reason", stall.reason, "grace", r.TerminatingNamespaceGrace)
+	}
+	return result, releaseErr
 }
 
 // releaseFinalizer lets obj go: its user is deleted, orphaned on purpose,
 // or left behind.
 func (r *SurgeEndUserReconciler) releaseFinalizer(ctx context.Context, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) (ctrl.Result, error) {
+	r.letGoOfBrake(obj)
 	r.unstoredTokens.forget(obj.UID)
 	r.intents.Forget(obj.UID)
 	err := r.patchMetadata(ctx, obj, func(o *surgev1alpha1.SurgeEndUser) {

@@ -91,9 +91,6 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	}
-	if err := r.guardKey(ctx, obj, true); err != nil {
-		return ctrl.Result{}, err
-	}
 
 	rep := r.newReport(obj)
 	status := obj.GetStatus()
@@ -103,7 +100,12 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		outcome.ready.Reason = surgev1alpha1.ReasonKeyAccepted
 	}
 	outcome.applyTo(&status.Conditions, &status.ObservedGeneration, obj.GetGeneration())
-	return ctrl.Result{RequeueAfter: r.RecheckInterval}, rep.Write(ctx)
+	if err := rep.Write(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	// After the status: a Secret that refuses the guard (an admission
+	// policy, say) must not keep the project's state from showing.
+	return ctrl.Result{RequeueAfter: r.RecheckInterval}, r.guardKey(ctx, obj, true)
 }
 
 // maxHoldersNamed bounds the SurgeEndUsers a project's condition names.

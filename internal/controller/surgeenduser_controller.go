@@ -124,9 +124,10 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.announceStart(ctx, rep, obj); err != nil {
 		return ctrl.Result{}, err
 	}
-	hadUser := obj.Status.UserID != ""
 	result, err := r.finish(ctx, rep, obj, r.runSteps(ctx, api, rep, obj, due), due.user)
-	if apierrors.IsNotFound(err) && !hadUser && obj.Status.UserID != "" {
+	// The stored status is the last one written: before the create, when
+	// the resource vanished since.
+	if apierrors.IsNotFound(err) && rep.Stored().UserID == "" && obj.Status.UserID != "" {
 		r.deleteUserOfVanished(ctx, api, obj)
 	}
 	return result, err
