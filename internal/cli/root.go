@@ -74,6 +74,7 @@ and the onboarding of an existing Surge account into Git.`,
 
 	root.AddCommand(
 		newStatusCommand(o),
+		newCheckCommand(o),
 		newRenewCommand(o),
 		newPauseCommand(o, true),
 		newPauseCommand(o, false),
