@@ -29,6 +29,7 @@ type checkResult struct {
 func newCheckCommand(o *options) *cobra.Command {
 	var operatorNamespace string
 	var allNamespaces bool
+	var output string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check that SurgeEndUsers can be served: the CRDs, the leading operator, each project's key and Surge",
@@ -42,6 +43,9 @@ the operator's answers are the ones that count.`,
 		Example: `  kubectl surge check -n billing
   kubectl surge check -A --operator-namespace platform`,
 		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			return validOutput(output)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -55,13 +59,25 @@ the operator's answers are the ones that count.`,
 			}
 			results := runChecks(cmd.Context(), c, operatorNamespace, namespace, o.now())
 			failed := 0
+			docs := make([]checkDocument, 0, len(results))
 			for _, r := range results {
-				mark := "ok  "
 				if !r.ok {
-					mark = "FAIL"
 					failed++
 				}
-				fmt.Fprintf(o.streams.Out, "%s  %s: %s\n", mark, r.what, r.detail)
+				docs = append(docs, checkDocument{Check: r.what, OK: r.ok, Detail: r.detail})
+			}
+			if output != "" {
+				if err := printDocument(o.streams.Out, output, docs); err != nil {
+					return err
+				}
+			} else {
+				for _, r := range results {
+					mark := "ok  "
+					if !r.ok {
+						mark = "FAIL"
+					}
+					fmt.Fprintf(o.streams.Out, "%s  %s: %s\n", mark, r.what, r.detail)
+				}
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d checks failed", failed, len(results))
@@ -71,6 +87,7 @@ the operator's answers are the ones that count.`,
 	}
 	cmd.Flags().StringVar(&operatorNamespace, "operator-namespace", "surge-operator", "The namespace the operator runs in, which holds its Lease.")
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "Check the SurgeProjects of every namespace.")
+	outputFlag(cmd, &output)
 	return cmd
 }
 

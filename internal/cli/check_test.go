@@ -49,6 +49,11 @@ func TestCheckSaysWhatStandsInTheWay(t *testing.T) {
 		}
 	}
 
+	asYAML := w.mustRun("check", "--operator-namespace", w.namespace, "-o", "yaml")
+	if !strings.Contains(asYAML, "- check: operator\n  detail: leader ") || strings.Contains(asYAML, "ok: false") {
+		t.Errorf("check -o yaml printed\n%s", asYAML)
+	}
+
 	out, _, err := w.kubectlSurge("check", "--operator-namespace", "nowhere")
 	if err == nil || !strings.Contains(out, "FAIL  operator: no Lease surge-operator.surge.app in namespace nowhere") {
 		t.Errorf("check without the operator's Lease: %v, printed\n%s", err, out)

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -214,6 +215,50 @@ func TestStatusOfAReadyEndUser(t *testing.T) {
 	}
 	if token := string(secret.Data["token"]); token == "" || strings.Contains(out, token) {
 		t.Errorf("status printed the token, or there is none")
+	}
+
+	var doc struct {
+		Name   string `json:"name"`
+		UserID string `json:"userID"`
+		Ready  struct {
+			Status string `json:"status"`
+		} `json:"ready"`
+		Events []struct {
+			Reason string `json:"reason"`
+		} `json:"events"`
+	}
+	asJSON := w.mustRun("status", "ada", "-o", "json")
+	if err := json.Unmarshal([]byte(asJSON), &doc); err != nil {
+		t.Fatalf("status -o json printed what is not JSON: %v\n%s", err, asJSON)
+	}
+	if doc.Name != "ada" || doc.UserID != obj.Status.UserID || doc.Ready.Status != "True" || len(doc.Events) == 0 {
+		t.Errorf("status -o json = %+v", doc)
+	}
+	if asYAML := w.mustRun("status", "ada", "-o", "yaml"); !strings.Contains(asYAML, "userID: "+obj.Status.UserID+"\n") {
+		t.Errorf("status -o yaml printed\n%s", asYAML)
+	}
+}
+
+// TestWrongArgumentsFailBeforeAnyCall: no cluster is reached (the server
+// named does not answer), and the error says what to use.
+func TestWrongArgumentsFailBeforeAnyCall(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"status", "ada", "-o", "table"}, []string{`unknown --output "table": use json or yaml`}},
+		{[]string{"status"}, []string{"accepts 1 arg(s), received 0", "Usage:\n  kubectl surge status NAME"}},
+		{[]string{"release-deletions", "a", "b"}, []string{"accepts 1 arg(s), received 2", "Usage:\n  kubectl surge release-deletions PROJECT"}},
+		{[]string{"check", "--no-such-flag"}, []string{"unknown flag: --no-such-flag", "Usage:\n  kubectl surge check"}},
+	} {
+		var out, errOut bytes.Buffer
+		args := append(tc.args, "--server", "https://127.0.0.1:1")
+		code := cli.Run(context.Background(), args, cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, func(string) string { return "" })
+		for _, want := range tc.want {
+			if code == 0 || !strings.Contains(errOut.String(), want) {
+				t.Errorf("kubectl surge %s: exit %d, printed\n%s%s\nwant %q", strings.Join(tc.args, " "), code, out.String(), errOut.String(), want)
+			}
+		}
 	}
 }
 

@@ -55,6 +55,13 @@ func TestReleaseDeletionsLetsTheHeldOnesGo(t *testing.T) {
 		return held == total-threshold && len(list.Items) == held, fmt.Sprintf("%d held of %d left", held, len(list.Items))
 	})
 
+	status := w.mustRun("status", "surgeproject/surge")
+	for _, want := range []string{"Project:         SurgeProject " + w.namespace + "/surge\n", "Key:             Secret " + w.namespace + "/surge-key\n", fmt.Sprintf("Deletions held:  %d\n", total-threshold)} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status of the project printed\n%s\nwant it to hold %q", status, want)
+		}
+	}
+
 	out := w.mustRun("release-deletions", "surge")
 	if !strings.Contains(out, "SurgeProject "+w.namespace+"/surge: deletions asked for until ") {
 		t.Errorf("release-deletions printed\n%s", out)

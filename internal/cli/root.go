@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,7 +83,25 @@ and the onboarding of an existing Surge account into Git.`,
 		newReleaseDeletionsCommand(o),
 		newVersionCommand(o),
 	)
+	// A wrong argument or flag fails before any call, and shows how the
+	// command is used.
+	root.SetFlagErrorFunc(withUsage)
+	for _, cmd := range root.Commands() {
+		if check := cmd.Args; check != nil {
+			cmd.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return withUsage(cmd, err)
+				}
+				return nil
+			}
+		}
+	}
 	return root
+}
+
+// withUsage adds the command's usage to an error in how it was called.
+func withUsage(cmd *cobra.Command, err error) error {
+	return fmt.Errorf("%w\n\n%s", err, strings.TrimRight(cmd.UsageString(), "\n"))
 }
 
 // Run runs the command line args and returns the process's exit code,

@@ -49,12 +49,17 @@ type projectState struct {
 
 func newStatusCommand(o *options) *cobra.Command {
 	var events int
+	var output string
 	cmd := &cobra.Command{
-		Use:   "status NAME",
-		Short: "Show a SurgeEndUser's conditions, project, token Secret and events, and why it is not Ready",
+		Use:   "status NAME | surgeproject/NAME | clustersurgeproject/NAME",
+		Short: "Show a SurgeEndUser's conditions, project, token Secret and events, and why it is not Ready; or a project's",
 		Example: `  kubectl surge status ada-lovelace -n billing
-  kubectl surge status ada-lovelace --events 30`,
+  kubectl surge status ada-lovelace --events 30
+  kubectl surge status surgeproject/surge -n billing    # its key, end users, held deletions`,
 		Args: cobra.ExactArgs(1),
+		PreRunE: func(*cobra.Command, []string) error {
+			return validOutput(output)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -64,14 +69,28 @@ func newStatusCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if ref, isProject := projectOf(args[0], namespace); isProject {
+				doc, err := gatherProject(cmd.Context(), c, ref)
+				if err != nil {
+					return err
+				}
+				if output != "" {
+					return printDocument(o.streams.Out, output, doc)
+				}
+				return renderProject(o.streams.Out, doc, o.now())
+			}
 			r, err := gather(cmd.Context(), c, client.ObjectKey{Namespace: namespace, Name: args[0]}, events)
 			if err != nil {
 				return err
+			}
+			if output != "" {
+				return printDocument(o.streams.Out, output, newStatusDocument(r, o.now()))
 			}
 			return render(o.streams.Out, r, o.now())
 		},
 	}
 	cmd.Flags().IntVar(&events, "events", 10, "How many of the most recent events to show.")
+	outputFlag(cmd, &output)
 	return cmd
 }
 
