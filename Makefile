@@ -83,8 +83,8 @@ test: verify-generated lint envtest helm ## Run every test: unit, envtest, CRD v
 	for module in $(EXAMPLE_MODULES); do (cd $$module && KUBEBUILDER_ASSETS="$$(../../hack/envtest-binaries.sh)" go test $(GOTEST_FLAGS) ./...) || exit 1; done
 
 .PHONY: verify-protocol
-verify-protocol: ## Explore the create protocol's simulation to a deeper bound than make test does (3 faults or environment changes, 5 steps; about 2 minutes).
-	go test -count=1 -timeout=30m -run 'TestSimulationOfTheCreateProtocol|TestEveryBrokenVariantIsCaught' -v ./internal/intent/ -args -sim.faults=3 -sim.steps=5
+verify-protocol: ## Explore the create protocol's simulation to a deeper bound than make test does (3 faults or environment changes, 5 steps; about 10 minutes).
+	go test -count=1 -timeout=30m -run 'TestSimulationOfTheCreateProtocol|TestEveryBrokenVariantIsCaught' -v ./internal/remote/ -args -sim.faults=3 -sim.steps=5
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from source, once (cached per user).
