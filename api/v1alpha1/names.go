@@ -15,6 +15,10 @@ const (
 	// ConditionPaused is True while the surge.app/paused annotation holds
 	// every call to Surge back.
 	ConditionPaused = "Paused"
+	// ConditionSynced says, on a resource whose managementPolicies do not
+	// allow Update, whether its end user in Surge matches the spec: the
+	// operator reports drift there instead of repairing it.
+	ConditionSynced = "Synced"
 )
 
 // Condition reasons. They double as event reasons where an event tells of the
@@ -45,6 +49,15 @@ const (
 	// ReasonDeletionHeld: the mass-deletion brake holds the deletion of the
 	// user in Surge; a person releases it with AnnotationReleaseDeletions.
 	ReasonDeletionHeld = "DeletionHeld"
+	// ReasonObserved: the end user was found and read; managementPolicies
+	// let the operator only report how it differs from the spec.
+	ReasonObserved = "Observed"
+	// ReasonDrifted: the end user differs from the spec, and
+	// managementPolicies do not allow Update.
+	ReasonDrifted = "Drifted"
+	// ReasonNotObserved: no end user was found, and managementPolicies do
+	// not allow Create.
+	ReasonNotObserved = "NotObserved"
 )
 
 // Condition reasons of a SurgeProject or ClusterSurgeProject.

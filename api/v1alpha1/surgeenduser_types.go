@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"slices"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -16,6 +18,35 @@ const (
 	DeletionPolicyOrphan DeletionPolicy = "Orphan"
 )
 
+// ManagementPolicy is one thing the operator may do to the end user in
+// Surge, with Crossplane's meaning.
+// +kubebuilder:validation:Enum=Observe;Create;Update;Delete;"*"
+type ManagementPolicy string
+
+const (
+	// ManagementObserve reads the end user: finds it, reports it in status,
+	// and reports drift from the spec as Synced=False.
+	ManagementObserve ManagementPolicy = "Observe"
+	// ManagementCreate creates the end user when none is found; it also
+	// allows minting component tokens.
+	ManagementCreate ManagementPolicy = "Create"
+	// ManagementUpdate writes the spec over the end user when they differ;
+	// it also allows minting component tokens.
+	ManagementUpdate ManagementPolicy = "Update"
+	// ManagementDelete deletes the end user in Surge (deletionPolicy Delete,
+	// and copies that Surge committed late). Without it, deleting the
+	// resource leaves the end user in Surge.
+	ManagementDelete ManagementPolicy = "Delete"
+	// ManagementAll allows everything.
+	ManagementAll ManagementPolicy = "*"
+)
+
+// Allows says whether the spec's managementPolicies allow p. No policies at
+// all is the default, ["*"].
+func (s *SurgeEndUserSpec) Allows(p ManagementPolicy) bool {
+	return len(s.ManagementPolicies) == 0 || slices.Contains(s.ManagementPolicies, ManagementAll) || slices.Contains(s.ManagementPolicies, p)
+}
+
 // ReservedMetadataPrefix starts every metadata key the operator writes on the
 // remote users it manages, to find them again after a lost response. Specs may
 // not use it.
@@ -27,6 +58,7 @@ const KindSurgeEndUser = "SurgeEndUser"
 // SurgeEndUserSpec is the desired state of an end user in Surge.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.userID) || (has(self.userID) && self.userID == oldSelf.userID)",message="userID can be set once and never changed or removed"
 // +kubebuilder:validation:XValidation:rule="has(self.projectRef) == has(oldSelf.projectRef) && (!has(self.projectRef) || self.projectRef == oldSelf.projectRef)",message="projectRef is immutable: it can only be set when the SurgeEndUser is created"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenSecret) || !has(self.managementPolicies) || self.managementPolicies.exists(p, p in ['*', 'Create', 'Update'])",message="tokenSecret needs managementPolicies that allow Create or Update (or \"*\"): minting a token is a write to Surge"
 type SurgeEndUserSpec struct {
 	// ProjectRef names the SurgeProject (in this namespace) or
 	// ClusterSurgeProject whose API key manages this end user. Without it,
@@ -88,6 +120,22 @@ type SurgeEndUserSpec struct {
 	// a Secret of the same namespace.
 	// +optional
 	TokenSecret *TokenSecretSpec `json:"tokenSecret,omitempty"`
+
+	// ManagementPolicies says what the operator may do to the end user in
+	// Surge, with Crossplane's meaning: Observe, Create, Update, Delete, or
+	// "*" for all of them (the default). With ["Observe"] the operator only
+	// reads: it finds the user by spec.userID or by this resource's
+	// identity, reports it in status and reports drift from the spec as
+	// Synced=False, and never writes to Surge. Without Delete, deleting the
+	// resource leaves the user in Surge whatever deletionPolicy says.
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={"*"}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=5
+	// +kubebuilder:validation:XValidation:rule="!('*' in self) || size(self) == 1",message="managementPolicies: \"*\" already allows everything and cannot be listed with other policies"
+	// +kubebuilder:validation:XValidation:rule="'*' in self || 'Observe' in self",message="managementPolicies must include Observe: the operator cannot create, update or delete an end user it does not read"
+	ManagementPolicies []ManagementPolicy `json:"managementPolicies,omitempty"`
 }
 
 // ProjectReference names a SurgeProject or a ClusterSurgeProject.
@@ -231,6 +279,7 @@ type TokenStatus struct {
 // +kubebuilder:printcolumn:name="Token Expires",type=string,JSONPath=`.status.token.expiresAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.userID) || has(oldSelf.spec.userID) || !has(oldSelf.status) || !has(oldSelf.status.userID) || oldSelf.status.userID == self.spec.userID",message="spec.userID cannot be added to a SurgeEndUser that already manages another end user (status.userID): delete it (with deletionPolicy Orphan to keep that user) and create one with spec.userID"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.spec.managementPolicies) || oldSelf.spec.managementPolicies.exists(p, p in ['*', 'Create']) || !has(self.spec.managementPolicies) || !self.spec.managementPolicies.exists(p, p in ['*', 'Create']) || (has(oldSelf.status) && has(oldSelf.status.userID))",message="managementPolicies cannot allow Create on a SurgeEndUser whose observation found no end user (status.userID is empty): the operator would make a new one beside a user it could not find. Set spec.userID to the user to manage, or delete this SurgeEndUser and create it again with the policies you want"
 type SurgeEndUser struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,6 +73,10 @@ func TestValidManifestIsAcceptedWithDefaults(t *testing.T) {
 	if duration != 900 {
 		t.Errorf("durationSeconds defaulted to %d, want 900", duration)
 	}
+	policies, _, _ := unstructured.NestedStringSlice(obj.Object, "spec", "managementPolicies")
+	if !slices.Equal(policies, []string{"*"}) {
+		t.Errorf("managementPolicies defaulted to %q, want [\"*\"]", policies)
+	}
 }
 
 func TestInvalidManifestsAreRefusedWithReadableMessages(t *testing.T) {
@@ -128,6 +133,11 @@ spec:
 		{"reserved metadata key", validManifest + "  metadata: {surge-operator/uid: x}\n", "metadata keys starting with surge-operator/ are reserved"},
 		{"photoURL not a URL", validManifest + "  photoURL: not a url\n", "photoURL must be an absolute http or https URL"},
 		{"userID without prefix", validManifest + "  userID: user_1\n", "userID must be a Surge user id starting with usr_"},
+		{"unknown management policy", validManifest + "  managementPolicies: [Observe, Adopt]\n", `spec.managementPolicies[1]: Unsupported value: "Adopt"`},
+		{"* with another policy", validManifest + "  managementPolicies: ['*', Observe]\n", `managementPolicies: "*" already allows everything`},
+		{"policies without Observe", validManifest + "  managementPolicies: [Create, Update]\n", "managementPolicies must include Observe"},
+		{"no policies", validManifest + "  managementPolicies: []\n", "spec.managementPolicies: Invalid value"},
+		{"token with observe-only policies", validManifest + "  managementPolicies: [Observe]\n  tokenSecret: {name: t}\n", "tokenSecret needs managementPolicies that allow Create or Update"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,6 +249,45 @@ func TestUserIDCannotBeAddedOverAnotherUser(t *testing.T) {
 				t.Errorf("message %q does not say why", err.Error())
 			case !tc.refused && err != nil:
 				t.Errorf("spec.userID naming the user status names refused: %v", err)
+			}
+		})
+	}
+}
+
+// managementPolicies that start allowing Create are refused on a resource
+// whose observation found no user: the operator would make a new one.
+func TestManagementPoliciesCannotGainCreateWithoutAnObservedUser(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		observed string
+		policies []any
+		refused  bool
+	}{
+		{"no user observed, to *", "", []any{"*"}, true},
+		{"no user observed, to Observe and Create", "", []any{"Observe", "Create"}, true},
+		{"no user observed, to Observe and Update", "", []any{"Observe", "Update"}, false},
+		{"a user observed, to *", "usr_01jrzhe8d9enptypyx360pcmxu", []any{"*"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj, err := apply(t, validManifest+"  managementPolicies: [Observe]\n")
+			if err != nil {
+				t.Fatalf("valid manifest refused: %v", err)
+			}
+			if tc.observed != "" {
+				_ = unstructured.SetNestedField(obj.Object, tc.observed, "status", "userID")
+				if err := k8s.Status().Update(context.Background(), obj); err != nil {
+					t.Fatalf("recording status.userID: %v", err)
+				}
+			}
+			_ = unstructured.SetNestedSlice(obj.Object, tc.policies, "spec", "managementPolicies")
+			err = k8s.Update(context.Background(), obj)
+			switch {
+			case tc.refused && err == nil:
+				t.Fatal("the change was accepted")
+			case tc.refused && !strings.Contains(err.Error(), "managementPolicies cannot allow Create on a SurgeEndUser whose observation found no end user"):
+				t.Errorf("message %q does not say why", err.Error())
+			case !tc.refused && err != nil:
+				t.Errorf("the change was refused: %v", err)
 			}
 		})
 	}

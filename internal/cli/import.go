@@ -31,6 +31,7 @@ type importOptions struct {
 	apiURL         string
 	insecureURL    bool
 	deletionPolicy string
+	observeOnly    bool
 }
 
 func newImportCommand(o *options) *cobra.Command {
@@ -57,10 +58,15 @@ or one is taken in the namespace.
 
 The resources keep the users in Surge when deleted (deletionPolicy Orphan)
 unless --deletion-policy=Delete: these users lived before the operator, and
-removing a file from Git by mistake should not delete a person's account.`,
+removing a file from Git by mistake should not delete a person's account.
+
+With --observe-only the resources have managementPolicies ["Observe"]: the
+operator reads the users and reports drift (Synced=False) but never writes to
+Surge. Changing them to ["*"] later applies the spec.`,
 		Example: `  kubectl surge import --account acct_01j9a43avnfqzbjfch6pygv1td --project team-a -n billing > users.yaml
   SURGE_API_KEY=... kubectl surge import --account acct_01j9a43avnfqzbjfch6pygv1td > users.yaml
-  kubectl surge import --account acct_01j9a43avnfqzbjfch6pygv1td --api-key-file key.txt | kubectl apply -f -`,
+  kubectl surge import --account acct_01j9a43avnfqzbjfch6pygv1td --api-key-file key.txt | kubectl apply -f -
+  kubectl surge import --account acct_01j9a43avnfqzbjfch6pygv1td --project team-a --observe-only > users.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.runImport(cmd.Context(), in)
@@ -73,6 +79,7 @@ removing a file from Git by mistake should not delete a person's account.`,
 	flags.StringVar(&in.apiURL, "surge-api-url", "", "Base URL of the Surge API, when the project names none (env SURGE_API_URL; default "+surge.DefaultAPIURL+").")
 	flags.BoolVar(&in.insecureURL, "allow-insecure-surge-api-url", false, "Accept a plain http:// API URL on a host other than localhost, which sends the key in clear.")
 	flags.StringVar(&in.deletionPolicy, "deletion-policy", string(surgev1alpha1.DeletionPolicyOrphan), "The resources' deletionPolicy: Orphan keeps the user in Surge when the resource is deleted, Delete deletes it.")
+	flags.BoolVar(&in.observeOnly, "observe-only", false, `Write the resources with managementPolicies ["Observe"]: the operator only reads the users, and reports drift.`)
 	_ = cmd.MarkFlagRequired("account")
 	return cmd
 }
@@ -144,7 +151,11 @@ func (o *options) runImport(ctx context.Context, in importOptions) error {
 		return fmt.Errorf("listing the users of %s: %w", in.account, err)
 	}
 
-	documents := endUserDocuments(users, taken, namespace, in.account, projectRef, policy)
+	var policies []surgev1alpha1.ManagementPolicy
+	if in.observeOnly {
+		policies = []surgev1alpha1.ManagementPolicy{surgev1alpha1.ManagementObserve}
+	}
+	documents := endUserDocuments(users, taken, namespace, in.account, projectRef, policy, policies)
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "# SurgeEndUsers adopting the users of Surge account %s, written by kubectl surge import.\n", in.account)
 	for _, document := range documents {
@@ -179,7 +190,7 @@ type documentMetadata struct {
 // endUserDocuments names the users and writes a SurgeEndUser for each,
 // sorted by name so that a second import of the same account gives the
 // same file.
-func endUserDocuments(users []surge.User, taken map[string]bool, namespace, account string, project *surgev1alpha1.ProjectReference, policy surgev1alpha1.DeletionPolicy) []endUserDocument {
+func endUserDocuments(users []surge.User, taken map[string]bool, namespace, account string, project *surgev1alpha1.ProjectReference, policy surgev1alpha1.DeletionPolicy, policies []surgev1alpha1.ManagementPolicy) []endUserDocument {
 	names := uniqueNames(users, taken)
 	documents := make([]endUserDocument, len(users))
 	for i, u := range users {
@@ -188,14 +199,15 @@ func endUserDocuments(users []surge.User, taken map[string]bool, namespace, acco
 			Kind:       surgev1alpha1.KindSurgeEndUser,
 			Metadata:   documentMetadata{Name: names[i], Namespace: namespace},
 			Spec: surgev1alpha1.SurgeEndUserSpec{
-				ProjectRef:     project,
-				AccountID:      account,
-				UserID:         u.ID,
-				FirstName:      u.FirstName,
-				LastName:       u.LastName,
-				PhotoURL:       u.PhotoURL,
-				Metadata:       userMetadata(u),
-				DeletionPolicy: policy,
+				ProjectRef:         project,
+				AccountID:          account,
+				UserID:             u.ID,
+				FirstName:          u.FirstName,
+				LastName:           u.LastName,
+				PhotoURL:           u.PhotoURL,
+				Metadata:           userMetadata(u),
+				DeletionPolicy:     policy,
+				ManagementPolicies: policies,
 			},
 		}
 	}

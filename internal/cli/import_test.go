@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -265,5 +266,34 @@ func TestImportRefusals(t *testing.T) {
 				t.Error("import printed the API key")
 			}
 		})
+	}
+}
+
+// TestImportObserveOnly: --observe-only writes resources that the operator
+// only reads: applied, they observe their users in sync and write nothing
+// to Surge.
+func TestImportObserveOnly(t *testing.T) {
+	w := newWorld(t, true)
+	w.withProject("surge")
+	ada := w.surge.PutUser(w.account, surgetest.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"customer": "4711"}})
+	writes := func() int {
+		return w.surge.CountRequests(http.MethodPost, "/") + w.surge.CountRequests(http.MethodPatch, "/") + w.surge.CountRequests(http.MethodDelete, "/")
+	}
+	before := writes()
+
+	stdout, _ := mustImport(t, w, "--account", w.account, "--project", "surge", "--observe-only")
+	objs := parseDocuments(t, stdout)
+	if len(objs) != 1 || !slices.Equal(objs[0].Spec.ManagementPolicies, []surgev1alpha1.ManagementPolicy{surgev1alpha1.ManagementObserve}) {
+		t.Fatalf("import --observe-only wrote\n%s", stdout)
+	}
+	if err := k8s.Create(w.ctx, objs[0]); err != nil {
+		t.Fatalf("the API server refuses %s: %v", objs[0].Name, err)
+	}
+	observed := w.waitForCondition(objs[0].Name, surgev1alpha1.ConditionSynced, metav1.ConditionTrue)
+	if observed.Status.UserID != ada.ID {
+		t.Errorf("%s observes %q, want %s", observed.Name, observed.Status.UserID, ada.ID)
+	}
+	if got := writes() - before; got != 0 {
+		t.Errorf("%d writes reached Surge for an observe-only import", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,6 +187,7 @@ func TestSummarize(t *testing.T) {
 		{"rate limited without a wait waits a little", limitedWithoutWait, false, metav1.ConditionFalse, surgev1alpha1.ReasonRateLimited, true, false, false, minRateLimitedWait, false, false},
 		{"rate limited Ready resource stays Ready", limited, true, metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, false, true, 3 * time.Second, false, false},
 		{"rate limited token renewal stays Ready without backoff", renewalLimited, true, metav1.ConditionTrue, surgev1alpha1.ReasonSynced, false, false, true, 3 * time.Second, false, false},
+		{"drift only observed stays Ready", &driftError{userID: "usr_1", fields: []string{"firstName"}}, false, metav1.ConditionTrue, surgev1alpha1.ReasonObserved, false, false, true, resync, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,6 +293,7 @@ func TestTokenStepRuns(t *testing.T) {
 		{"key rejected: a mint would be too", stalled(surgev1alpha1.ReasonAPIKeyRejected, "key"), "usr_1", false},
 		{"adopted user gone", stalled(surgev1alpha1.ReasonAdoptedUserNotFound, "gone"), "usr_1", false},
 		{"user in doubt", transient, "usr_1", false},
+		{"drift only observed", &driftError{userID: "usr_1", fields: []string{"firstName"}}, "usr_1", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -448,5 +451,60 @@ func TestReconcileTriggers(t *testing.T) {
 	}
 	if !tokenSecretChange().Update(event.UpdateEvent{ObjectOld: secret, ObjectNew: secret}) || !tokenSecretChange().Delete(event.DeleteEvent{Object: secret}) {
 		t.Error("a changed or deleted token Secret is not repaired")
+	}
+}
+
+func TestDifferingFields(t *testing.T) {
+	desired := remote.Fields{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{
+		"team": "analytics", surgev1alpha1.MetadataUID: "uid-1",
+	}}
+	cases := []struct {
+		name    string
+		current remote.User
+		want    []string
+	}{
+		{"the same but for the reserved keys", remote.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"team": "analytics"}}, nil},
+		{"names and photo", remote.User{FirstName: "Grace", PhotoURL: "https://example.com/g.png", Metadata: map[string]string{"team": "analytics"}}, []string{"firstName", "lastName", "photoURL"}},
+		{"a value changed, a key added, a key missing", remote.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"team": "navy", "desk": "3"}}, []string{"metadata.desk", "metadata.team"}},
+		{"a key with an empty value is not a missing key", remote.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"team": "analytics", "desk": ""}}, []string{"metadata.desk"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := differingFields(tc.current, desired); !slices.Equal(got, tc.want) {
+				t.Errorf("differingFields = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSyncedCondition(t *testing.T) {
+	drift := &driftError{userID: "usr_1", fields: []string{"firstName", "metadata.team"}}
+	cases := []struct {
+		name         string
+		err          error
+		allowsUpdate bool
+		userID       string
+		want         metav1.ConditionStatus
+		reason       string
+	}{
+		{"the operator repairs drift itself", drift, true, "usr_1", "", ""},
+		{"no user observed", stalled(surgev1alpha1.ReasonNotObserved, "none"), false, "", "", ""},
+		{"drift reported", drift, false, "usr_1", metav1.ConditionFalse, surgev1alpha1.ReasonDrifted},
+		{"drift beside a failed token step", joinSteps(drift, errors.New("mint failed")), false, "usr_1", metav1.ConditionFalse, surgev1alpha1.ReasonDrifted},
+		{"matching", nil, false, "usr_1", metav1.ConditionTrue, surgev1alpha1.ReasonObserved},
+		{"the user check stalled", stalled(surgev1alpha1.ReasonUserClaimed, "claimed"), false, "usr_1", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := syncedCondition(tc.err, tc.allowsUpdate, tc.userID)
+			switch {
+			case tc.want == "" && got != nil:
+				t.Errorf("Synced = %+v, want none", got)
+			case tc.want != "" && (got == nil || got.Status != tc.want || got.Reason != tc.reason):
+				t.Errorf("Synced = %+v, want %s/%s", got, tc.want, tc.reason)
+			case tc.reason == surgev1alpha1.ReasonDrifted && !strings.Contains(got.Message, "firstName, metadata.team"):
+				t.Errorf("Synced says %q, which does not name the fields", got.Message)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,16 +100,26 @@ func (r *SurgeEndUserReconciler) releaseFinalizer(ctx context.Context, rep *endU
 // deletionNeedsSurge says whether deleting obj calls Surge: a user may
 // exist and the policy is to delete it.
 func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndUser) bool {
-	return obj.Spec.DeletionPolicy != surgev1alpha1.DeletionPolicyOrphan &&
-		(obj.Status.UserID != "" || needsSearch(obj))
+	return !leavesUserInSurge(&obj.Spec) && (obj.Status.UserID != "" || needsSearch(obj))
+}
+
+// leavesUserInSurge says whether deleting a resource of spec leaves its user
+// in Surge: deletionPolicy Orphan, or managementPolicies without Delete.
+func leavesUserInSurge(spec *surgev1alpha1.SurgeEndUserSpec) bool {
+	return spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan || !spec.Allows(surgev1alpha1.ManagementDelete)
 }
 
 func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
-	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
-		if obj.Status.UserID != "" {
-			rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventOrphaned, "Delete",
-				"Left end user %s in Surge, as deletionPolicy is Orphan", obj.Status.UserID)
+	if leavesUserInSurge(&obj.Spec) {
+		if obj.Status.UserID == "" {
+			return nil
 		}
+		why := "deletionPolicy is Orphan"
+		if !obj.Spec.Allows(surgev1alpha1.ManagementDelete) {
+			why = fmt.Sprintf("managementPolicies %q do not allow Delete", obj.Spec.ManagementPolicies)
+		}
+		rep.Eventf(corev1.EventTypeNormal, surgev1alpha1.EventOrphaned, "Delete",
+			"Left end user %s in Surge, as %s", obj.Status.UserID, why)
 		return nil
 	}
 	var userIDs []string

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -170,7 +171,7 @@ func joinSteps(user, token error) error {
 // user step leaves the user in doubt, or the key rejected, and a mint would
 // fail too.
 func tokenStepRuns(userErr error, userID string) bool {
-	if userErr == nil {
+	if userErr == nil || errors.As(userErr, new(*driftError)) {
 		return true
 	}
 	var stall *stalledError
@@ -230,6 +231,38 @@ type outcomeResult struct {
 	retryErr error
 }
 
+// driftError is the outcome of a user check that found the user differing
+// from the spec, on a resource whose managementPolicies do not allow Update:
+// the user exists and was observed, and the difference is only reported.
+type driftError struct {
+	userID string
+	fields []string
+}
+
+func (e *driftError) Error() string {
+	return fmt.Sprintf("End user %s differs from the spec in %s, and managementPolicies do not allow Update",
+		e.userID, strings.Join(e.fields, ", "))
+}
+
+// syncedCondition is the Synced condition after a final outcome err: on a
+// resource whose managementPolicies do not allow Update, whether its user
+// matches the spec; nil (no condition) where the operator repairs drift
+// itself, or where the user was not observed.
+func syncedCondition(err error, allowsUpdate bool, userID string) *metav1.Condition {
+	if allowsUpdate || userID == "" {
+		return nil
+	}
+	if drift, drifted := errors.AsType[*driftError](err); drifted {
+		return &metav1.Condition{Type: surgev1alpha1.ConditionSynced, Status: metav1.ConditionFalse,
+			Reason: surgev1alpha1.ReasonDrifted, Message: drift.Error()}
+	}
+	if userStallOf(err) != nil {
+		return nil
+	}
+	return &metav1.Condition{Type: surgev1alpha1.ConditionSynced, Status: metav1.ConditionTrue,
+		Reason: surgev1alpha1.ReasonObserved, Message: fmt.Sprintf("End user %s matches the spec", userID)}
+}
+
 // summarize maps the outcome of a reconcile to conditions and a requeue.
 // It is the only place that decides either. wasReady says whether the
 // resource was Ready before this reconcile.
@@ -243,7 +276,17 @@ func summarize(err error, successMessage string, resync time.Duration, wasReady 
 	var degraded *degradedError
 	var limited *rateLimitedError
 	var waiting *waitingError
+	var drift *driftError
 	switch {
+	case errors.As(err, &drift):
+		return outcomeResult{
+			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+				Reason: surgev1alpha1.ReasonObserved, Message: drift.Error()},
+			final:        true,
+			quiet:        true,
+			requeueAfter: resync,
+			periodic:     true,
+		}
 	case err == nil:
 		return outcomeResult{
 			ready: metav1.Condition{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue,

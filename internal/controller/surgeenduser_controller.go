@@ -152,7 +152,7 @@ func outliving(ctx context.Context, drain time.Duration) (context.Context, conte
 // again. A NotFound from anything but the resource itself, or a resource
 // re-created under the same name meanwhile, leaves the user alone.
 func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser) {
-	if obj.Spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan {
+	if leavesUserInSurge(&obj.Spec) {
 		return
 	}
 	current := &surgev1alpha1.SurgeEndUser{}
@@ -269,6 +269,10 @@ func (r *SurgeEndUserReconciler) finish(ctx context.Context, rep *endUserReport,
 			outcome.requeueAfter = shortestWait(outcome.requeueAfter, max(token.RenewAt.Sub(r.Clock.Now()), time.Second))
 		}
 		outcome.apply(&obj.Status, obj.Generation)
+		if outcome.final {
+			setOrRemove(&obj.Status.Conditions, surgev1alpha1.ConditionSynced,
+				syncedCondition(err, obj.Spec.Allows(surgev1alpha1.ManagementUpdate), obj.Status.UserID), obj.Generation)
+		}
 		apimeta.RemoveStatusCondition(&obj.Status.Conditions, surgev1alpha1.ConditionPaused)
 		if err != nil && !outcome.quiet {
 			rep.Eventf(corev1.EventTypeWarning, surgev1alpha1.EventFailed, "Reconcile", "%s", outcome.ready.Message)

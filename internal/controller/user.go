@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,11 +27,17 @@ func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api EndUserR
 		return err
 	}
 	if !found {
+		if !obj.Spec.Allows(surgev1alpha1.ManagementCreate) {
+			return r.notObserved(ctx, api, obj)
+		}
 		return r.createUser(ctx, api, rep, obj, desired)
 	}
 	// The finalizer guards the user from the moment status names it.
 	if err := r.restoreFinalizer(ctx, obj); err != nil {
 		return err
+	}
+	if !obj.Spec.Allows(surgev1alpha1.ManagementUpdate) {
+		return driftOf(current, desired)
 	}
 	if userMatches(current, desired) {
 		return nil
@@ -80,6 +87,13 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api EndUserRem
 			// stopped before status recorded the new id.
 			return r.recoverCreatedUser(ctx, api, rep, obj)
 		}
+		if !obj.Spec.Allows(surgev1alpha1.ManagementCreate) {
+			gone := obj.Status.UserID
+			obj.Status.UserID = ""
+			return remote.User{}, false, stalled(surgev1alpha1.ReasonNotObserved,
+				"End user %s was deleted in Surge outside the operator, and managementPolicies %q do not allow Create",
+				gone, obj.Spec.ManagementPolicies)
+		}
 		if obj.Spec.UserID != "" {
 			return remote.User{}, false, stalled(surgev1alpha1.ReasonAdoptedUserNotFound,
 				"End user %s, adopted through spec.userID, was deleted in Surge outside the operator; delete this SurgeEndUser and create it again without spec.userID to make a new user",
@@ -104,6 +118,27 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api EndUserRem
 	return r.findUserOfSameName(ctx, api, rep, obj)
 }
 
+// notObserved is the outcome of a resource whose user was not found, and
+// whose managementPolicies do not allow Create. Until a listing has seen the
+// whole account, the user may still turn up: the resource waits for it.
+func (r *SurgeEndUserReconciler) notObserved(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser) error {
+	answer, err := api.Lookup(ctx, time.Time{}, remote.IdentityWait)
+	if err != nil {
+		return classifyRemoteError("look for the end user to observe", err, &obj.Spec)
+	}
+	if !answer.Complete || len(answer.UserIDs) > 0 {
+		return &waitingError{
+			reason: surgev1alpha1.ReasonProgressing,
+			message: fmt.Sprintf("Looking for the end user of this SurgeEndUser in account %s: waiting for a listing of the account",
+				obj.Spec.AccountID),
+			wait: intent.Recheck,
+		}
+	}
+	return stalled(surgev1alpha1.ReasonNotObserved,
+		"No end user in account %s carries this SurgeEndUser's namespace and name, and managementPolicies %q do not allow Create: set spec.userID to the end user to observe",
+		obj.Spec.AccountID, obj.Spec.ManagementPolicies)
+}
+
 // removeCopies deletes the users that carry the uid of obj, or of the user
 // status names, other than that user: creates that Surge committed later
 // than the settle time, past every bound the protocol can wait for. It uses
@@ -112,6 +147,9 @@ func (r *SurgeEndUserReconciler) observeUser(ctx context.Context, api EndUserRem
 // Users of another uid, such as one a person left on purpose with
 // deletionPolicy Orphan, are no copies.
 func (r *SurgeEndUserReconciler) removeCopies(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser, named remote.User) error {
+	if !obj.Spec.Allows(surgev1alpha1.ManagementDelete) {
+		return nil
+	}
 	answer, err := api.Lookup(ctx, r.Clock.Now().Add(-r.ResyncInterval), 0)
 	if err != nil {
 		// The listing is a convenience here: a refusal shows elsewhere.
@@ -470,6 +508,48 @@ func desiredFields(obj *surgev1alpha1.SurgeEndUser) remote.Fields {
 }
 
 // userMatches says whether the remote user already has the desired state.
+// driftOf is how current differs from desired, for a resource that only
+// reports it: nil when they match. The operator's reserved keys are left
+// out: it writes them only when it may write.
+func driftOf(current remote.User, desired remote.Fields) error {
+	fields := differingFields(current, desired)
+	if len(fields) == 0 {
+		return nil
+	}
+	return &driftError{userID: current.ID, fields: fields}
+}
+
+// differingFields names the spec fields in which current differs from
+// desired, metadata key by key, leaving out the reserved keys.
+func differingFields(current remote.User, desired remote.Fields) []string {
+	var fields []string
+	for _, field := range []struct {
+		name           string
+		current, wants string
+	}{
+		{"firstName", current.FirstName, desired.FirstName},
+		{"lastName", current.LastName, desired.LastName},
+		{"photoURL", current.PhotoURL, desired.PhotoURL},
+	} {
+		if field.current != field.wants {
+			fields = append(fields, field.name)
+		}
+	}
+	keys := append(slices.Collect(maps.Keys(current.Metadata)), slices.Collect(maps.Keys(desired.Metadata))...)
+	slices.Sort(keys)
+	for _, key := range slices.Compact(keys) {
+		if strings.HasPrefix(key, surgev1alpha1.ReservedMetadataPrefix) {
+			continue
+		}
+		currentValue, inCurrent := current.Metadata[key]
+		wantedValue, wanted := desired.Metadata[key]
+		if inCurrent != wanted || currentValue != wantedValue {
+			fields = append(fields, "metadata."+key)
+		}
+	}
+	return fields
+}
+
 func userMatches(current remote.User, desired remote.Fields) bool {
 	return current.FirstName == desired.FirstName &&
 		current.LastName == desired.LastName &&
