@@ -47,6 +47,13 @@ func (s *SurgeEndUserSpec) Allows(p ManagementPolicy) bool {
 	return len(s.ManagementPolicies) == 0 || slices.Contains(s.ManagementPolicies, ManagementAll) || slices.Contains(s.ManagementPolicies, p)
 }
 
+// LeavesUserInSurge says whether deleting a resource of the spec leaves its
+// user in Surge: deletionPolicy Orphan, or managementPolicies without
+// Delete.
+func (s *SurgeEndUserSpec) LeavesUserInSurge() bool {
+	return s.DeletionPolicy == DeletionPolicyOrphan || !s.Allows(ManagementDelete)
+}
+
 // ReservedMetadataPrefix starts every metadata key the operator writes on the
 // remote users it manages, to find them again after a lost response. Specs may
 // not use it.

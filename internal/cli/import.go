@@ -304,15 +304,7 @@ func (o *options) projectClient(ctx context.Context, c client.Client, namespace,
 			allowed = append(allowed, project.Spec.APIURL)
 		}
 	}
-	manager, err := credentials.NewManager(credentials.Options{
-		Cache:       c,
-		Secrets:     c,
-		DefaultURL:  defaultURL,
-		AllowedURLs: allowed,
-		NewClient: func(_, apiURL, apiKey string) (*surge.Client, error) {
-			return surge.New(apiURL, apiKey, clientOptions...)
-		},
-	})
+	manager, err := keysOf(c, "", defaultURL, allowed, clientOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -333,33 +325,58 @@ func (o *options) projectClient(ctx context.Context, c client.Client, namespace,
 	return api, err
 }
 
+// keysOf hands out keys as the operator does: its own key (ownKey, if
+// any) and the projects' keys, read from their Secrets through c.
+func keysOf(c client.Client, ownKey, defaultURL string, allowedURLs []string, clientOptions []surge.Option) (*credentials.Manager, error) {
+	return credentials.NewManager(credentials.Options{
+		Cache:         c,
+		Secrets:       c,
+		DefaultAPIKey: ownKey,
+		DefaultURL:    defaultURL,
+		AllowedURLs:   allowedURLs,
+		NewClient: func(_, apiURL, apiKey string) (*surge.Client, error) {
+			return surge.New(apiURL, apiKey, clientOptions...)
+		},
+	})
+}
+
 // ownKeyClient returns a Surge client with the key of --api-key-file or
 // SURGE_API_KEY.
 func (o *options) ownKeyClient(apiURL, keyFile string, clientOptions []surge.Option) (*surge.Client, error) {
+	if keyFile == "" && o.getenv("SURGE_API_KEY") == "" {
+		return nil, errors.New("no API key: name the project whose key to use (--project), or give a key in --api-key-file or SURGE_API_KEY")
+	}
+	key, err := o.readOwnKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return surge.New(apiURL, key, clientOptions...)
+}
+
+// readOwnKey reads the key of keyFile (- for standard input), else of
+// SURGE_API_KEY.
+func (o *options) readOwnKey(keyFile string) (string, error) {
 	var key string
 	switch keyFile {
 	case "":
 		key = o.getenv("SURGE_API_KEY")
-		if key == "" {
-			return nil, errors.New("no API key: name the project whose key to use (--project), or give a key in --api-key-file or SURGE_API_KEY")
-		}
 	case "-":
 		raw, err := io.ReadAll(io.LimitReader(o.streams.In, 64<<10))
 		if err != nil {
-			return nil, fmt.Errorf("reading the API key from standard input: %w", err)
+			return "", fmt.Errorf("reading the API key from standard input: %w", err)
 		}
 		key = strings.TrimSpace(string(raw))
 	default:
 		raw, err := os.ReadFile(keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("reading the API key: %w", err)
+			return "", fmt.Errorf("reading the API key: %w", err)
 		}
 		key = strings.TrimSpace(string(raw))
 	}
 	if key == "" {
-		return nil, errors.New("the API key is empty")
+		return "", errors.New("the API key is empty")
 	}
-	return surge.New(apiURL, key, clientOptions...)
+	return key, nil
 }
 
 // managedUsers returns the users that SurgeEndUsers of the cluster manage

@@ -10,6 +10,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -80,6 +81,7 @@ and the onboarding of an existing Surge account into Git.`,
 		newPauseCommand(o, true),
 		newPauseCommand(o, false),
 		newImportCommand(o),
+		newPlanCommand(o),
 		newReleaseDeletionsCommand(o),
 		newVersionCommand(o),
 	)
@@ -109,12 +111,22 @@ func withUsage(cmd *cobra.Command, err error) error {
 func Run(ctx context.Context, args []string, streams Streams, getenv func(string) string) int {
 	cmd := NewCommand(streams, getenv)
 	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(ctx); err != nil {
+	err := cmd.ExecuteContext(ctx)
+	if exit, ok := errors.AsType[*exitError](err); ok {
+		return exit.code
+	}
+	if err != nil {
 		fmt.Fprintln(streams.ErrOut, "error:", err)
 		return 1
 	}
 	return 0
 }
+
+// exitError ends a command that printed all it had to say with an exit
+// code other than 1.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit code %d", e.code) }
 
 // scheme knows the operator's kinds and Kubernetes' own (events, Secrets,
 // namespaces).

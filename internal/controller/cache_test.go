@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
+	"github.com/surge-operator/surge-operator/internal/claims"
 )
 
 // unsignedToken is a JWT as ParseTokenClaims reads it; the signature is
@@ -234,7 +235,7 @@ func TestTheCacheKeepsOfASurgeEndUserWhatItsReadersUse(t *testing.T) {
 	}
 	if keyOf(slim) != keyOf(full) || slim.UID != full.UID || slim.Generation != full.Generation ||
 		!slim.CreationTimestamp.Equal(&full.CreationTimestamp) || !slim.DeletionTimestamp.Equal(full.DeletionTimestamp) ||
-		!slices.Equal(slim.Finalizers, full.Finalizers) || releasedItsUser(slim) != releasedItsUser(full) {
+		!slices.Equal(slim.Finalizers, full.Finalizers) || claims.Released(slim) != claims.Released(full) {
 		t.Errorf("the identity, finalizers or deletion differ: %+v", slim.ObjectMeta)
 	}
 	wantAnnotations := map[string]string{surgev1alpha1.AnnotationPaused: "true", surgev1alpha1.AnnotationReconcileRequestedAt: "now", surgev1alpha1.AnnotationRenewTokenRequestedAt: "then"}

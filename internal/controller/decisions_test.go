@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
@@ -373,44 +372,6 @@ func TestGone(t *testing.T) {
 	}
 }
 
-func TestClaimHolder(t *testing.T) {
-	older := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	newer := older.Add(time.Hour)
-	claim := func(uid string, created time.Time, hold holdRank) claimant {
-		return claimant{name: types.NamespacedName{Namespace: "ns", Name: uid}, uid: types.UID(uid), created: created, hold: hold}
-	}
-	for _, tc := range []struct {
-		name   string
-		me     claimant
-		others []claimant
-		want   string
-	}{
-		{"nobody else claims the user", claim("me", newer, asksOnly), nil, ""},
-		{"the holder keeps it from a newcomer", claim("me", older, asksOnly), []claimant{claim("ada", newer, manages)}, "ada"},
-		{"a holder is not displaced by an older asker", claim("me", newer, manages), []claimant{claim("old", older, asksOnly)}, ""},
-		{"of two asking, the older goes first", claim("me", newer, asksOnly), []claimant{claim("old", older, asksOnly)}, "old"},
-		{"of two holding, the older keeps it", claim("me", newer, manages), []claimant{claim("old", older, manages)}, "old"},
-		{"the older of two holders keeps it", claim("me", older, manages), []claimant{claim("new", newer, manages)}, ""},
-		{"the same age is settled by uid", claim("b", older, asksOnly), []claimant{claim("a", older, asksOnly)}, "a"},
-		{"the resource itself does not count", claim("me", newer, asksOnly), []claimant{claim("me", older, manages)}, ""},
-		{"the first in order is named", claim("me", newer, asksOnly), []claimant{claim("asker", older, asksOnly), claim("holder", newer, manages)}, "holder"},
-		{"the resource its tags name keeps it from an older asker", claim("me", newer, taggedIdentity), []claimant{claim("squatter", older, asksOnly)}, ""},
-		{"an older asker does not take it from the resource its tags name", claim("squatter", older, asksOnly), []claimant{claim("victim", newer, taggedIdentity)}, "victim"},
-		{"the manager keeps it from the resource its stale tags name", claim("me", newer, taggedIdentity), []claimant{claim("manager", newer.Add(time.Hour), manages)}, "manager"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			holder, claimed := claimHolder(tc.me, tc.others)
-			got := ""
-			if claimed {
-				got = string(holder.uid)
-			}
-			if got != tc.want {
-				t.Errorf("claimHolder = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestReconcileTriggers(t *testing.T) {
 	base := func() *surgev1alpha1.SurgeEndUser {
 		return &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", Generation: 1, Finalizers: []string{surgev1alpha1.Finalizer}}}
@@ -451,29 +412,6 @@ func TestReconcileTriggers(t *testing.T) {
 	}
 	if !tokenSecretChange().Update(event.UpdateEvent{ObjectOld: secret, ObjectNew: secret}) || !tokenSecretChange().Delete(event.DeleteEvent{Object: secret}) {
 		t.Error("a changed or deleted token Secret is not repaired")
-	}
-}
-
-func TestDifferingFields(t *testing.T) {
-	desired := remote.Fields{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{
-		"team": "analytics", surgev1alpha1.MetadataUID: "uid-1",
-	}}
-	cases := []struct {
-		name    string
-		current remote.User
-		want    []string
-	}{
-		{"the same but for the reserved keys", remote.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"team": "analytics"}}, nil},
-		{"names and photo", remote.User{FirstName: "Grace", PhotoURL: "https://example.com/g.png", Metadata: map[string]string{"team": "analytics"}}, []string{"firstName", "lastName", "photoURL"}},
-		{"a value changed, a key added, a key missing", remote.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"team": "navy", "desk": "3"}}, []string{"metadata.desk", "metadata.team"}},
-		{"a key with an empty value is not a missing key", remote.User{FirstName: "Ada", LastName: "Lovelace", Metadata: map[string]string{"team": "analytics", "desk": ""}}, []string{"metadata.desk"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := differingFields(tc.current, desired); !slices.Equal(got, tc.want) {
-				t.Errorf("differingFields = %q, want %q", got, tc.want)
-			}
-		})
 	}
 }
 

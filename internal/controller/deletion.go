@@ -100,17 +100,11 @@ func (r *SurgeEndUserReconciler) releaseFinalizer(ctx context.Context, rep *endU
 // deletionNeedsSurge says whether deleting obj calls Surge: a user may
 // exist and the policy is to delete it.
 func (r *SurgeEndUserReconciler) deletionNeedsSurge(obj *surgev1alpha1.SurgeEndUser) bool {
-	return !leavesUserInSurge(&obj.Spec) && (obj.Status.UserID != "" || needsSearch(obj))
-}
-
-// leavesUserInSurge says whether deleting a resource of spec leaves its user
-// in Surge: deletionPolicy Orphan, or managementPolicies without Delete.
-func leavesUserInSurge(spec *surgev1alpha1.SurgeEndUserSpec) bool {
-	return spec.DeletionPolicy == surgev1alpha1.DeletionPolicyOrphan || !spec.Allows(surgev1alpha1.ManagementDelete)
+	return !obj.Spec.LeavesUserInSurge() && (obj.Status.UserID != "" || needsSearch(obj))
 }
 
 func (r *SurgeEndUserReconciler) deleteRemoteUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
-	if leavesUserInSurge(&obj.Spec) {
+	if obj.Spec.LeavesUserInSurge() {
 		if obj.Status.UserID == "" {
 			return nil
 		}

@@ -152,7 +152,7 @@ func outliving(ctx context.Context, drain time.Duration) (context.Context, conte
 // again. A NotFound from anything but the resource itself, or a resource
 // re-created under the same name meanwhile, leaves the user alone.
 func (r *SurgeEndUserReconciler) deleteUserOfVanished(ctx context.Context, api EndUserRemote, obj *surgev1alpha1.SurgeEndUser) {
-	if leavesUserInSurge(&obj.Spec) {
+	if obj.Spec.LeavesUserInSurge() {
 		return
 	}
 	current := &surgev1alpha1.SurgeEndUser{}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +20,7 @@ import (
 // reconcileUser makes the remote end user exist and match the spec, and
 // records its id in status. Conditions are left to finish.
 func (r *SurgeEndUserReconciler) reconcileUser(ctx context.Context, api EndUserRemote, rep *endUserReport, obj *surgev1alpha1.SurgeEndUser) error {
-	desired := desiredFields(obj)
+	desired := remote.FieldsOf(obj)
 	current, found, err := r.observeUser(ctx, api, rep, obj)
 	if err != nil {
 		return err
@@ -491,65 +490,18 @@ func createUnresolved(obj *surgev1alpha1.SurgeEndUser, wait time.Duration) error
 	}
 }
 
-// desiredFields is the whole state the remote user must have: the spec plus
-// the reserved keys that tie it to this resource.
-func desiredFields(obj *surgev1alpha1.SurgeEndUser) remote.Fields {
-	metadata := make(map[string]string, len(obj.Spec.Metadata)+3)
-	maps.Copy(metadata, obj.Spec.Metadata)
-	metadata[surgev1alpha1.MetadataUID] = string(obj.UID)
-	metadata[surgev1alpha1.MetadataNamespace] = obj.Namespace
-	metadata[surgev1alpha1.MetadataName] = obj.Name
-	return remote.Fields{
-		FirstName: obj.Spec.FirstName,
-		LastName:  obj.Spec.LastName,
-		PhotoURL:  obj.Spec.PhotoURL,
-		Metadata:  metadata,
-	}
-}
-
-// userMatches says whether the remote user already has the desired state.
 // driftOf is how current differs from desired, for a resource that only
-// reports it: nil when they match. The operator's reserved keys are left
-// out: it writes them only when it may write.
+// reports it: nil when they match.
 func driftOf(current remote.User, desired remote.Fields) error {
-	fields := differingFields(current, desired)
+	fields := remote.DifferingFields(current, desired)
 	if len(fields) == 0 {
 		return nil
 	}
 	return &driftError{userID: current.ID, fields: fields}
 }
 
-// differingFields names the spec fields in which current differs from
-// desired, metadata key by key, leaving out the reserved keys.
-func differingFields(current remote.User, desired remote.Fields) []string {
-	var fields []string
-	for _, field := range []struct {
-		name           string
-		current, wants string
-	}{
-		{"firstName", current.FirstName, desired.FirstName},
-		{"lastName", current.LastName, desired.LastName},
-		{"photoURL", current.PhotoURL, desired.PhotoURL},
-	} {
-		if field.current != field.wants {
-			fields = append(fields, field.name)
-		}
-	}
-	keys := append(slices.Collect(maps.Keys(current.Metadata)), slices.Collect(maps.Keys(desired.Metadata))...)
-	slices.Sort(keys)
-	for _, key := range slices.Compact(keys) {
-		if strings.HasPrefix(key, surgev1alpha1.ReservedMetadataPrefix) {
-			continue
-		}
-		currentValue, inCurrent := current.Metadata[key]
-		wantedValue, wanted := desired.Metadata[key]
-		if inCurrent != wanted || currentValue != wantedValue {
-			fields = append(fields, "metadata."+key)
-		}
-	}
-	return fields
-}
-
+// userMatches says whether the remote user already has the desired state,
+// the operator's tags included.
 func userMatches(current remote.User, desired remote.Fields) bool {
 	return current.FirstName == desired.FirstName &&
 		current.LastName == desired.LastName &&

@@ -129,7 +129,7 @@ func (u *EndUser) Get(ctx context.Context, userID string) (User, error) {
 	if surge.IsNotFound(err) {
 		u.index.forget(u.account, u.identity, userID)
 	}
-	return userOf(user), classify(err)
+	return UserOf(user), classify(err)
 }
 
 // Create sends a create of a user in the resource's account, which must
@@ -141,7 +141,7 @@ func (u *EndUser) Create(ctx context.Context, fields Fields, leaveBy time.Time) 
 		return User{}, classify(err)
 	}
 	u.index.remember(u.account, u.identity, user.ID)
-	return userOf(user), nil
+	return UserOf(user), nil
 }
 
 // Update replaces the whole state of a user.
@@ -186,7 +186,8 @@ func IdentityOf(user User) (types.NamespacedName, bool) {
 	return identityOf(surge.User{ID: user.ID, Metadata: user.Metadata})
 }
 
-func userOf(user surge.User) User {
+// UserOf is a user of the Surge client, as this package shows it.
+func UserOf(user surge.User) User {
 	return User{ID: user.ID, FirstName: user.FirstName, LastName: user.LastName, PhotoURL: user.PhotoURL, Metadata: user.Metadata}
 }
 
