@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -43,7 +44,9 @@ func main() {
 	flag.DurationVar(&opts.LeaseDuration, "leader-election-lease-duration", operator.DefaultLeaseDuration, "How long a standby waits after the leader's last renewal before taking over.")
 	flag.DurationVar(&opts.RenewDeadline, "leader-election-renew-deadline", operator.DefaultRenewDeadline, "How long the leader retries renewing before it gives up leadership and exits; less than the lease duration.")
 	flag.DurationVar(&opts.RetryPeriod, "leader-election-retry-period", operator.DefaultRetryPeriod, "How often the leader renews and a standby tries to acquire the Lease.")
-	var watchNamespaces, allowedURLs string
+	flag.StringVar(&opts.LeaderElectionID, "leader-election-id", "", "Name of the leader election Lease; each shard needs its own (default surge-operator.surge.app).")
+	var watchNamespaces, allowedURLs, watchLabelSelector string
+	flag.StringVar(&watchLabelSelector, "watch-label-selector", "", "Reconcile only the SurgeEndUsers whose labels match this selector, such as surge.app/shard=b or 'surge.app/shard notin (b,c)': one shard of several instances. Empty reconciles all.")
 	flag.StringVar(&allowedURLs, "allowed-surge-api-urls", "", "Comma-separated Surge API URLs a namespaced SurgeProject may name in spec.apiURL, besides --surge-api-url.")
 	flag.StringVar(&watchNamespaces, "watch-namespace", "", "Comma-separated namespaces to watch; empty watches all.")
 	printVersion := flag.Bool("version", false, "Print the version, the commit and the source's date, and exit.")
@@ -73,6 +76,12 @@ func main() {
 	}
 	if watchNamespaces != "" {
 		opts.Namespaces = strings.Split(watchNamespaces, ",")
+	}
+	if watchLabelSelector != "" {
+		if opts.WatchLabelSelector, err = labels.Parse(watchLabelSelector); err != nil {
+			log.Error(err, "Invalid --watch-label-selector")
+			os.Exit(1)
+		}
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

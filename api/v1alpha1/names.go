@@ -152,6 +152,11 @@ const (
 	SecretKeyUserID    = "userID"
 )
 
+// LabelShard is the label by which the chart's shards share out
+// SurgeEndUsers: a shard reconciles those labelled with its name, and the
+// main instance those no shard takes (--watch-label-selector).
+const LabelShard = "surge.app/shard"
+
 // Labels of every Secret the operator writes. The manager caches only
 // Secrets carrying LabelManagedBy.
 const (

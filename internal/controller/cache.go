@@ -17,8 +17,9 @@ import (
 // SlimCachedEndUser is the cache's transform for SurgeEndUsers. Reconcile
 // reads its resource whole from the API server; the cache serves only the
 // watches, the indexes and the metrics, and keeps what they read: the
-// identity, the generation, the finalizers and the annotations whose change
-// asks for a reconcile, the references to users and projects, and the
+// identity, the labels (which --watch-label-selector reads), the generation,
+// the finalizers and the annotations whose change asks for a reconcile, the
+// references to users and projects, and the
 // status of the conditions the metrics count. Names, metadata, messages and annotations such
 // as kubectl's last-applied copy of the spec stay out of memory.
 func SlimCachedEndUser(in any) (any, error) {
@@ -36,6 +37,8 @@ func SlimCachedEndUser(in any) (any, error) {
 			CreationTimestamp: obj.CreationTimestamp,
 			DeletionTimestamp: obj.DeletionTimestamp,
 			Finalizers:        obj.Finalizers,
+			// --watch-label-selector may name any label.
+			Labels: obj.Labels,
 		},
 		Spec: surgev1alpha1.SurgeEndUserSpec{
 			AccountID:      obj.Spec.AccountID,

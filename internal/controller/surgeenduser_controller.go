@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -68,6 +70,9 @@ type SurgeEndUserReconciler struct {
 	// key Surge rejects, a key Secret gone) before it goes and leaves its
 	// user in Surge: a namespace must finish being deleted.
 	TerminatingNamespaceGrace time.Duration
+	// Selector limits the resources reconciled to those whose labels match
+	// (a shard's share); nil reconciles every one.
+	Selector labels.Selector
 	// Drain is how long a reconcile under way when the manager stops may
 	// go on: its Surge call in flight finishes and its answer is recorded,
 	// instead of being cut off and left for the next leader to search for.
@@ -96,6 +101,12 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	if !r.reconciles(obj) {
+		// Another instance's share: relabelled away, or enqueued by a
+		// project, a namespace or a Secret.
+		r.checks.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
 	rep := r.newReport(obj)
 	if obj.Annotations[surgev1alpha1.AnnotationPaused] == "true" {
 		return r.reconcilePaused(ctx, rep, obj)
@@ -131,6 +142,25 @@ func (r *SurgeEndUserReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.deleteUserOfVanished(ctx, api, obj)
 	}
 	return result, err
+}
+
+// reconciles says whether obj is this instance's to reconcile.
+func (r *SurgeEndUserReconciler) reconciles(obj client.Object) bool {
+	return r.Selector == nil || r.Selector.Matches(labels.Set(obj.GetLabels()))
+}
+
+// joinedShare lets through the relabelling that brings a resource into
+// this instance's share: it reconciles the resource at once, as the
+// instance that had it did.
+func (r *SurgeEndUserReconciler) joinedShare() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !r.reconciles(e.ObjectOld) && r.reconciles(e.ObjectNew)
+		},
+	}
 }
 
 // outliving returns a context that ends drain after ctx ends, or when stop
@@ -380,7 +410,8 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(meaningfulChange())).
+		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(
+			predicate.Or(meaningfulChange(), r.joinedShare()), predicate.NewPredicateFuncs(r.reconciles))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(tokenSecretChange())).
 		// An annotation of a project releases its held deletions.
 		Watches(&surgev1alpha1.SurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),

@@ -91,6 +91,11 @@ type Options struct {
 
 	LeaderElection   bool
 	LeaderElectionID string
+	// WatchLabelSelector limits the SurgeEndUsers this instance reconciles
+	// to those whose labels match, so that instances share them out
+	// (shards); nil reconciles every one. Every instance still reads them
+	// all, which claims and the projects' counts need.
+	WatchLabelSelector labels.Selector
 	// LeaderElectionNamespace holds the Lease; required with LeaderElection.
 	LeaderElectionNamespace string
 	// LeaseDuration, RenewDeadline and RetryPeriod time the election; zero
@@ -267,6 +272,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			Percent: opts.DeletionBrakePercent,
 		},
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Selector:                opts.WatchLabelSelector,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)

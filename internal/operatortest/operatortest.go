@@ -188,12 +188,19 @@ func NewWorld(t *testing.T, cluster *Cluster, settings Settings) *World {
 // that count requests.
 func (w *World) StartOperator() {
 	w.T.Helper()
+	w.operator = w.StartInstance(w.options...)
+}
+
+// StartInstance runs one more operator beside the World's, as StartOperator
+// does, with opts on top: another shard. It stops at the end of the test.
+func (w *World) StartInstance(opts ...surgetest.Option) *surgetest.Operator {
+	w.T.Helper()
 	options := append([]surgetest.Option{
 		surgetest.WithNamespaces(w.watched()...),
 		surgetest.WithAPIKey(w.apiKey),
 		surgetest.WithResyncInterval(time.Minute),
-	}, w.options...)
-	w.operator = surgetest.StartOperator(w.T, w.operatorConfig, w.Surge, options...)
+	}, opts...)
+	return surgetest.StartOperator(w.T, w.operatorConfig, w.Surge, options...)
 }
 
 func (w *World) watched() []string {

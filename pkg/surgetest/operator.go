@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 
 	"github.com/surge-operator/surge-operator/internal/operator"
@@ -35,6 +36,13 @@ func WithNamespaces(namespaces ...string) Option {
 // the reason NoProject, as in a cluster where only SurgeProjects hold keys.
 func WithAPIKey(key string) Option {
 	return func(o *operator.Options) { o.SurgeAPIKey = key }
+}
+
+// WithWatchLabelSelector makes the operator reconcile only the
+// SurgeEndUsers whose labels match selector, as --watch-label-selector
+// does: one shard of several operators.
+func WithWatchLabelSelector(selector labels.Selector) Option {
+	return func(o *operator.Options) { o.WatchLabelSelector = selector }
 }
 
 // Operator is an operator started by StartOperator.

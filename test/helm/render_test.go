@@ -2,6 +2,7 @@ package helm_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -341,4 +342,50 @@ func TestMonitoringObjects(t *testing.T) {
 
 func isLeaderElectionFlag(arg string) bool {
 	return strings.HasPrefix(arg, "--leader-election-")
+}
+
+// TestShardsRenderADeploymentEach: every shard gets a Deployment that
+// reconciles the SurgeEndUsers labelled with its name under a Lease of its
+// own, and the main Deployment takes those no shard does.
+func TestShardsRenderADeploymentEach(t *testing.T) {
+	objects := render(t, "--set", "shards[0].name=b", "--set", "shards[1].name=c",
+		"--set", "shards[1].replicaCount=2", "--set", "shards[1].resources.limits.memory=2Gi")
+	args := map[string][]string{}
+	for _, obj := range ofKind(objects, "Deployment") {
+		deployment := &appsv1.Deployment{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, deployment); err != nil {
+			t.Fatal(err)
+		}
+		manager := deployment.Spec.Template.Spec.Containers[0]
+		args[deployment.Name] = manager.Args
+		shard := deployment.Spec.Template.Labels["surge.app/shard"]
+		if deployment.Spec.Selector.MatchLabels["surge.app/shard"] != shard {
+			t.Errorf("%s selects pods of shard %q, its pods are of shard %q", deployment.Name, deployment.Spec.Selector.MatchLabels["surge.app/shard"], shard)
+		}
+		if deployment.Name == "surge-operator-shard-c" && (*deployment.Spec.Replicas != 2 || manager.Resources.Limits.Memory().String() != "2Gi") {
+			t.Errorf("shard c has %d replicas and %v, want 2 and a 2Gi limit", *deployment.Spec.Replicas, manager.Resources.Limits)
+		}
+	}
+	want := map[string][]string{
+		"surge-operator":         {"--watch-label-selector=surge.app/shard notin (b,c)"},
+		"surge-operator-shard-b": {"--watch-label-selector=surge.app/shard=b", "--leader-election-id=surge-operator-shard-b.surge.app"},
+		"surge-operator-shard-c": {"--watch-label-selector=surge.app/shard=c", "--leader-election-id=surge-operator-shard-c.surge.app"},
+	}
+	if len(args) != len(want) {
+		t.Fatalf("the chart renders Deployments %v, want %v", slices.Collect(maps.Keys(args)), slices.Collect(maps.Keys(want)))
+	}
+	for name, flags := range want {
+		for _, flag := range flags {
+			if !slices.Contains(args[name], flag) {
+				t.Errorf("%s runs with %v, without %s", name, args[name], flag)
+			}
+		}
+	}
+	if slices.ContainsFunc(args["surge-operator"], func(arg string) bool { return strings.HasPrefix(arg, "--leader-election-id") }) {
+		t.Error("the main Deployment changed its Lease, which an upgrade would split from the running leader's")
+	}
+
+	if _, err := helm("template", "surge-operator", chartDir, "--set", "shards[0].name=b", "--set", "shards[1].name=b"); err == nil {
+		t.Error("a shard listed twice was rendered")
+	}
 }

@@ -509,6 +509,7 @@ serviceAccount: {create: true, name: everything-manager, annotations: {example.c
 crds: {enabled: false, keep: true, annotations: {example.com/owner: platform}}
 rbac: {create: true}
 leaderElection: true
+shards: [{name: eu, replicaCount: 2, resources: {requests: {cpu: 50m, memory: 128Mi}, limits: {memory: 1Gi}}}]
 extraArgs: [--resync-interval=5m]
 extraEnv: [{name: SSL_CERT_DIR, value: /etc/proxy-ca}]
 extraVolumes: [{name: proxy-ca, configMap: {name: proxy-ca, optional: true}}]
@@ -570,6 +571,7 @@ func TestEveryValue(t *testing.T) {
 	if deployment.Spec.Template.Labels["example.com/tier"] != "system" || deployment.Labels["team"] != "platform" {
 		t.Errorf("the installed Deployment is labelled %v, its pod %v", deployment.Labels, deployment.Spec.Template.Labels)
 	}
+	mustGet(ctx, t, namespace, "everything-surge-shard-eu", &appsv1.Deployment{})
 	mustGet(ctx, t, namespace, "everything-surge", &networkingv1.NetworkPolicy{})
 	mustGet(ctx, t, namespace, "proxy-ca", &corev1.ConfigMap{})
 	mustHelm(t, "uninstall", "everything", "--namespace", namespace)

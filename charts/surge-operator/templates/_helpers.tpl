@@ -103,3 +103,18 @@ or the chart's own scraper's.
 {{- define "surge-operator.metricsTokenSecret" -}}
 {{- default (printf "%s-metrics-scraper-token" (include "surge-operator.fullname" .)) .Values.serviceMonitor.authorization.existingSecret -}}
 {{- end -}}
+
+{{/*
+The names of the shards, comma-separated, for the main instance's
+--watch-label-selector; a name may be given once only.
+*/}}
+{{- define "surge-operator.shardNames" -}}
+{{- $names := list -}}
+{{- range .Values.shards -}}
+{{- if has .name $names -}}
+{{- fail (printf "shards: %q is listed twice" .name) -}}
+{{- end -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}
