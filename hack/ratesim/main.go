@@ -17,6 +17,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,6 +50,7 @@ type options struct {
 	k8s         time.Duration
 	trace       bool
 	repeat      int
+	storm       time.Duration
 }
 
 func main() {
@@ -65,6 +67,7 @@ func main() {
 	flag.DurationVar(&opts.k8s, "k8s", 20*time.Millisecond, "Time each reconcile spends on Kubernetes, half before the calls and half after.")
 	flag.BoolVar(&opts.trace, "trace", false, "Print the client's rate and Surge's answers second by second.")
 	flag.IntVar(&opts.repeat, "repeat", 1, "Runs per limit.")
+	flag.DurationVar(&opts.storm, "storm", 0, "Start each run with a storm this long, in which Surge allows 0.2 rps, and report how long after it the client is served 85% of the limit again.")
 	flag.Parse()
 	parsed, err := ratesweep.ParseLimits(limits)
 	if err != nil {
@@ -72,13 +75,20 @@ func main() {
 		os.Exit(2)
 	}
 	opts.limits = parsed
-	fmt.Printf("%-8s %6s %9s %8s %7s %8s %9s %8s\n", "limit", "users", "converged", "floor", "×floor", "used", "429", "rec/user")
+	fmt.Printf("%-8s %6s %9s %8s %7s %8s %9s %8s %10s\n", "limit", "users", "converged", "floor", "×floor", "used", "429", "rec/user", "recovered")
 	for _, limit := range opts.limits {
 		for range opts.repeat {
 			r := run(opts, limit)
-			fmt.Printf("%-8s %6d %8.1fs %7.1fs %7.2f %7.0f%% %8.1f%% %8.2f\n",
+			recovered := "-"
+			if opts.storm > 0 {
+				recovered = "never"
+				if r.recovered > 0 {
+					recovered = fmt.Sprintf("%.1fs", r.recovered.Seconds())
+				}
+			}
+			fmt.Printf("%-8s %6d %8.1fs %7.1fs %7.2f %7.0f%% %8.1f%% %8.2f %10s\n",
 				fmt.Sprintf("%g rps", limit), r.users, r.converged.Seconds(), r.floor.Seconds(),
-				r.converged.Seconds()/r.floor.Seconds(), 100*r.used, 100*r.limitedShare, r.reconcilesPerUser)
+				r.converged.Seconds()/r.floor.Seconds(), 100*r.used, 100*r.limitedShare, r.reconcilesPerUser, recovered)
 		}
 	}
 }
@@ -89,6 +99,9 @@ type result struct {
 	used              float64
 	limitedShare      float64
 	reconcilesPerUser float64
+	// recovered is how long after the storm Surge first served 85% of its
+	// limit in one second; 0 when it never did.
+	recovered time.Duration
 }
 
 // rateTrace keeps the client's latest rate, for the trace.
@@ -125,6 +138,12 @@ func run(opts options, limit float64) result {
 	emu := emulator.New(emulator.Options{APIKey: apiKey, Accounts: []string{account}})
 	emu.SetLatency(opts.latency)
 	emu.SetRateLimit(limit, opts.burst)
+	var stormEnds time.Time
+	if opts.storm > 0 {
+		emu.SetRateLimit(stormLimit, 1)
+		stormEnds = time.Now().Add(opts.storm)
+		time.AfterFunc(opts.storm, func() { emu.SetRateLimit(limit, opts.burst) })
+	}
 	srv := httptest.NewServer(emu)
 	defer srv.Close()
 	trace := &rateTrace{}
@@ -216,6 +235,7 @@ func run(opts options, limit float64) result {
 		}
 	}
 	return result{
+		recovered:         recoveredAfter(emu.Requests(), stormEnds, limit),
 		users:             users,
 		converged:         converged,
 		floor:             ratesweep.Floor(users, opts.burst, limit),
@@ -223,6 +243,31 @@ func run(opts options, limit float64) result {
 		limitedShare:      float64(limited) / float64(max(all, 1)),
 		reconcilesPerUser: float64(reconciles) / float64(users),
 	}
+}
+
+// stormLimit is the rate Surge allows during a storm.
+const stormLimit = 0.2
+
+// recoveredAfter is how long after stormEnds Surge first served 85% of
+// limit within one second; 0 when it never did, or without a storm.
+func recoveredAfter(requests []emulator.Request, stormEnds time.Time, limit float64) time.Duration {
+	if stormEnds.IsZero() {
+		return 0
+	}
+	var served []time.Time
+	for _, r := range requests {
+		if r.Status >= 200 && r.Status < 300 && !r.At.Before(stormEnds) {
+			served = append(served, r.At)
+		}
+	}
+	slices.SortFunc(served, func(a, b time.Time) int { return a.Compare(b) })
+	need := int(math.Ceil(0.85 * limit))
+	for i := need - 1; i < len(served); i++ {
+		if served[i].Sub(served[i-need+1]) <= time.Second {
+			return served[i].Sub(stormEnds)
+		}
+	}
+	return 0
 }
 
 // reconcile does what is left of one resource. It reports whether the

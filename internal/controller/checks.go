@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
@@ -54,6 +55,26 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool
 	}
 	wait := last.dueAt.Sub(now)
 	return wait <= 0, wait
+}
+
+// resync says whether a due check of obj only confirms a settled resource:
+// its user is known, and nothing about the resource changed since its last
+// check succeeded, or, with no check remembered since a restart, since its
+// status was last concluded. The reads of such a check give way to new
+// work in the Surge client.
+func (t *checkTracker) resync(obj *surgev1alpha1.SurgeEndUser) bool {
+	if obj.Status.UserID == "" || !obj.DeletionTimestamp.IsZero() {
+		return false
+	}
+	t.mu.Lock()
+	last, ok := t.checks[keyOf(obj)]
+	t.mu.Unlock()
+	if !ok {
+		return obj.Status.ObservedGeneration == obj.Generation &&
+			apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady)
+	}
+	return last.stall == nil && last.uid == obj.UID && last.generation == obj.Generation &&
+		last.requestedAt == obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt]
 }
 
 // recheckSoon asks that the check after the current one of obj come no

@@ -257,6 +257,56 @@ func TestCheckTracker(t *testing.T) {
 	}
 }
 
+func TestCheckTrackerResync(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	ready := []metav1.Condition{{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonSynced}}
+	settled := func(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {
+		obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
+		obj.Status.ObservedGeneration = 2
+		obj.Status.UserID = "usr_1"
+		obj.Status.Conditions = ready
+		for _, m := range mutate {
+			m(obj)
+		}
+		return obj
+	}
+	tests := []struct {
+		name string
+		// checked is the resource as last checked, nil when never since
+		// the start.
+		checked    *surgev1alpha1.SurgeEndUser
+		checkStall error
+		now        *surgev1alpha1.SurgeEndUser
+		want       bool
+	}{
+		{name: "settled and checked before", checked: settled(), now: settled(), want: true},
+		{name: "settled, first check since a restart", now: settled(), want: true},
+		{name: "never created", now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "" })},
+		{name: "spec changed since the check", checked: settled(), now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 })},
+		{name: "spec changed before a restart", now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 })},
+		{name: "not Ready before a restart", now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.Conditions = nil })},
+		{name: "the last check stalled", checked: settled(), checkStall: errors.New("stalled"), now: settled()},
+		{
+			name: "a check was asked for", checked: settled(),
+			now: settled(func(o *surgev1alpha1.SurgeEndUser) {
+				o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "now"}
+			}),
+		},
+		{name: "being deleted", checked: settled(), now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.DeletionTimestamp = &metav1.Time{Time: now} })},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tracker := newCheckTracker()
+			if tc.checked != nil {
+				tracker.record(tc.checked, now, tc.checkStall)
+			}
+			if got := tracker.resync(tc.now); got != tc.want {
+				t.Errorf("resync = %t, want %t", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestCheckTrackerKeepsTheStallUntilTheNextCheck(t *testing.T) {
 	tracker := newCheckTracker()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +91,39 @@ func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
 	f.Surge.ClearFaults()
 	f.waitForReady("newcomer")
 	f.waitForReady("settled")
+}
+
+// TestNewWorkIsNotStarvedByResyncs: when Surge's limit is too low for the
+// resyncs of the settled resources, which then keep every turn taken, a
+// resource applied meanwhile is still created within a few turns: the
+// resyncs' reads give way to it.
+func TestNewWorkIsNotStarvedByResyncs(t *testing.T) {
+	const settled = 12
+	f := newFixture(t, func(o *operator.Options) {
+		o.ResyncInterval = time.Second
+		o.MaxConcurrentReconciles = 4
+	})
+	for i := range settled {
+		f.Create(f.endUser(fmt.Sprintf("settled-%02d", i)))
+	}
+	for i := range settled {
+		f.waitForReady(fmt.Sprintf("settled-%02d", i))
+	}
+	// Twelve reads a second are asked for; Surge allows one.
+	f.Surge.SetRateLimit(1, 1)
+	f.Eventually("the resyncs are held back by the rate limit", 30*time.Second, func() (bool, string) {
+		return slices.ContainsFunc(f.Surge.Requests(), func(r emulator.Request) bool { return r.Status == http.StatusTooManyRequests }), "no 429 yet"
+	})
+	time.Sleep(5 * time.Second)
+	asked := time.Now()
+	f.Create(f.endUser("newcomer"))
+	f.Eventually("the newcomer's create is sent", 20*time.Second, func() (bool, string) {
+		for _, r := range f.Surge.Requests() {
+			if !r.At.Before(asked) && r.Method == http.MethodPost && strings.HasPrefix(r.Path, "/accounts/") && r.Status < 300 {
+				t.Logf("the newcomer's create was sent %s after it was applied", r.At.Sub(asked).Round(time.Millisecond))
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d resync reads since, and no create", checksSince(f, asked))
+	})
 }

@@ -30,6 +30,7 @@ import (
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/intent"
 	"github.com/surge-operator/surge-operator/internal/metrics"
+	"github.com/surge-operator/surge-operator/internal/remote"
 	"github.com/surge-operator/surge-operator/internal/report"
 )
 
@@ -216,7 +217,10 @@ func gone(obj, current *surgev1alpha1.SurgeEndUser, err error) bool {
 // or nothing until wait has passed.
 type dueWork struct {
 	user, token bool
-	wait        time.Duration
+	// resync is true when the user check only confirms a settled
+	// resource: its reads give way to new work.
+	resync bool
+	wait   time.Duration
 	// standingStall is the stall the last user check ended in, which holds
 	// until the next one.
 	standingStall error
@@ -227,6 +231,7 @@ func (r *SurgeEndUserReconciler) dueWork(ctx context.Context, obj *surgev1alpha1
 	var userWait, tokenWait time.Duration
 	due.user, userWait = r.checks.due(obj, r.Clock.Now())
 	if due.user {
+		due.resync = r.checks.resync(obj)
 		return due
 	}
 	// Between user checks the token is looked after on its own, whatever
@@ -247,7 +252,11 @@ func (r *SurgeEndUserReconciler) runSteps(ctx context.Context, api EndUserRemote
 	defer cancel()
 	userErr := due.standingStall
 	if due.user {
-		userErr = r.reconcileUser(remoteCtx, api, rep, obj)
+		userCtx := remoteCtx
+		if due.resync {
+			userCtx = remote.Resync(remoteCtx)
+		}
+		userErr = r.reconcileUser(userCtx, api, rep, obj)
 	}
 	switch {
 	case isStall(userErr, surgev1alpha1.ReasonUserClaimed):

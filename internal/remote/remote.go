@@ -180,6 +180,12 @@ func (u *EndUser) Listed(userID string) bool {
 	return u.index.listed(u.account, userID)
 }
 
+// Resync marks the calls made with the returned context as those of a
+// resync, which confirm what is already settled: their reads give way to
+// every other call on the same key, so that however low the rate a
+// create, an update or a deletion never waits behind them.
+func Resync(ctx context.Context) context.Context { return surge.Resync(ctx) }
+
 // IdentityOf is the namespace and name of the resource a user's tags name,
 // if they name one a resource could have.
 func IdentityOf(user User) (types.NamespacedName, bool) {

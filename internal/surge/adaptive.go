@@ -28,6 +28,18 @@ const (
 	// they are 200.
 	recoveryTime     = 4 * time.Second
 	recoveryRequests = 40
+	// maxRecoveryTime bounds the climb: after a storm of 429s has brought
+	// the rate down to a request or two a second, 40 requests would take
+	// minutes. Below 4 rps the climb therefore holds fewer requests, and
+	// ends in a 429 more often.
+	maxRecoveryTime = 10 * time.Second
+	// Past the climb and probeDelay more, the rate also grows by
+	// probeAcceleration requests a second for every second squared: near a
+	// peak of tens of requests a second the cubic is the steeper, but a
+	// peak that a storm set low is left in seconds, where the cubic,
+	// scaled by the peak, would take minutes.
+	probeDelay        = 5 * time.Second
+	probeAcceleration = 0.1
 	// minAdaptiveRate keeps the client probing even when Surge refused
 	// everything.
 	minAdaptiveRate = 0.5
@@ -66,14 +78,18 @@ func (a *adaptiveRate) rate(now time.Time) float64 {
 	// One cubic through three points: decreaseFactor × peak right after
 	// the decrease, flat at peak after the recovery, and steepening above
 	// it to probe for a limit that was raised.
-	progress := 1 - now.Sub(a.decreasedAt).Seconds()/a.recovery().Seconds()
+	elapsed, recovery := now.Sub(a.decreasedAt), a.recovery()
+	progress := 1 - elapsed.Seconds()/recovery.Seconds()
 	r := a.peak * (1 - (1-decreaseFactor)*progress*progress*progress)
+	if beyond := (elapsed - recovery - probeDelay).Seconds(); beyond > 0 {
+		r = max(r, a.peak+probeAcceleration*beyond*beyond)
+	}
 	return min(max(r, minAdaptiveRate), a.ceiling)
 }
 
 // recovery is how long the rate takes to climb back to the peak.
 func (a *adaptiveRate) recovery() time.Duration {
-	return max(recoveryTime, time.Duration(recoveryRequests/a.peak*float64(time.Second)))
+	return min(max(recoveryTime, time.Duration(recoveryRequests/a.peak*float64(time.Second))), maxRecoveryTime)
 }
 
 // slowStart is the rate before the first 429: initialRate, doubling from

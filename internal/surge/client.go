@@ -162,7 +162,27 @@ type call struct {
 	out           any
 }
 
+// do makes the call: a resync read only when no other request is expected
+// back for a turn, and any other request ahead of resync reads when it
+// comes back after being held back.
 func (c *Client) do(ctx context.Context, req call) error {
+	if givesWay(ctx, req.method) {
+		if err := c.pace.giveWay(req.operation); err != nil {
+			return err
+		}
+		return c.attempt(ctx, req)
+	}
+	c.pace.arrived()
+	err := c.attempt(ctx, req)
+	if retryAfter, limited := RateLimitedFor(err); limited {
+		c.pace.sentAway(retryAfter)
+	}
+	return err
+}
+
+// attempt makes the call, retrying where that is safe and the budget
+// allows.
+func (c *Client) attempt(ctx context.Context, req call) error {
 	var payload []byte
 	if req.body != nil {
 		var err error

@@ -71,6 +71,7 @@ type pacer struct {
 	retake       chan struct{}
 	budget       retryBudget
 	blockedUntil time.Time
+	owed         owedTurns
 }
 
 // newPacer paces at most ceiling requests per second with bursts of burst;
@@ -140,6 +141,34 @@ func (p *pacer) turn(ctx context.Context, operation string) (time.Time, error) {
 			return time.Now(), nil
 		}
 	}
+}
+
+// giveWay holds back a resync read while a request that does not give
+// way is expected back for a turn.
+func (p *pacer) giveWay(operation string) error {
+	p.mu.Lock()
+	wait, held := p.owed.holdsBack(time.Now())
+	p.mu.Unlock()
+	if held {
+		return &RateLimitedError{Operation: operation, RetryAfter: wait}
+	}
+	return nil
+}
+
+// arrived is told of a request that does not give way, before its first
+// turn.
+func (p *pacer) arrived() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.owed.arrived(time.Now())
+}
+
+// sentAway is told of a request that does not give way, and that the
+// client sent away to come back after retryAfter.
+func (p *pacer) sentAway(retryAfter time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.owed.sentAway(time.Now().Add(retryAfter))
 }
 
 // setSchedule keeps s, and wakes the requests waiting for turns of an
