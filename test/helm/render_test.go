@@ -230,18 +230,31 @@ func TestValuesReachTheDeployment(t *testing.T) {
 		"--set", "topologySpreadConstraints[0].maxSkew=1", "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
 		"--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
 		"--set", "serviceAccount.name=surge", "--set", "serviceAccount.annotations.team=platform",
-		"--set", "leaderElection=false",
 		"--set", "extraArgs[0]=--watch-namespace=team-a",
 		"--set", "extraEnv[0].name=SURGE_API_URL", "--set", "extraEnv[0].value=https://surge.example.com",
 		"--set", "apiKey.existingSecret=surge-credentials", "--set", "apiKey.key=token",
 		"--set", "podDisruptionBudget.enabled=true",
+		"--set", "global.imagePullSecrets[0]=umbrella-credentials", "--set", "global.imagePullSecrets[1].name=registry-credentials",
+		"--set", "deploymentAnnotations.example\\.com/reloader=surge-credentials", "--set", "deploymentLabels.tier=system",
+		"--set", "dnsConfig.options[0].name=ndots", "--set-string", "dnsConfig.options[0].value=1",
+		"--set", "initContainers[0].name=wait-for-proxy", "--set", "initContainers[0].image=registry.example.com/wait:1",
+		"--set", "extraContainers[0].name=proxy", "--set", "extraContainers[0].image=registry.example.com/proxy:1",
+		"--set", "livenessProbe.failureThreshold=6", "--set", "readinessProbe.periodSeconds=30",
 	)
 	deployment, manager = deploymentOf(t, objects)
 	spec := deployment.Spec.Template.Spec
 	checks := map[string]bool{
-		"image":                     manager.Image == "registry.example.com/surge/operator:v9.9.9",
-		"image.pullPolicy":          manager.ImagePullPolicy == corev1.PullAlways,
-		"imagePullSecrets":          len(spec.ImagePullSecrets) == 1 && spec.ImagePullSecrets[0].Name == "registry-credentials",
+		"image":            manager.Image == "registry.example.com/surge/operator:v9.9.9",
+		"image.pullPolicy": manager.ImagePullPolicy == corev1.PullAlways,
+		"imagePullSecrets and global.imagePullSecrets, each once": slices.Equal(spec.ImagePullSecrets,
+			[]corev1.LocalObjectReference{{Name: "umbrella-credentials"}, {Name: "registry-credentials"}}),
+		"deploymentAnnotations":     deployment.Annotations["example.com/reloader"] == "surge-credentials",
+		"deploymentLabels":          deployment.Labels["tier"] == "system",
+		"dnsConfig":                 spec.DNSConfig != nil && len(spec.DNSConfig.Options) == 1 && spec.DNSConfig.Options[0].Name == "ndots",
+		"initContainers":            len(spec.InitContainers) == 1 && spec.InitContainers[0].Name == "wait-for-proxy",
+		"extraContainers":           len(spec.Containers) == 2 && spec.Containers[1].Name == "proxy",
+		"livenessProbe":             manager.LivenessProbe != nil && manager.LivenessProbe.FailureThreshold == 6 && manager.LivenessProbe.HTTPGet != nil,
+		"readinessProbe":            manager.ReadinessProbe != nil && manager.ReadinessProbe.PeriodSeconds == 30 && manager.ReadinessProbe.HTTPGet != nil,
 		"replicaCount":              deployment.Spec.Replicas != nil && *deployment.Spec.Replicas == 3,
 		"resources":                 manager.Resources.Limits.Memory().String() == "1Gi",
 		"nodeSelector":              spec.NodeSelector["pool"] == "system",
@@ -249,7 +262,6 @@ func TestValuesReachTheDeployment(t *testing.T) {
 		"affinity":                  spec.Affinity != nil && spec.Affinity.NodeAffinity != nil,
 		"topologySpreadConstraints": len(spec.TopologySpreadConstraints) == 1 && spec.TopologySpreadConstraints[0].TopologyKey == "topology.kubernetes.io/zone",
 		"serviceAccount.name":       spec.ServiceAccountName == "surge",
-		"leaderElection":            !slices.Contains(manager.Args, "--leader-elect") && !slices.ContainsFunc(manager.Args, isLeaderElectionFlag),
 		"extraArgs":                 slices.Contains(manager.Args, "--watch-namespace=team-a"),
 		"extraEnv":                  envVar(manager, "SURGE_API_URL") != nil && envVar(manager, "SURGE_API_URL").Value == "https://surge.example.com",
 	}
@@ -267,9 +279,6 @@ func TestValuesReachTheDeployment(t *testing.T) {
 	if sa := find(t, objects, "ServiceAccount", "surge"); sa.GetAnnotations()["team"] != "platform" {
 		t.Errorf("serviceAccount.annotations do not reach the ServiceAccount: %v", sa.GetAnnotations())
 	}
-	if roles := ofKind(objects, "Role"); len(roles) != 0 {
-		t.Errorf("leaderElection=false still renders the leader-election Role")
-	}
 	pdb := find(t, objects, "PodDisruptionBudget", "surge-operator")
 	selector, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
 	for key, value := range selector {
@@ -281,6 +290,29 @@ func TestValuesReachTheDeployment(t *testing.T) {
 	_, pinned := deploymentOf(t, render(t, "--set", "image.tag=v9.9.9", "--set", "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))
 	if pinned.Image != "ghcr.io/surge-operator/surge-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" {
 		t.Errorf("with image.digest the image is %q, want it pinned by the digest", pinned.Image)
+	}
+}
+
+// TestOneReplicaWithoutLeaderElection: leader election may be turned off
+// for a single replica only; more, in the main Deployment or a shard's,
+// would reconcile at once and is refused with a message saying so.
+func TestOneReplicaWithoutLeaderElection(t *testing.T) {
+	objects := render(t, "--set", "leaderElection=false")
+	_, manager := deploymentOf(t, objects)
+	if slices.Contains(manager.Args, "--leader-elect") || slices.ContainsFunc(manager.Args, isLeaderElectionFlag) {
+		t.Errorf("leaderElection=false still elects a leader: %v", manager.Args)
+	}
+	if roles := ofKind(objects, "Role"); len(roles) != 0 {
+		t.Errorf("leaderElection=false still renders the leader-election Role")
+	}
+	for name, flags := range map[string][]string{
+		"replicaCount": {"--set", "replicaCount=2"},
+		"shard eu":     {"--set", "shards[0].name=eu", "--set", "shards[0].replicaCount=3"},
+	} {
+		_, err := helm(append([]string{"template", "surge-operator", chartDir, "--set", "leaderElection=false"}, flags...)...)
+		if err == nil || !strings.Contains(err.Error(), name+" asks for") || !strings.Contains(err.Error(), "leaderElection") {
+			t.Errorf("%v with leaderElection=false: got %v, want it refused naming %s and leaderElection", flags, err, name)
+		}
 	}
 }
 

@@ -492,6 +492,8 @@ commonLabels: {team: platform}
 image: {repository: registry.example.com/surge/operator, tag: v9.9.9, pullPolicy: IfNotPresent}
 imagePullSecrets: [{name: registry-credentials}]
 replicaCount: 2
+deploymentAnnotations: {example.com/reloader: surge-api-key}
+deploymentLabels: {example.com/tier: system}
 strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
 revisionHistoryLimit: 5
 logLevel: debug
@@ -504,6 +506,11 @@ podLabels: {example.com/tier: system}
 nodeSelector: {kubernetes.io/os: linux}
 tolerations: [{key: dedicated, operator: Exists}]
 affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 100, podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app.kubernetes.io/name: surge}}}}]}}
+dnsConfig: {options: [{name: ndots, value: "1"}]}
+initContainers: [{name: wait, image: registry.example.com/busybox:1, command: [sh, -c, "true"], securityContext: {allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: {drop: [ALL]}}}]
+extraContainers: [{name: sidecar, image: registry.example.com/busybox:1, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: {drop: [ALL]}}}]
+livenessProbe: {initialDelaySeconds: 10, periodSeconds: 15, timeoutSeconds: 2, failureThreshold: 4}
+readinessProbe: {initialDelaySeconds: 3, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2}
 topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app.kubernetes.io/name: surge}}}]
 serviceAccount: {create: true, name: everything-manager, annotations: {example.com/role: manager}}
 crds: {enabled: false, keep: true, annotations: {example.com/owner: platform}}

@@ -118,3 +118,24 @@ The names of the shards, comma-separated, for the main instance's
 {{- end -}}
 {{- join "," $names -}}
 {{- end -}}
+
+{{/*
+The pull secrets of imagePullSecrets and an umbrella chart's
+global.imagePullSecrets, each once, as a YAML list; empty when there are none.
+*/}}
+{{- define "surge-operator.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) .Values.imagePullSecrets -}}
+{{- $name := ternary . (get (kindIs "map" . | ternary . dict) "name") (kindIs "string" .) -}}
+{{- if and $name (not (has $name $names)) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- $secrets := list -}}
+{{- range $names -}}
+{{- $secrets = append $secrets (dict "name" .) -}}
+{{- end -}}
+{{- with $secrets -}}
+{{- toYaml . -}}
+{{- end -}}
+{{- end -}}
