@@ -37,6 +37,8 @@ func main() {
 	flag.DurationVar(&opts.SurgeAttemptTimeout, "surge-request-timeout", operator.DefaultSurgeAttemptTimeout, "How long one request to Surge may take. A create whose answer was lost is settled only once twice this has passed since it was sent, since Surge may still commit it; a resource is checked again that long after an update.")
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&opts.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for authenticated and authorized clients only.")
+	flag.StringVar(&opts.MetricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key, the metrics endpoint's certificate (a kubernetes.io/tls Secret's keys), reloaded when they change; empty: a self-signed one.")
+	flag.StringVar(&opts.MetricsClientCAFile, "metrics-client-ca", "", "PEM file of CAs: a scraper presenting a client certificate they signed may read metrics without a token (mutual TLS).")
 	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address the health probes bind to; 0 turns them off.")
 	flag.StringVar(&opts.PprofBindAddress, "pprof-bind-address", "0", "Address net/http/pprof is served on, for profiling; 0 turns it off. Serve it on localhost only: it is not authenticated.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")

@@ -82,8 +82,15 @@ type Options struct {
 	// restart the operator), which controller-runtime refuses by default.
 	Rebuildable bool
 
-	MetricsBindAddress     string
-	SecureMetrics          bool
+	MetricsBindAddress string
+	SecureMetrics      bool
+	// MetricsCertDir holds tls.crt and tls.key, the metrics endpoint's
+	// certificate, reloaded when they change; empty: one of the manager's
+	// own making, which no scraper can verify.
+	MetricsCertDir string
+	// MetricsClientCAFile is a PEM bundle of CAs: a scraper presenting a
+	// certificate that one of them signed is let in without a token.
+	MetricsClientCAFile    string
 	HealthProbeBindAddress string
 	// PprofBindAddress serves net/http/pprof, for profiling; empty or "0"
 	// turns it off.
@@ -213,6 +220,14 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 	if opts.SecureMetrics {
 		metricsOptions.FilterProvider = authorizedScrapesOnly
+		metricsOptions.CertDir = opts.MetricsCertDir
+		if opts.MetricsClientCAFile != "" {
+			trustClients, err := clientCertificatesFrom(opts.MetricsClientCAFile)
+			if err != nil {
+				return nil, err
+			}
+			metricsOptions.TLSOpts = append(metricsOptions.TLSOpts, trustClients)
+		}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),

@@ -29,6 +29,7 @@ var valueSets = map[string][]string{
 		"--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
 		"--set", "grafanaDashboard.enabled=true", "--set", "podDisruptionBudget.enabled=true",
 		"--set", "apiKey.existingSecret=surge-api-key", "--set", "replicaCount=2",
+		"--set", "metrics.tls.existingSecret=surge-metrics-tls", "--set", "serviceMonitor.clientCertSecret=prometheus-tls",
 	},
 	"existing service account, no CRDs, no leader election": {
 		"--set", "serviceAccount.create=false", "--set", "serviceAccount.name=platform-operators",
@@ -63,7 +64,7 @@ func TestTemplateRendersTheInstallation(t *testing.T) {
 		}
 		return count
 	}
-	full := kinds(render(t, "--include-crds", "--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true"))
+	full := kinds(render(t, append([]string{"--include-crds", "--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true"}, monitoringSecrets...)...))
 	for _, kind := range []string{"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "ServiceMonitor", "PrometheusRule"} {
 		if full[kind] == 0 {
 			t.Errorf("the chart renders no %s with monitoring on; got %v", kind, full)

@@ -96,6 +96,10 @@ func run(m *testing.M) int {
 
 // findHelm returns the helm that make helm built: HELM when make test sets
 // it, else the one pinned helm in bin/.
+// monitoringSecrets are the Secrets the ServiceMonitor needs, for mutual
+// TLS with the metrics endpoint.
+var monitoringSecrets = []string{"--set", "metrics.tls.existingSecret=surge-metrics-tls", "--set", "serviceMonitor.clientCertSecret=prometheus-tls"}
+
 func findHelm() (string, error) {
 	if path := os.Getenv("HELM"); path != "" {
 		return path, nil

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -95,7 +94,8 @@ commonLabels:
   team: platform
   app.kubernetes.io/part-of: messaging
   app.kubernetes.io/name: something-else
-serviceMonitor: {enabled: true}
+metrics: {tls: {existingSecret: surge-metrics-tls}}
+serviceMonitor: {enabled: true, clientCertSecret: prometheus-tls}
 prometheusRule: {enabled: true}
 grafanaDashboard: {enabled: true}
 podDisruptionBudget: {enabled: true}
@@ -232,7 +232,7 @@ func TestCRDAnnotations(t *testing.T) {
 // TestRBACCreate: rbac.create=false renders no role and no binding, and
 // still the manager, running as its ServiceAccount.
 func TestRBACCreate(t *testing.T) {
-	objects := render(t, "--set", "rbac.create=false", "--set", "serviceMonitor.enabled=true")
+	objects := render(t, append([]string{"--set", "rbac.create=false", "--set", "serviceMonitor.enabled=true"}, monitoringSecrets...)...)
 	for _, kind := range []string{"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
 		for _, obj := range ofKind(objects, kind) {
 			t.Errorf("rbac.create=false still renders %s", manifests.Describe(obj))
@@ -378,80 +378,92 @@ extraObjects:
 }
 
 // TestServiceMonitor: the ServiceMonitor keeps the metrics' own labels,
-// passes relabelings on, and authenticates with the authorization field
-// (bearerTokenFile and bearerTokenSecret are deprecated) from a Secret: the
-// token of a scraper ServiceAccount of the chart's, allowed to read
-// /metrics, or the one serviceMonitor.authorization names.
+// passes relabelings on, and scrapes over mutual TLS: Prometheus verifies
+// the manager's certificate, of metrics.tls.existingSecret, by the name of
+// the metrics Service, and presents its own, of clientCertSecret. No token,
+// no insecureSkipVerify, no ServiceAccount token Secret. Without the two
+// Secrets, the chart says it needs them.
 func TestServiceMonitor(t *testing.T) {
-	ctx := context.Background()
-	objects := renderChart(t, "scrape", "monitoring-test", chartDir, "--set", "serviceMonitor.enabled=true")
+	objects := renderChart(t, "scrape", "monitoring-test", chartDir, append([]string{"--set", "serviceMonitor.enabled=true"}, monitoringSecrets...)...)
 	endpoint := monitorEndpoint(t, objects, "scrape-surge-operator")
 	if endpoint["honorLabels"] != true {
 		t.Errorf("the ServiceMonitor does not honor the metrics' labels by default, so the token alert would name the operator's namespace: %v", endpoint)
 	}
-	for _, deprecated := range []string{"bearerTokenFile", "bearerTokenSecret"} {
-		if _, ok := endpoint[deprecated]; ok {
-			t.Errorf("the ServiceMonitor uses the deprecated %s", deprecated)
+	for _, insecure := range []string{"bearerTokenFile", "bearerTokenSecret", "authorization"} {
+		if _, ok := endpoint[insecure]; ok {
+			t.Errorf("the ServiceMonitor sends a token (%s)", insecure)
 		}
 	}
-	secretName, _, _ := unstructured.NestedString(endpoint, "authorization", "credentials", "name")
-	secretKey, _, _ := unstructured.NestedString(endpoint, "authorization", "credentials", "key")
-	secret := find(t, objects, "Secret", secretName)
-	if secret.Object["type"] != "kubernetes.io/service-account-token" || secret.GetAnnotations()["kubernetes.io/service-account.name"] != "scrape-surge-operator-metrics-scraper" || secretKey != "token" {
-		t.Errorf("the ServiceMonitor reads key %q of Secret %s, want the token of the scraper ServiceAccount: %v", secretKey, secretName, secret.Object)
+	tlsConfig, _, _ := unstructured.NestedMap(endpoint, "tlsConfig")
+	skip, _, _ := unstructured.NestedBool(tlsConfig, "insecureSkipVerify")
+	service := ofKind(objects, "Service")[0]
+	want := map[string]string{
+		"serverName":       service.GetName() + ".monitoring-test.svc",
+		"ca.secret.name":   "prometheus-tls",
+		"ca.secret.key":    "ca.crt",
+		"cert.secret.name": "prometheus-tls",
+		"cert.secret.key":  "tls.crt",
+		"keySecret.name":   "prometheus-tls",
+		"keySecret.key":    "tls.key",
+	}
+	for field, value := range want {
+		got, _, _ := unstructured.NestedString(tlsConfig, strings.Split(field, ".")...)
+		if got != value {
+			t.Errorf("the ServiceMonitor's tlsConfig.%s is %q, want %q", field, got, value)
+		}
+	}
+	if skip {
+		t.Errorf("the ServiceMonitor skips verifying the manager's certificate")
+	}
+	for _, secret := range ofKind(objects, "Secret") {
+		if secret.Object["type"] == "kubernetes.io/service-account-token" {
+			t.Errorf("the chart renders a ServiceAccount token Secret, %s", secret.GetName())
+		}
+	}
+	_, manager := deploymentOf(t, objects)
+	if !slices.Contains(manager.Args, "--metrics-cert-dir=/etc/surge-operator/metrics-tls") ||
+		!slices.Contains(manager.Args, "--metrics-client-ca=/etc/surge-operator/metrics-tls/ca.crt") ||
+		!slices.ContainsFunc(manager.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/surge-operator/metrics-tls" }) {
+		t.Errorf("the manager does not serve metrics with metrics.tls.existingSecret's certificate: %v, %v", manager.Args, manager.VolumeMounts)
 	}
 
-	// The API server agrees that the scraper may read the metrics: the
-	// chart's reader role and the scraper's objects, created for real.
-	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring-test"}}
-	if err := k8s.Create(ctx, namespace); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	for _, obj := range []*unstructured.Unstructured{
-		find(t, objects, "ClusterRole", "scrape-surge-operator-metrics-reader"),
-		find(t, objects, "ServiceAccount", "scrape-surge-operator-metrics-scraper"),
-		secret,
-		find(t, objects, "ClusterRoleBinding", "scrape-surge-operator-metrics-scraper"),
+	for _, missing := range [][]string{
+		{"--set", "serviceMonitor.clientCertSecret=prometheus-tls"},
+		{"--set", "metrics.tls.existingSecret=surge-metrics-tls"},
 	} {
-		if err := k8s.Create(ctx, obj); err != nil {
-			t.Fatalf("creating %s: %v", manifests.Describe(obj), err)
+		_, err := helm(append([]string{"template", "scrape", chartDir, "--set", "serviceMonitor.enabled=true"}, missing...)...)
+		if err == nil || !strings.Contains(err.Error(), "serviceMonitor.enabled needs") {
+			t.Errorf("a ServiceMonitor with only %v: got %v, want the chart to say which Secret it needs", missing, err)
 		}
-		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
-	}
-	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User:                  "system:serviceaccount:monitoring-test:scrape-surge-operator-metrics-scraper",
-		Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:monitoring-test"},
-		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
-	}}
-	if err := k8s.Create(ctx, review); err != nil {
-		t.Fatal(err)
-	}
-	if !review.Status.Allowed {
-		t.Errorf("the scraper ServiceAccount may not get /metrics: %+v", review.Status)
 	}
 
 	objects = renderValues(t, `
+metrics: {port: 9443, tls: {existingSecret: surge-metrics-tls}}
 serviceMonitor:
   enabled: true
+  namespace: monitoring
+  scrapeTimeout: 10s
+  clientCertSecret: prometheus-tls
   honorLabels: false
-  authorization: {existingSecret: prometheus-token, key: bearer}
   relabelings:
   - {action: replace, sourceLabels: [__meta_kubernetes_pod_node_name], targetLabel: node}
   metricRelabelings:
   - {action: drop, sourceLabels: [__name__], regex: workqueue_.*}
 `)
 	endpoint = monitorEndpoint(t, objects, "surge-operator")
-	secretName, _, _ = unstructured.NestedString(endpoint, "authorization", "credentials", "name")
-	secretKey, _, _ = unstructured.NestedString(endpoint, "authorization", "credentials", "key")
-	if secretName != "prometheus-token" || secretKey != "bearer" {
-		t.Errorf("the ServiceMonitor reads key %q of Secret %q, want serviceMonitor.authorization's", secretKey, secretName)
+	monitor := find(t, objects, "ServiceMonitor", "surge-operator")
+	watched, _, _ := unstructured.NestedStringSlice(monitor.Object, "spec", "namespaceSelector", "matchNames")
+	if monitor.GetNamespace() != "monitoring" || !slices.Equal(watched, []string{"surge-operator"}) {
+		t.Errorf("with serviceMonitor.namespace the ServiceMonitor is in %q and looks in %v, want monitoring and the release namespace", monitor.GetNamespace(), watched)
 	}
-	for _, kind := range []string{"ServiceAccount", "Secret", "ClusterRoleBinding"} {
-		for _, obj := range ofKind(objects, kind) {
-			if strings.Contains(obj.GetName(), "metrics-scraper") {
-				t.Errorf("with serviceMonitor.authorization.existingSecret the chart still renders %s", manifests.Describe(obj))
-			}
-		}
+	if endpoint["scrapeTimeout"] != "10s" {
+		t.Errorf("serviceMonitor.scrapeTimeout does not reach the ServiceMonitor: %v", endpoint)
+	}
+	ports, _, _ := unstructured.NestedSlice(ofKind(objects, "Service")[0].Object, "spec", "ports")
+	_, manager = deploymentOf(t, objects)
+	if len(ports) != 1 || fmt.Sprint(ports[0].(map[string]any)["port"]) != "9443" || manager.Ports[0].ContainerPort != 9443 ||
+		!slices.Contains(manager.Args, "--metrics-bind-address=:9443") {
+		t.Errorf("metrics.port does not reach the Service, the container and the flag: %v, %v, %v", ports, manager.Ports, manager.Args)
 	}
 	if endpoint["honorLabels"] != false {
 		t.Errorf("serviceMonitor.honorLabels=false does not reach the ServiceMonitor: %v", endpoint)
@@ -522,6 +534,7 @@ extraEnv: [{name: SSL_CERT_DIR, value: /etc/proxy-ca}]
 extraVolumes: [{name: proxy-ca, configMap: {name: proxy-ca, optional: true}}]
 extraVolumeMounts: [{name: proxy-ca, mountPath: /etc/proxy-ca, readOnly: true}]
 apiKey: {existingSecret: surge-api-key, key: api-key}
+metrics: {port: 9443, tls: {existingSecret: surge-metrics-tls}}
 podDisruptionBudget: {enabled: true, maxUnavailable: 1}
 networkPolicy:
   enabled: true
@@ -564,7 +577,7 @@ func TestEveryValue(t *testing.T) {
 	if err := os.WriteFile(file, []byte(everyValue), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	monitoring := []string{"--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.relabelings[0].action=keep",
+	monitoring := []string{"--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.clientCertSecret=prometheus-tls", "--set", "serviceMonitor.relabelings[0].action=keep",
 		"--set", "serviceMonitor.relabelings[0].sourceLabels[0]=__name__", "--set", "prometheusRule.enabled=true"}
 	if out, err := helm(append([]string{"lint", "--strict", chartDir, "--values", file}, monitoring...)...); err != nil || !strings.Contains(out, "0 chart(s) failed") {
 		t.Errorf("helm lint --strict with every value: %v\n%s", err, out)

@@ -97,14 +97,6 @@ crds.keep's to say.
 {{- end -}}
 
 {{/*
-The Secret whose token the ServiceMonitor sends: serviceMonitor.authorization's,
-or the chart's own scraper's.
-*/}}
-{{- define "surge-operator.metricsTokenSecret" -}}
-{{- default (printf "%s-metrics-scraper-token" (include "surge-operator.fullname" .)) .Values.serviceMonitor.authorization.existingSecret -}}
-{{- end -}}
-
-{{/*
 The names of the shards, comma-separated, for the main instance's
 --watch-label-selector; a name may be given once only.
 */}}
