@@ -49,10 +49,13 @@ func TestGaugesWaitForLeadership(t *testing.T) {
 		Status:     surgev1alpha1.SurgeEndUserStatus{Token: &surgev1alpha1.TokenStatus{ExpiresAt: expiresAt}},
 	}).Build()
 	elected := make(chan struct{})
-	metrics.WatchManager(reader, elected)
+	metrics.WatchManager(reader, elected, "surge-operator.surge.app")
 	metrics.SurgeObserver{Scope: metrics.ScopeOperatorKey}.RateChanged(10, 200)
 
 	standby := served(t)
+	if standby["surge_operator_build_info"] != 1 || leaderValue(t) != 0 {
+		t.Errorf("a standby serves %d build_info series and leader %v, want 1 and 0", standby["surge_operator_build_info"], leaderValue(t))
+	}
 	for _, name := range leaderGauges {
 		if n := standby[name]; n != 0 {
 			t.Errorf("a standby serves %d series of %s", n, name)
@@ -60,6 +63,9 @@ func TestGaugesWaitForLeadership(t *testing.T) {
 	}
 
 	close(elected)
+	if value := leaderValue(t); value != 1 {
+		t.Errorf("the leader serves surge_operator_leader %v, want 1", value)
+	}
 	leader := served(t)
 	want := map[string]int{
 		// Every combination of ready and stalled, zeros included.
@@ -73,4 +79,28 @@ func TestGaugesWaitForLeadership(t *testing.T) {
 			t.Errorf("the leader serves %d series of %s, want %d", leader[name], name, want[name])
 		}
 	}
+}
+
+// leaderValue is the value of surge_operator_leader for the Lease
+// surge-operator.surge.app.
+func leaderValue(t *testing.T) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gathering metrics: %v", err)
+	}
+	for _, family := range families {
+		if family.GetName() != "surge_operator_leader" {
+			continue
+		}
+		for _, metric := range family.GetMetric() {
+			for _, label := range metric.GetLabel() {
+				if label.GetName() == "lease" && label.GetValue() == "surge-operator.surge.app" {
+					return metric.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatal("no surge_operator_leader series for the Lease surge-operator.surge.app")
+	return 0
 }

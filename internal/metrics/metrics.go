@@ -86,7 +86,7 @@ func init() {
 	// A standby's client of the operator's key is built but never used: its
 	// rate would sit at the starting rate, far below the ceiling, for ever.
 	ctrlmetrics.Registry.MustRegister(DriftCorrections, DuplicatesRemoved, UsersLeftInSurge, surgeRequests, surgeRequestDuration, surgeRetries, surgeRateLimited,
-		fromLeader{DeletionsHeld, surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{})
+		fromLeader{DeletionsHeld, surgeRate, surgeRateCeiling, surgeLastRateLimited}, endUserCollector{}, buildInfo, leaderCollector{})
 }
 
 // ScopeOperatorKey is the scope of the client of the operator's own key.

@@ -33,6 +33,8 @@ type manager struct {
 	// elected is closed once this replica leads, or at start when there is
 	// no election.
 	elected <-chan struct{}
+	// lease names the leader election Lease, one per shard.
+	lease string
 }
 
 var current atomic.Pointer[manager]
@@ -42,8 +44,8 @@ var current atomic.Pointer[manager]
 // lists the same resources and builds the same clients, so gauges from a
 // standby would count each end user twice; a standby also never fills its
 // cache then. A later call replaces the manager, for a rebuilt one.
-func WatchManager(reader client.Reader, elected <-chan struct{}) {
-	current.Store(&manager{reader: reader, elected: elected})
+func WatchManager(reader client.Reader, elected <-chan struct{}, lease string) {
+	current.Store(&manager{reader: reader, elected: elected, lease: lease})
 }
 
 // leading returns the manager while this replica leads it.

@@ -306,7 +306,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
 	}
-	metrics.WatchManager(mgr.GetCache(), mgr.Elected())
+	metrics.WatchManager(mgr.GetCache(), mgr.Elected(), opts.LeaderElectionID)
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -71,6 +71,68 @@ var scenarios = map[string][]scenario{
 		},
 	}},
 
+	"SurgeOperatorDown": {{
+		name: "the only pod stops being scraped",
+		series: `
+			surge_operator_build_info{$leader, version="v0.1.0"} 1x10 stale`,
+		checks: []check{
+			{at: 15 * time.Minute},
+			{at: 16 * time.Minute, firing: map[string]float64{alertOf(installation): 1},
+				summaries: map[string]string{alertOf(installation): "No pod of the surge-operator surge-operator/surge-operator-metrics serves metrics"}},
+		},
+	}, {
+		name: "a rolling update, the new pod up before the old one goes, stays quiet",
+		series: `
+			surge_operator_build_info{$leader, version="v0.1.0"} 1x10 stale
+			surge_operator_build_info{$next, version="v0.2.0"} _x8 1x30`,
+		checks: []check{{at: 40 * time.Minute}},
+	}, {
+		name: "one of two installations goes down",
+		series: `
+			surge_operator_build_info{$leader, version="v0.1.0"} 1x5 stale
+			surge_operator_build_info{$other, version="v0.1.0"} 1x30`,
+		checks: []check{
+			{at: 10 * time.Minute},
+			{at: 11 * time.Minute, firing: map[string]float64{alertOf(installation): 1}},
+			{at: 30 * time.Minute, firing: map[string]float64{alertOf(installation): 1}},
+		},
+	}, {
+		name: "no pod is scraped at all",
+		series: `
+			up{job="kubelet"} 1x10`,
+		checks: []check{
+			{at: 4 * time.Minute},
+			{at: 5 * time.Minute, firing: map[string]float64{alertOf(nil): 1},
+				summaries: map[string]string{alertOf(nil): "No pod of the surge-operator serves metrics"}},
+		},
+	}},
+
+	"SurgeOperatorNoLeader": {{
+		name: "the leader stops leading and the standby does not take over",
+		series: `
+			surge_operator_leader{$leader, lease="surge-operator.surge.app"} 1x5 0x15
+			surge_operator_leader{$next, lease="surge-operator.surge.app"} 0x20`,
+		checks: []check{
+			{at: 10 * time.Minute},
+			{at: 11 * time.Minute, firing: map[string]float64{alertOf(installation, "lease", "surge-operator.surge.app"): 0},
+				summaries: map[string]string{alertOf(installation, "lease", "surge-operator.surge.app"): "No pod of surge-operator/surge-operator-metrics leads the Lease surge-operator.surge.app"}},
+		},
+	}, {
+		name: "a handover within a minute stays quiet",
+		series: `
+			surge_operator_leader{$leader, lease="surge-operator.surge.app"} 1x5 stale
+			surge_operator_leader{$next, lease="surge-operator.surge.app"} 0x6 1x20`,
+		checks: []check{{at: 25 * time.Minute}},
+	}, {
+		name: "a shard without a leader while the main instance leads",
+		series: `
+			surge_operator_leader{$leader, lease="surge-operator.surge.app"} 1x20
+			surge_operator_leader{$next, lease="surge-operator-shard-eu.surge.app"} 0x20`,
+		checks: []check{
+			{at: 5 * time.Minute, firing: map[string]float64{alertOf(installation, "lease", "surge-operator-shard-eu.surge.app"): 0}},
+		},
+	}},
+
 	"SurgeEndUsersStalled": {{
 		name: "two end users stall: the leader's count, after 15 minutes",
 		series: `
