@@ -47,8 +47,8 @@ var (
 
 	surgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "surge_operator_surge_requests_total",
-		Help: "Requests to the Surge API by operation and HTTP status code (0: no answer).",
-	}, []string{"operation", "code"})
+		Help: "Requests to the Surge API by operation, HTTP status code (0: no answer) and the project whose key sent them (operator: the operator's own; other: beyond the first 100 projects).",
+	}, []string{"operation", "code", "project"})
 
 	surgeRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "surge_operator_surge_request_duration_seconds",
@@ -102,7 +102,7 @@ type SurgeObserver struct {
 
 // RequestDone records one answered (or failed) request.
 func (o SurgeObserver) RequestDone(operation string, statusCode int, duration time.Duration) {
-	surgeRequests.WithLabelValues(operation, strconv.Itoa(statusCode)).Inc()
+	surgeRequests.WithLabelValues(operation, strconv.Itoa(statusCode), projectLabels.of(o.Scope)).Inc()
 	surgeRequestDuration.WithLabelValues(operation).Observe(duration.Seconds())
 	if statusCode == 429 {
 		surgeRateLimited.WithLabelValues(operation).Inc()
@@ -130,4 +130,7 @@ func ForgetScope(scope string) {
 	surgeRateCeiling.DeleteLabelValues(scope)
 	surgeLastRateLimited.DeleteLabelValues(scope)
 	DeletionsHeld.DeleteLabelValues(scope)
+	if projectLabels.forget(scope) {
+		surgeRequests.DeletePartialMatch(prometheus.Labels{"project": scope})
+	}
 }

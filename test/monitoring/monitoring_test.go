@@ -15,6 +15,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -224,5 +225,62 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 	}
 	if _, err := metricNames(`sum(rate(surge_operator_surge_requests_total[5m])`); err == nil {
 		t.Errorf("an unbalanced query parses")
+	}
+}
+
+// TestDashboardFollowsTheChosenInstallation: every selector of every panel
+// keeps to the installation chosen in the dashboard's namespace and job
+// variables, so that two installations in one Prometheus are not summed
+// together, and the variables list what the operator exports.
+func TestDashboardFollowsTheChosenInstallation(t *testing.T) {
+	raw, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dashboard struct {
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(raw, &dashboard); err != nil {
+		t.Fatal(err)
+	}
+	variables := map[string]string{}
+	for _, variable := range dashboard.Templating.List {
+		variables[variable.Name] = variable.Definition
+	}
+	for _, name := range []string{"namespace", "job", "project"} {
+		definition, ok := variables[name]
+		inner, isLabelValues := strings.CutPrefix(definition, "label_values(")
+		if !ok || !isLabelValues {
+			t.Errorf("the dashboard has no %s variable listing label values: %q", name, definition)
+			continue
+		}
+		selector := inner[:strings.LastIndex(inner, ",")]
+		if names, err := metricNames(selector); err != nil || len(names) != 1 {
+			t.Errorf("the %s variable lists values of %q, which is not one metric: %v", name, selector, err)
+		}
+	}
+	for _, q := range dashboardQueries(t) {
+		node, err := parser.NewParser(parser.Options{}).ParseExpr(q.expr)
+		if err != nil {
+			t.Errorf("%s: %v", q.source, err)
+			continue
+		}
+		parser.Inspect(node, func(node parser.Node, _ []parser.Node) error {
+			selector, ok := node.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			for _, want := range []string{`namespace=~"$namespace"`, `job=~"$job"`} {
+				if !slices.ContainsFunc(selector.LabelMatchers, func(m *labels.Matcher) bool { return m.String() == want }) {
+					t.Errorf("%s: %s does not keep to the chosen installation (%s)", q.source, selector, want)
+				}
+			}
+			return nil
+		})
 	}
 }
