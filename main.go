@@ -51,6 +51,7 @@ func main() {
 	flag.StringVar(&watchLabelSelector, "watch-label-selector", "", "Reconcile only the SurgeEndUsers whose labels match this selector, such as surge.app/shard=b or 'surge.app/shard notin (b,c)': one shard of several instances. Empty reconciles all.")
 	flag.StringVar(&allowedURLs, "allowed-surge-api-urls", "", "Comma-separated Surge API URLs a namespaced SurgeProject may name in spec.apiURL, besides --surge-api-url.")
 	flag.StringVar(&watchNamespaces, "watch-namespace", "", "Comma-separated namespaces to watch; empty watches all.")
+	clusterProjects := flag.Bool("cluster-projects", true, "Serve ClusterSurgeProjects. An installation scoped to some namespaces (--watch-namespace) with namespace-scoped RBAC sets it to false: it neither reads nor serves them, and refuses SurgeEndUsers that name one.")
 	printVersion := flag.Bool("version", false, "Print the version, the commit and the source's date, and exit.")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
@@ -73,6 +74,7 @@ func main() {
 	}
 
 	opts.SurgeAPIKey = os.Getenv("SURGE_API_KEY")
+	opts.IgnoreClusterProjects = !*clusterProjects
 	if allowedURLs != "" {
 		opts.AllowedSurgeAPIURLs = strings.Split(allowedURLs, ",")
 	}

@@ -74,6 +74,9 @@ type SurgeEndUserReconciler struct {
 	// Selector limits the resources reconciled to those whose labels match
 	// (a shard's share); nil reconciles every one.
 	Selector labels.Selector
+	// IgnoreClusterProjects leaves ClusterSurgeProjects unwatched, for an
+	// installation that serves only some namespaces.
+	IgnoreClusterProjects bool
 	// Drain is how long a reconcile under way when the manager stops may
 	// go on: its Surge call in flight finishes and its answer is recorded,
 	// instead of being cut off and left for the next leader to search for.
@@ -418,21 +421,22 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexEndUsers(mgr); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	projectChange := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&surgev1alpha1.SurgeEndUser{}, builder.WithPredicates(
 			predicate.Or(meaningfulChange(), r.joinedShare()), predicate.NewPredicateFuncs(r.reconciles))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(tokenSecretChange())).
 		// An annotation of a project releases its held deletions.
-		Watches(&surgev1alpha1.SurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
-			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&surgev1alpha1.ClusterSurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject),
-			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfNamespace),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
-			RateLimiter:             newRateLimiter(),
-		}).
+		Watches(&surgev1alpha1.SurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject), projectChange)
+	if !r.IgnoreClusterProjects {
+		b = b.Watches(&surgev1alpha1.ClusterSurgeProject{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfProject), projectChange).
+			Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.endUsersOfNamespace),
+				builder.WithPredicates(predicate.LabelChangedPredicate{}))
+	}
+	return b.WithOptions(controller.Options{
+		MaxConcurrentReconciles: r.MaxConcurrentReconciles,
+		RateLimiter:             newRateLimiter(),
+	}).
 		Named("surgeenduser").
 		Complete(r)
 }

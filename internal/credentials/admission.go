@@ -22,6 +22,9 @@ const (
 	ReasonAPIKeyUnreadable    = "APIKeySecretUnreadable"
 	ReasonAPIURLNotAllowed    = "APIURLNotAllowed"
 	ReasonProjectDeleting     = "ProjectDeleting"
+	// ReasonClusterProjectNotServed: the resource names a
+	// ClusterSurgeProject, and its installation serves none.
+	ReasonClusterProjectNotServed = "ClusterProjectNotServed"
 )
 
 // Refusal says why a resource may not use Surge through its project. Only a

@@ -51,6 +51,7 @@ type Manager struct {
 	// clientForgotten is told the scope of each client dropped for good.
 	clientForgotten func(scope string)
 	clock           clock.PassiveClock
+	ignoreCluster   bool
 
 	mu      sync.Mutex
 	clients map[Ref]*projectClient
@@ -80,6 +81,10 @@ type Options struct {
 	// metrics) goes too.
 	ClientForgotten func(scope string)
 	Clock           clock.PassiveClock
+	// IgnoreClusterProjects refuses every ClusterSurgeProject without
+	// reading it: an installation scoped to some namespaces may not read
+	// them, and another installation serves them.
+	IgnoreClusterProjects bool
 }
 
 // NewManager returns a Manager; it fails only when the default key cannot
@@ -94,6 +99,7 @@ func NewManager(opts Options) (*Manager, error) {
 		clientForgotten: opts.ClientForgotten,
 		clock:           opts.Clock,
 		clients:         map[Ref]*projectClient{},
+		ignoreCluster:   opts.IgnoreClusterProjects,
 	}
 	if m.clock == nil {
 		m.clock = clock.RealClock{}
@@ -195,8 +201,12 @@ func (m *Manager) Forget(ref Ref) {
 func (m *Manager) project(ctx context.Context, ref Ref) (project, error) {
 	var p project
 	var err error
-	switch ref.Kind {
-	case surgev1alpha1.KindClusterSurgeProject:
+	switch {
+	case ref.Kind == surgev1alpha1.KindClusterSurgeProject && m.ignoreCluster:
+		return project{}, refuse(ReasonClusterProjectNotServed,
+			"%s is a ClusterSurgeProject, and this installation of the operator serves only the SurgeProjects of the namespaces it watches (--cluster-projects=false): name a SurgeProject of this namespace in spec.projectRef",
+			ref)
+	case ref.Kind == surgev1alpha1.KindClusterSurgeProject:
 		obj := &surgev1alpha1.ClusterSurgeProject{}
 		if err = m.cache.Get(ctx, types.NamespacedName{Name: ref.Name}, obj); err == nil {
 			p = fromClusterSurgeProject(obj)

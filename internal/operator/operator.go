@@ -103,6 +103,10 @@ type Options struct {
 	// (shards); nil reconciles every one. Every instance still reads them
 	// all, which claims and the projects' counts need.
 	WatchLabelSelector labels.Selector
+	// IgnoreClusterProjects serves no ClusterSurgeProject, and reads none:
+	// an installation scoped to some namespaces (--cluster-projects=false)
+	// leaves them to the one that serves the cluster.
+	IgnoreClusterProjects bool
 	// LeaderElectionNamespace holds the Lease; required with LeaderElection.
 	LeaderElectionNamespace string
 	// LeaseDuration, RenewDeadline and RetryPeriod time the election; zero
@@ -259,6 +263,8 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		AllowedURLs:     opts.AllowedSurgeAPIURLs,
 		NewClient:       newClient,
 		ClientForgotten: metrics.ForgetScope,
+
+		IgnoreClusterProjects: opts.IgnoreClusterProjects,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the Surge client: %w", err)
@@ -288,11 +294,16 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		},
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		Selector:                opts.WatchLabelSelector,
+		IgnoreClusterProjects:   opts.IgnoreClusterProjects,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the SurgeEndUser controller: %w", err)
 	}
-	for _, kind := range []string{surgev1alpha1.KindSurgeProject, surgev1alpha1.KindClusterSurgeProject} {
+	projectKinds := []string{surgev1alpha1.KindSurgeProject, surgev1alpha1.KindClusterSurgeProject}
+	if opts.IgnoreClusterProjects {
+		projectKinds = projectKinds[:1]
+	}
+	for _, kind := range projectKinds {
 		projects := &controller.ProjectReconciler{
 			Client:          mgr.GetClient(),
 			APIReader:       mgr.GetAPIReader(),

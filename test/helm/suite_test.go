@@ -17,6 +17,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -36,6 +37,9 @@ var (
 	// the user's own helm configuration and repositories.
 	helmEnv []string
 	k8s     client.Client
+	// adminConfig is the test's API server as its administrator, which may
+	// impersonate the ServiceAccounts releases create.
+	adminConfig *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +60,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	adminConfig = cfg
 	k8s, err = client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -94,12 +99,12 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// findHelm returns the helm that make helm built: HELM when make test sets
-// it, else the one pinned helm in bin/.
 // monitoringSecrets are the Secrets the ServiceMonitor needs, for mutual
 // TLS with the metrics endpoint.
 var monitoringSecrets = []string{"--set", "metrics.tls.existingSecret=surge-metrics-tls", "--set", "serviceMonitor.clientCertSecret=prometheus-tls"}
 
+// findHelm returns the helm that make helm built: HELM when make test sets
+// it, else the one pinned helm in bin/.
 func findHelm() (string, error) {
 	if path := os.Getenv("HELM"); path != "" {
 		return path, nil

@@ -526,6 +526,7 @@ readinessProbe: {initialDelaySeconds: 3, periodSeconds: 5, timeoutSeconds: 2, fa
 topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app.kubernetes.io/name: surge}}}]
 serviceAccount: {create: true, name: everything-manager, annotations: {example.com/role: manager}}
 crds: {enabled: false, keep: true, annotations: {example.com/owner: platform}}
+scope: {namespaces: [everything]}
 rbac: {create: true}
 leaderElection: true
 shards: [{name: eu, replicaCount: 2, resources: {requests: {cpu: 50m, memory: 128Mi}, limits: {memory: 1Gi}}}]
