@@ -1,7 +1,10 @@
 // Command sandbox runs the operator on a laptop with nothing configured: a
 // local control plane (kube-apiserver and etcd, as the tests use), the Surge
-// API emulator, the operator itself, and the sample SurgeEndUsers applied. It
-// prints how to point kubectl at it and keeps running until interrupted.
+// API emulator with its inspection API, the operator itself, and the sample
+// SurgeEndUsers applied. It prints how to point kubectl and curl at it and
+// keeps running until interrupted. The control plane has no garbage
+// collector, so the sandbox deletes the token Secrets of deleted resources
+// itself, as a cluster's would.
 package main
 
 import (
@@ -19,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -45,16 +50,30 @@ type options struct {
 	out        io.Writer
 }
 
+// collectEvery is how often the sandbox looks for token Secrets whose
+// SurgeEndUser is gone.
+const collectEvery = time.Second
+
 func main() {
 	opts := options{out: os.Stdout}
 	flag.StringVar(&opts.root, "root", ".", "Root of the surge-operator checkout (CRDs and samples are read from it).")
 	flag.StringVar(&opts.stateDir, "state-dir", filepath.Join("bin", "sandbox"), "Where the kubeconfig is written.")
 	flag.BoolVar(&opts.smoke, "smoke", false, "Exit once the samples are Ready, instead of running until interrupted.")
 	flag.DurationVar(&opts.readyAfter, "timeout", 2*time.Minute, "How long the samples may take to become Ready.")
+	logFormat := flag.String("log-format", "console", "How the operator logs: console, for people, or json.")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	encoder := zap.ConsoleEncoder()
+	switch *logFormat {
+	case "console":
+	case "json":
+		encoder = zap.JSONEncoder()
+	default:
+		fmt.Fprintf(os.Stderr, "sandbox: --log-format %q: want console or json\n", *logFormat)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions), encoder))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -104,6 +123,7 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
+	go collectOrphanedSecrets(mgrCtx, k8s)
 	samples, err := applySamples(ctx, k8s, filepath.Join(opts.root, "config", "samples"))
 	if err != nil {
 		return err
@@ -114,8 +134,14 @@ func run(ctx context.Context, opts options) error {
 		return err
 	}
 
-	fmt.Fprintf(opts.out, "\nThe sandbox is running: a local API server, the Surge emulator at %s and the operator.\n", surgeURL)
+	fmt.Fprintf(opts.out, "\nThe sandbox is running: a local API server, the Surge emulator and the operator.\n")
 	fmt.Fprintf(opts.out, "Point kubectl at it with:\n\n    export KUBECONFIG=%s\n    kubectl get surgeendusers -A\n\n", kubeconfig)
+	fmt.Fprintf(opts.out, "The Surge emulator serves %s with API key %s and account %s.\n", surgeURL, sandboxAPIKey, sandboxAccount)
+	fmt.Fprintf(opts.out, "Look inside it, or make it fail (docs/testing.md#the-admin-api):\n\n")
+	fmt.Fprintf(opts.out, "    curl %s%susers\n", surgeURL, emulator.AdminPath)
+	fmt.Fprintf(opts.out, "    curl %s%srequests\n", surgeURL, emulator.AdminPath)
+	fmt.Fprintf(opts.out, "    curl -X POST %s%sfaults -d '{\"method\": \"POST\", \"status\": 503, \"count\": 1}'\n", surgeURL, emulator.AdminPath)
+	fmt.Fprintf(opts.out, "    curl -X POST %s%sreset\n\n", surgeURL, emulator.AdminPath)
 	if opts.smoke {
 		return nil
 	}
@@ -133,8 +159,9 @@ func serveEmulator() (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("listening for the Surge emulator: %w", err)
 	}
+	emu := emulator.New(emulator.Options{APIKey: sandboxAPIKey, Accounts: []string{sandboxAccount}})
 	server := &http.Server{
-		Handler:           emulator.New(emulator.Options{APIKey: sandboxAPIKey, Accounts: []string{sandboxAccount}}),
+		Handler:           emulator.WithAdmin(emu, emu),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { _ = server.Serve(listener) }()
@@ -223,4 +250,63 @@ func waitReady(ctx context.Context, k8s client.Client, keys []client.ObjectKey, 
 		}
 	}
 	return nil
+}
+
+// collectOrphanedSecrets deletes, until ctx ends, the Secrets the operator
+// labels as its own whose owning SurgeEndUser is gone, as a cluster's
+// garbage collector deletes dependents.
+func collectOrphanedSecrets(ctx context.Context, k8s client.Client) {
+	log := ctrl.Log.WithName("sandbox-gc")
+	for {
+		if err := collectOnce(ctx, k8s); err != nil && ctx.Err() == nil {
+			log.Error(err, "Cannot collect the token Secrets of deleted SurgeEndUsers")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(collectEvery):
+		}
+	}
+}
+
+func collectOnce(ctx context.Context, k8s client.Client) error {
+	secrets := &corev1.SecretList{}
+	if err := k8s.List(ctx, secrets, client.MatchingLabels{surgev1alpha1.LabelManagedBy: surgev1alpha1.LabelManagedByValue}); err != nil {
+		return err
+	}
+	for i := range secrets.Items {
+		secret := &secrets.Items[i]
+		gone, err := ownersGone(ctx, k8s, secret)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			continue
+		}
+		err = k8s.Delete(ctx, secret, client.Preconditions{UID: &secret.UID})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownersGone says whether secret has owners and all of them are
+// SurgeEndUsers that no longer exist; an owner of another kind is taken to
+// live.
+func ownersGone(ctx context.Context, k8s client.Client, secret *corev1.Secret) (bool, error) {
+	for _, owner := range secret.OwnerReferences {
+		if owner.Kind != "SurgeEndUser" || !strings.HasPrefix(owner.APIVersion, surgev1alpha1.GroupVersion.Group+"/") {
+			return false, nil
+		}
+		endUser := &surgev1alpha1.SurgeEndUser{}
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: secret.Namespace, Name: owner.Name}, endUser)
+		switch {
+		case err == nil && endUser.UID == owner.UID:
+			return false, nil
+		case err != nil && !apierrors.IsNotFound(err):
+			return false, err
+		}
+	}
+	return len(secret.OwnerReferences) > 0, nil
 }

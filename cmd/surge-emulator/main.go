@@ -114,15 +114,7 @@ func newHandler(s settings) http.Handler {
 	for _, fault := range s.faults {
 		emu.InjectFault(fault)
 	}
-	api := logRequests(emu)
-	admin := emu.AdminHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, emulator.AdminPath) {
-			admin.ServeHTTP(w, r)
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
+	return emulator.WithAdmin(emu, logRequests(emu))
 }
 
 func run(args []string) error {

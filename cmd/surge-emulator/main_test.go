@@ -129,6 +129,22 @@ func TestAdminAPI(t *testing.T) {
 	if status, _ := call(t, http.MethodGet, url+"/accounts/acct_01j9a43avnfqzbjfch6pygv2bb/users", "sk_demo_emulator", ""); status != http.StatusOK {
 		t.Errorf("the account added through the admin API: %d, want 200", status)
 	}
+	call(t, http.MethodPost, admin+"/faults", "", `{"status": 500}`)
+	if status, _ := call(t, http.MethodPost, users, "sk_demo_emulator", `{"first_name": "Grace"}`); status != http.StatusInternalServerError {
+		t.Errorf("a create under a fault injected before the reset: %d, want 500", status)
+	}
+	if status, body := call(t, http.MethodPost, admin+"/reset", "", ""); status != http.StatusNoContent {
+		t.Fatalf("POST reset: %d %s", status, body)
+	}
+	_, usersAfter := call(t, http.MethodGet, admin+"/users", "", "")
+	_, requestsAfter := call(t, http.MethodGet, admin+"/requests", "", "")
+	if strings.TrimSpace(usersAfter) != `{"data":[]}` || strings.TrimSpace(requestsAfter) != `{"data":[]}` {
+		t.Errorf("after POST reset, users %s and requests %s, want none", usersAfter, requestsAfter)
+	}
+	if status, _ := call(t, http.MethodPost, url+"/accounts/acct_01j9a43avnfqzbjfch6pygv2bb/users", "sk_demo_emulator", `{"first_name": "Grace"}`); status != http.StatusCreated {
+		t.Errorf("a create after POST reset, in an account added before it: %d, want 201 (faults gone, accounts kept)", status)
+	}
+
 	if status, _ := call(t, http.MethodGet, admin+"/nothing", "", ""); status != http.StatusNotFound {
 		t.Errorf("an unknown admin route: %d, want 404", status)
 	}

@@ -89,6 +89,7 @@ type adminList[T any] struct {
 //	POST   /_emulator/faults                     inject a fault (see ParseFault)
 //	DELETE /_emulator/faults                     remove every fault
 //	POST   /_emulator/accounts                   {"id": "acct_…"}: make an account known
+//	POST   /_emulator/reset                      forget every user, fault and request
 //
 // It asks for no key: it is for a test's own emulator, never one reachable
 // by others.
@@ -110,6 +111,9 @@ func (s *Server) AdminHandler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		case route == "accounts" && r.Method == http.MethodPost:
 			s.adminAddAccount(w, r)
+		case route == "reset" && r.Method == http.MethodPost:
+			s.Reset()
+			w.WriteHeader(http.StatusNoContent)
 		default:
 			writeJSON(w, apiError(http.StatusNotFound, "not_found", fmt.Sprintf("No admin route for %s %s", r.Method, r.URL.Path), nil))
 		}
@@ -171,4 +175,17 @@ func writeJSON(w http.ResponseWriter, resp response) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(resp.status)
 	_ = json.NewEncoder(w).Encode(resp.body) // the client may be gone; nothing to do then
+}
+
+// WithAdmin serves the admin endpoints of s under AdminPath, and api, which
+// serves s's Surge API (perhaps wrapped, to log), everywhere else.
+func WithAdmin(s *Server, api http.Handler) http.Handler {
+	admin := s.AdminHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, AdminPath) {
+			admin.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }

@@ -113,6 +113,16 @@ func (s *Server) Requests() []Request {
 	return requests
 }
 
+// Reset forgets every user, fault and request, as a fresh emulator of the
+// same projects and accounts would start; latency and the rate limit stay.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.users)
+	s.faults = nil
+	s.requests = nil
+}
+
 // ResetRequests forgets the requests received so far.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
