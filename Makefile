@@ -1,6 +1,7 @@
-# Tool versions are pinned; every tool is built from the Go module proxy into bin/.
-CONTROLLER_TOOLS_VERSION ?= v0.23.0
-HELM_VERSION ?= v3.22.0
+# The build tools are pinned in tools/go.mod (tool directives) and built from
+# the Go module proxy into bin/ when it changes.
+TOOLS_MOD := tools/go.mod tools/go.sum
+HELM_VERSION := $(shell sed -n 's/^[[:space:]]*helm.sh\/helm\/v3 \(v[^ ]*\).*/\1/p' tools/go.mod)
 K8S_VERSION ?= 1.37.2
 
 # The release this checkout builds is the chart's appVersion: a release bumps
@@ -15,8 +16,8 @@ VERSION_PKG := github.com/surge-operator/surge-operator/internal/version
 LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(REVISION) -X $(VERSION_PKG).sourceDateEpoch=$(SOURCE_DATE_EPOCH)
 
 LOCALBIN ?= $(CURDIR)/bin
-CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
-HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+HELM ?= $(LOCALBIN)/helm
 IMG ?= surge-operator:latest
 
 # The race detector is on for every test: the operator runs reconciles,
@@ -133,22 +134,20 @@ run-emulator: ## Serve the Surge API emulator on 127.0.0.1:8088.
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN)
-$(CONTROLLER_GEN):
+$(CONTROLLER_GEN): $(TOOLS_MOD)
 	mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
-	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+	cd tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
 
 .PHONY: helm
 helm: $(HELM)
 # helm's release builds stamp its version and the Kubernetes version it
-# assumes offline (helm template, helm lint); go install leaves them at old
+# assumes offline (helm template, helm lint); a plain go build leaves them at old
 # defaults, under which charts that need a recent Kubernetes do not render.
 HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)
 HELM_LDFLAGS += $(foreach pkg,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=$(word 1,$(subst ., ,$(K8S_VERSION))) -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=$(word 2,$(subst ., ,$(K8S_VERSION))))
-$(HELM):
+$(HELM): $(TOOLS_MOD)
 	mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
-	mv $(LOCALBIN)/helm $(HELM)
+	cd tools && go build -ldflags "$(HELM_LDFLAGS)" -o $(HELM) helm.sh/helm/v3/cmd/helm
 
 ##@ Benchmark
 

@@ -103,20 +103,20 @@ func run(m *testing.M) int {
 // TLS with the metrics endpoint.
 var monitoringSecrets = []string{"--set", "metrics.tls.existingSecret=surge-metrics-tls", "--set", "serviceMonitor.clientCertSecret=prometheus-tls"}
 
-// findHelm returns the helm that make helm built: HELM when make test sets
-// it, else the one pinned helm in bin/.
+// findHelm returns the helm that make helm built from tools/go.mod: HELM
+// when make test sets it, else bin/helm.
 func findHelm() (string, error) {
 	if path := os.Getenv("HELM"); path != "" {
 		return path, nil
 	}
-	found, err := filepath.Glob(filepath.Join(repoRoot, "bin", "helm-v*"))
+	path, err := filepath.Abs(filepath.Join(repoRoot, "bin", "helm"))
 	if err != nil {
 		return "", err
 	}
-	if len(found) != 1 {
-		return "", fmt.Errorf("found helm binaries %v in bin/; run make helm, or set HELM", found)
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("no helm in bin/ (%w); run make helm, or set HELM", err)
 	}
-	return filepath.Abs(found[0])
+	return path, nil
 }
 
 // helm runs the helm binary and returns its standard output; a failure
