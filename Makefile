@@ -155,4 +155,4 @@ BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: envtest ## Benchmark the manager binary against a local API server and the Surge emulator; flags in BENCH_FLAGS (docs/benchmarks.md).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_FLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./cmd/surge-bench $(BENCH_FLAGS)

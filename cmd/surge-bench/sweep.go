@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/surge-operator/surge-operator/hack/internal/ratesweep"
+	"github.com/surge-operator/surge-operator/internal/ratesweep"
 )
 
 // sweepResult is one run of the rate sweep: Surge allows limit requests

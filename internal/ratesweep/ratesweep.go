@@ -1,4 +1,4 @@
-// Package ratesweep holds what make bench's rate sweep and hack/ratesim
+// Package ratesweep holds what make bench's rate sweep and cmd/surge-ratesim
 // share, so that the two report the same figures: the limits to run, the
 // users in each run, and the least time a run can take.
 package ratesweep

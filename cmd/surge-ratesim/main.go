@@ -10,7 +10,7 @@
 // controller requeues it. A reconcile that ended early reads the user back
 // before its token, as the controller's next user check does.
 //
-//	go run ./hack/ratesim -limits 5,10,50,200
+//	go run ./cmd/surge-ratesim -limits 5,10,50,200
 package main
 
 import (
@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/surge-operator/surge-operator/hack/internal/ratesweep"
+	"github.com/surge-operator/surge-operator/internal/ratesweep"
 	"github.com/surge-operator/surge-operator/internal/surge"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
