@@ -18,6 +18,7 @@ LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(REVIS
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 IMG ?= surge-operator:latest
 
 # The race detector is on for every test: the operator runs reconciles,
@@ -57,8 +58,9 @@ generate: controller-gen ## Generate the DeepCopy methods from the markers.
 	$(CONTROLLER_GEN) object paths="./..."
 
 .PHONY: api-docs
-api-docs: ## Generate docs/api.md, the API reference, from the types in api/v1alpha1.
-	go run ./hack/gen-api-docs -out docs/api.md api/v1alpha1
+api-docs: crd-ref-docs ## Generate docs/api.md, the API reference, from the types in api/v1alpha1 (crd-ref-docs, with the templates of hack/api-docs).
+	$(CRD_REF_DOCS) --source-path=api/v1alpha1 --config=hack/api-docs/config.yaml --renderer=markdown \
+		--templates-dir=hack/api-docs/templates --output-path=docs/api.md --log-level=WARN
 
 .PHONY: verify-generated
 verify-generated: controller-gen ## Fail when the committed generated code or manifests are stale.
@@ -137,6 +139,12 @@ controller-gen: $(CONTROLLER_GEN)
 $(CONTROLLER_GEN): $(TOOLS_MOD)
 	mkdir -p $(LOCALBIN)
 	cd tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS)
+$(CRD_REF_DOCS): $(TOOLS_MOD)
+	mkdir -p $(LOCALBIN)
+	cd tools && go build -o $(CRD_REF_DOCS) github.com/elastic/crd-ref-docs
 
 .PHONY: helm
 helm: $(HELM)
