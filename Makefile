@@ -19,6 +19,7 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
+HELM_DOCS ?= $(LOCALBIN)/helm-docs
 IMG ?= surge-operator:latest
 
 # The race detector is on for every test: the operator runs reconciles,
@@ -50,8 +51,8 @@ chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (
 	go run ./hack/sync-chart
 
 .PHONY: chart-readme
-chart-readme: ## Write the chart's README.md from its values.yaml comments (hack/chart-readme).
-	go run ./hack/chart-readme
+chart-readme: helm-docs ## Write the chart's README.md from its README.md.gotmpl and the "# --" comments of its values.yaml (helm-docs).
+	$(HELM_DOCS) --chart-search-root charts --sort-values-order file --skip-version-footer --log-level warning
 
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods from the markers.
@@ -145,6 +146,12 @@ crd-ref-docs: $(CRD_REF_DOCS)
 $(CRD_REF_DOCS): $(TOOLS_MOD)
 	mkdir -p $(LOCALBIN)
 	cd tools && go build -o $(CRD_REF_DOCS) github.com/elastic/crd-ref-docs
+
+.PHONY: helm-docs
+helm-docs: $(HELM_DOCS)
+$(HELM_DOCS): $(TOOLS_MOD)
+	mkdir -p $(LOCALBIN)
+	cd tools && go build -o $(HELM_DOCS) github.com/norwoodj/helm-docs/cmd/helm-docs
 
 .PHONY: helm
 helm: $(HELM)

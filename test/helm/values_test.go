@@ -600,3 +600,39 @@ func TestEveryValue(t *testing.T) {
 		t.Errorf("the Deployment after helm uninstall: got %v, want it gone", err)
 	}
 }
+
+// TestEveryValueIsDocumented: the chart's README, which helm-docs writes
+// from the "# --" comments of values.yaml, describes every value it lists,
+// and lists every value at the top of values.yaml, so that no value goes
+// undocumented.
+func TestEveryValueIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for line := range strings.Lines(string(readme)) {
+		cells := strings.Split(strings.TrimSpace(line), " | ")
+		if len(cells) != 3 || !strings.HasPrefix(cells[0], "| `") {
+			continue
+		}
+		key := strings.Trim(strings.TrimPrefix(cells[0], "| "), "`")
+		if strings.TrimSpace(strings.TrimSuffix(cells[2], "|")) == "" {
+			t.Errorf("the chart's README lists %s without a description: give it a \"# --\" comment in values.yaml", key)
+		}
+		documented[strings.SplitN(key, ".", 2)[0]] = true
+	}
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	for key := range values {
+		if !documented[key] {
+			t.Errorf("the chart's README does not list %s: run make chart-readme", key)
+		}
+	}
+}
