@@ -47,8 +47,9 @@ manifests: controller-gen ## Generate the CRD and RBAC manifests from the marker
 	cp config/crd/bases/*.yaml pkg/surgetest/crds/
 
 .PHONY: chart
-chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (hack/sync-chart).
-	go run ./hack/sync-chart
+chart: manifests ## Write the chart's CRDs, RBAC rules and alerts from config/ (tools/sync-chart).
+	cd tools && go build -o $(LOCALBIN)/sync-chart ./sync-chart
+	$(LOCALBIN)/sync-chart
 
 .PHONY: chart-readme
 chart-readme: helm-docs ## Write the chart's README.md from its README.md.gotmpl and the "# --" comments of its values.yaml (helm-docs).
@@ -119,7 +120,8 @@ CHART_PACKAGE_DIR ?= dist/chart
 
 .PHONY: chart-package
 chart-package: image helm ## Build the images, then package the chart into dist/chart with its image set to IMAGE_REPO:IMAGE_TAG at the digest make image built, and version and appVersion to VERSION.
-	go run ./hack/package-chart -helm $(HELM) -chart charts/surge-operator -image-dir $(IMAGE_DIR) -repository $(IMAGE_REPO) -version $(VERSION) -out $(CHART_PACKAGE_DIR)
+	cd tools && go build -o $(LOCALBIN)/package-chart ./package-chart
+	$(LOCALBIN)/package-chart -helm $(HELM) -chart charts/surge-operator -image-dir $(IMAGE_DIR) -repository $(IMAGE_REPO) -version $(VERSION) -out $(CHART_PACKAGE_DIR)
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.

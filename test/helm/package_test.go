@@ -22,11 +22,15 @@ import (
 // packageChart runs the program behind make chart-package.
 func packageChart(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command("go", append([]string{"run", "./hack/package-chart", "-helm", helmBinary, "-chart", "charts/surge-operator"}, args...)...)
-	cmd.Dir = repoRoot
+	chart, err := filepath.Abs(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", append([]string{"run", "./package-chart", "-helm", helmBinary, "-chart", chart}, args...)...)
+	cmd.Dir = filepath.Join(repoRoot, "tools")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err = cmd.Run()
 	return out.String(), err
 }
 
@@ -90,7 +94,7 @@ func TestPackagedChartInstallsTheImageMakeImageBuilt(t *testing.T) {
 		"  repository: \"registry.example.com/platform/surge-operator\"\n",
 		"  tag: \"v9.8.7-rc.1\"\n",
 		"  digest: \"" + digest + "\"\n",
-		"  # A digest (sha256:…) pins the image; it wins over the tag.\n",
+		"  # -- A digest (sha256:…) pins the image; it wins over the tag.\n",
 	} {
 		if !strings.Contains(values, want) {
 			t.Errorf("the packaged values lack %q:\n%s", want, values)

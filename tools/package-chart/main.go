@@ -1,7 +1,7 @@
 // Command package-chart packages charts/surge-operator with helm package,
 // with the image that make image wrote as its default (make chart-package):
 //
-//	go run ./hack/package-chart -helm bin/helm -image-dir dist/image \
+//	bin/package-chart -helm bin/helm -image-dir dist/image \
 //		-repository ghcr.io/surge-operator/surge-operator -version v0.1.0 -out dist/chart
 //
 // The packaged chart's image.repository is -repository, its image.tag the
