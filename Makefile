@@ -25,7 +25,7 @@ IMG ?= surge-operator:latest
 # The race detector is on for every test: the operator runs reconciles,
 # informers and background listings concurrently.
 GOTEST_FLAGS ?= -count=1 -race -timeout=30m
-GO_DIRS := main.go api cmd internal pkg test examples
+GO_DIRS := main.go api cmd internal pkg test examples tools hack
 # Modules of their own, which go test ./... at the root does not reach.
 EXAMPLE_MODULES := examples/onboarding
 
@@ -75,7 +75,7 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet on the code.
 	go vet ./...
-	for module in $(EXAMPLE_MODULES); do (cd $$module && go vet ./...) || exit 1; done
+	for module in $(EXAMPLE_MODULES) tools; do (cd $$module && go vet ./...) || exit 1; done
 
 .PHONY: lint
 lint: vet ## Check formatting and vet the code.
