@@ -103,7 +103,7 @@ func (e *environment) apiServerMetrics(ctx context.Context) ([]sample, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scraping the API server's metrics: %w", err)
 	}
-	return parseMetrics(raw, "apiserver_request_total"), nil
+	return parseMetrics(raw, "apiserver_request_total")
 }
 
 // servedEmulator is a Surge emulator on a real local port, so that the

@@ -223,7 +223,7 @@ func scrape(ctx context.Context, url string, names ...string) ([]sample, error) 
 	if err != nil {
 		return nil, err
 	}
-	return parseMetrics(raw, names...), nil
+	return parseMetrics(raw, names...)
 }
 
 // memorySampler follows the manager's memory: resident set size from
