@@ -5,10 +5,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
-	"runtime/debug"
 	"strings"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -63,14 +64,15 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
 	log := ctrl.Log.WithName("setup")
 
-	memoryLimit, setMemoryLimit, err := operator.SoftMemoryLimit(os.Getenv)
+	// A GOMEMLIMIT set in the environment is the runtime's own, and wins.
+	memoryLimit, err := memlimit.Set(memlimit.WithRatio(operator.MemoryLimitShare),
+		memlimit.WithProvider(operator.ContainerMemoryLimit(os.Getenv)))
 	if err != nil {
 		log.Error(err, "Cannot read the container's memory limit")
 		os.Exit(1)
 	}
-	if setMemoryLimit {
-		debug.SetMemoryLimit(memoryLimit)
-		log.Info("Set the Go memory limit from the container's", "bytes", memoryLimit)
+	if memoryLimit < math.MaxInt64 {
+		log.Info("Go memory limit", "bytes", memoryLimit)
 	}
 
 	opts.SurgeAPIKey = os.Getenv("SURGE_API_KEY")

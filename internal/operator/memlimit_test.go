@@ -1,26 +1,34 @@
 package operator
 
-import "testing"
+import (
+	"errors"
+	"testing"
 
-func TestSoftMemoryLimit(t *testing.T) {
+	"github.com/KimMachineGun/automemlimit/memlimit"
+)
+
+func TestContainerMemoryLimit(t *testing.T) {
 	cases := []struct {
 		name    string
-		env     map[string]string
-		want    int64
-		wantSet bool
+		env     string
+		want    uint64
 		wantErr bool
 	}{
-		{"90% of the container's limit", map[string]string{ContainerMemoryLimitEnv: "201326592"}, 181193932, true, false},
-		{"GOMEMLIMIT wins", map[string]string{ContainerMemoryLimitEnv: "201326592", "GOMEMLIMIT": "100MiB"}, 0, false, false},
-		{"no limit", map[string]string{}, 0, false, false},
-		{"not bytes", map[string]string{ContainerMemoryLimitEnv: "192Mi"}, 0, false, true},
+		{"the Deployment's limits.memory", "201326592", 201326592, false},
+		{"not bytes", "192Mi", 0, true},
+		{"zero", "0", 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, set, err := SoftMemoryLimit(func(name string) string { return tc.env[name] })
-			if (err != nil) != tc.wantErr || set != tc.wantSet || got != tc.want {
-				t.Errorf("SoftMemoryLimit = %d, %v, %v; want %d, %v, error %v", got, set, err, tc.want, tc.wantSet, tc.wantErr)
+			got, err := ContainerMemoryLimit(func(string) string { return tc.env })()
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("ContainerMemoryLimit = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
+	}
+	// Unset, the cgroup's limit, or none: never an error that would stop
+	// the manager.
+	if _, err := ContainerMemoryLimit(func(string) string { return "" })(); err != nil && !errors.Is(err, memlimit.ErrNoLimit) {
+		t.Errorf("without %s: %v, want the cgroup's limit or ErrNoLimit", ContainerMemoryLimitEnv, err)
 	}
 }
