@@ -123,6 +123,14 @@ chart-package: image helm ## Build the images, then package the chart into dist/
 	cd tools && go build -o $(LOCALBIN)/package-chart ./package-chart
 	$(LOCALBIN)/package-chart -helm $(HELM) -chart charts/surge-operator -image-dir $(IMAGE_DIR) -repository $(IMAGE_REPO) -version $(VERSION) -out $(CHART_PACKAGE_DIR)
 
+RELEASE_DIR ?= dist/release
+
+.PHONY: release
+release: helm ## Build a release offline into RELEASE_DIR: the image for linux/amd64 and arm64 by ko, as an OCI layout; the chart pinned to its digest; install.yaml and crds.yaml; kubectl surge for linux and darwin with checksums and a krew manifest (docs/releasing.md).
+	cd tools && go build -o $(LOCALBIN)/release ./release && go build -o $(LOCALBIN)/package-chart ./package-chart
+	$(LOCALBIN)/release -version $(VERSION) -out $(RELEASE_DIR) -repository $(IMAGE_REPO) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
+	$(LOCALBIN)/package-chart -helm $(HELM) -image-dir $(RELEASE_DIR)/image -repository $(IMAGE_REPO) -version $(VERSION) -out $(RELEASE_DIR)
+
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.
 	hack/build-installer.sh "$(IMG)" dist/install.yaml

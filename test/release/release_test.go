@@ -1,0 +1,234 @@
+// Package release_test proves make release end to end, as a user would
+// install what it builds: the image and the chart are pushed to a registry
+// (go-containerregistry's, in the test process), the chart is installed
+// from it with helm into a real API server, and the plugin built for this
+// machine says the version released.
+package release_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	appsv1 "k8s.io/api/apps/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+const (
+	repoRoot = "../.."
+	version  = "v0.9.0-rc.1"
+)
+
+func TestReleaseInstallsFromARegistry(t *testing.T) {
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		t.Fatal("HELM is not set: run through make test, which builds helm")
+	}
+	registryServer := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(registryServer.Close)
+	host := strings.TrimPrefix(registryServer.URL, "http://")
+	repository := host + "/platform/surge-operator"
+
+	out := t.TempDir()
+	release := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "RELEASE_DIR="+out, "IMAGE_REPO="+repository)
+	release.Dir = repoRoot
+	if output, err := release.CombinedOutput(); err != nil {
+		t.Fatalf("make release: %v\n%s", err, output)
+	}
+
+	// The image, as a user pushes it: the index make release wrote.
+	path, err := layout.FromPath(filepath.Join(out, "image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := path.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := top.IndexManifest()
+	if err != nil || len(manifest.Manifests) != 1 || manifest.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != version {
+		t.Fatalf("the image layout holds %+v (%v), want one index tagged %s", manifest, err, version)
+	}
+	index, err := top.ImageIndex(manifest.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlatforms(t, index)
+	tag, err := name.NewTag(repository+":"+version, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, index); err != nil {
+		t.Fatalf("pushing the image: %v", err)
+	}
+	digest, err := index.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The chart, pushed and installed from the registry as an OCI chart.
+	env, cfg := helmEnvironment(t)
+	chartVersion := strings.TrimPrefix(version, "v")
+	runHelm(t, helm, env, "push", filepath.Join(out, "surge-operator-"+chartVersion+".tgz"), "oci://"+host+"/charts", "--plain-http")
+	runHelm(t, helm, env, "install", "surge-operator", "oci://"+host+"/charts/surge-operator", "--version", chartVersion,
+		"--plain-http", "--namespace", "surge-operator", "--create-namespace")
+	deployment := &appsv1.Deployment{}
+	k8s, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: "surge-operator", Name: "surge-operator"}, deployment); err != nil {
+		t.Fatalf("the installed Deployment: %v", err)
+	}
+	// The digest pins the image, whatever becomes of the tag.
+	want := repository + "@" + digest.String()
+	if got := deployment.Spec.Template.Spec.Containers[0].Image; got != want {
+		t.Errorf("the chart installed from the registry runs %s, want the image pushed, %s", got, want)
+	}
+
+	manifests := func(file string) string {
+		content, err := os.ReadFile(filepath.Join(out, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(content)
+	}
+	if install := manifests("install.yaml"); !strings.Contains(install, "image: "+repository+"@"+digest.String()) {
+		t.Errorf("install.yaml does not run %s@%s", repository, digest)
+	}
+	if crds := manifests("crds.yaml"); strings.Count(crds, "kind: CustomResourceDefinition") != 3 {
+		t.Errorf("crds.yaml holds %d CRDs, want 3", strings.Count(crds, "kind: CustomResourceDefinition"))
+	}
+	if krew := manifests("surge.yaml"); !strings.Contains(krew, "version: "+version) || strings.Count(krew, "sha256: ") != 4 {
+		t.Errorf("the krew manifest does not name %s with four archives:\n%s", version, krew)
+	}
+
+	// kubectl surge, from the archive for this machine, as its checksum says.
+	archive := fmt.Sprintf("kubectl-surge_%s_%s_%s.tar.gz", version, runtime.GOOS, runtime.GOARCH)
+	content := []byte(manifests(archive))
+	sum := sha256.Sum256(content)
+	if !strings.Contains(manifests("checksums.txt"), hex.EncodeToString(sum[:])+"  "+archive+"\n") {
+		t.Errorf("checksums.txt does not hold the checksum of %s", archive)
+	}
+	plugin := filepath.Join(t.TempDir(), "kubectl-surge")
+	if err := os.WriteFile(plugin, fileInTarGz(t, content, "kubectl-surge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	printed, err := exec.Command(plugin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(printed), version) {
+		t.Errorf("kubectl surge version printed %q (%v), want %s", printed, err, version)
+	}
+}
+
+// checkPlatforms: the image is built for linux/amd64 and linux/arm64, runs
+// as the non-root user and carries the version.
+func checkPlatforms(t *testing.T, index v1.ImageIndex) {
+	t.Helper()
+	manifest, err := index.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	platforms := map[string]bool{}
+	for _, m := range manifest.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		platforms[m.Platform.OS+"/"+m.Platform.Architecture] = true
+		img, err := index.Image(m.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		config, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if config.Config.User != "65532" || config.Config.Labels["org.opencontainers.image.version"] != version {
+			t.Errorf("the %s image runs as %q with labels %v, want 65532 and the version", m.Platform, config.Config.User, config.Config.Labels)
+		}
+	}
+	if !platforms["linux/amd64"] || !platforms["linux/arm64"] {
+		t.Errorf("the image is built for %v, want linux/amd64 and linux/arm64", platforms)
+	}
+}
+
+// helmEnvironment starts an API server and returns the environment helm
+// needs to reach it, away from the user's own helm configuration.
+func helmEnvironment(t *testing.T) ([]string, *rest.Config) {
+	t.Helper()
+	testEnv := &envtest.Environment{}
+	cfg, err := testEnv.Start()
+	if err != nil {
+		t.Fatalf("starting envtest (run through make test, which builds its binaries): %v", err)
+	}
+	t.Cleanup(func() { _ = testEnv.Stop() })
+	admin, err := testEnv.AddUser(envtest.User{Name: "release-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	path := filepath.Join(home, "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "KUBECONFIG=" + path,
+		"HELM_CACHE_HOME=" + filepath.Join(home, "cache"), "HELM_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"HELM_DATA_HOME=" + filepath.Join(home, "data"),
+	}, cfg
+}
+
+func runHelm(t *testing.T, helm string, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(helm, args...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func fileInTarGz(t *testing.T, archive []byte, name string) []byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		header, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s is not in the archive: %v", name, err)
+		}
+		if header.Name == name {
+			content, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return content
+		}
+	}
+}

@@ -1,0 +1,441 @@
+// Command release builds what a release of surge-operator publishes, offline,
+// into one directory (make release VERSION=vX.Y.Z; make then packages the
+// chart into it with tools/package-chart):
+//
+//   - image/: the manager's image for linux/amd64 and linux/arm64, built by
+//     ko, as an OCI layout tagged VERSION;
+//   - install.yaml, every object of config/default with the image pinned by
+//     digest, and crds.yaml, the CRDs alone;
+//   - kubectl-surge_VERSION_OS_ARCH.tar.gz for linux and darwin on amd64 and
+//     arm64, their checksums.txt, and surge.yaml, the krew plugin manifest.
+//
+// It runs from the repository root.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/ko/pkg/build"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+	"sigs.k8s.io/kustomize/api/krusty"
+	kustomizetypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+const (
+	module     = "github.com/surge-operator/surge-operator"
+	versionPkg = module + "/internal/version"
+	// nonRoot is the user the image runs as, as distroless' nonroot.
+	nonRoot = "65532"
+	refName = "org.opencontainers.image.ref.name"
+	source  = "https://github.com/surge-operator/surge-operator"
+)
+
+var (
+	imagePlatforms  = []string{"linux/amd64", "linux/arm64"}
+	pluginPlatforms = []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64"}
+	semver          = regexp.MustCompile(`^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$`)
+)
+
+type options struct {
+	version, out, repository, revision string
+	epoch                              time.Time
+}
+
+func main() {
+	var opts options
+	var epoch int64
+	flag.StringVar(&opts.version, "version", "", "The release, such as v0.2.0.")
+	flag.StringVar(&opts.out, "out", "dist/release", "Where the release is written; emptied first.")
+	flag.StringVar(&opts.repository, "repository", "ghcr.io/surge-operator/surge-operator", "Where the image will be pushed, without tag.")
+	flag.StringVar(&opts.revision, "revision", "", "The commit released.")
+	flag.Int64Var(&epoch, "source-date-epoch", 0, "The time of the commit released, in seconds: the time of every file and layer, so that the same commit gives the same release.")
+	flag.Parse()
+	opts.epoch = time.Unix(epoch, 0).UTC()
+	if err := run(context.Background(), opts); err != nil {
+		fmt.Fprintln(os.Stderr, "release:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts options) error {
+	if !semver.MatchString(opts.version) {
+		return fmt.Errorf("-version %q: a semantic version with a leading v, such as v0.2.0", opts.version)
+	}
+	if err := os.RemoveAll(opts.out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(opts.out, 0o755); err != nil {
+		return err
+	}
+	digest, err := buildImage(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("building the image: %w", err)
+	}
+	image := opts.repository + "@" + digest.String()
+	if err := writeManifests(opts.out, image); err != nil {
+		return err
+	}
+	archives, err := buildPlugins(opts)
+	if err != nil {
+		return fmt.Errorf("building kubectl surge: %w", err)
+	}
+	sums, err := writeChecksums(opts.out, archives)
+	if err != nil {
+		return err
+	}
+	if err := writeKrewManifest(opts, sums); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: image %s, manifests, kubectl surge for %s\n", opts.out, image, strings.Join(pluginPlatforms, ", "))
+	return nil
+}
+
+// buildImage builds the manager with ko for every image platform, on a
+// base of our own making (the CA bundle and a passwd entry for the non-root
+// user, nothing else), so that no base image is pulled, and writes it as an
+// OCI layout tagged with the version.
+func buildImage(ctx context.Context, opts options) (v1.Hash, error) {
+	base, err := baseIndex(opts.epoch)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	baseRef, err := name.ParseReference("localhost/surge-operator/static-base:" + opts.version)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	builder, err := build.NewGo(ctx, root,
+		build.WithPlatforms(imagePlatforms...),
+		build.WithBaseImages(func(context.Context, string) (name.Reference, build.Result, error) { return baseRef, base, nil }),
+		build.WithConfig(map[string]build.Config{module: {
+			ID:      "manager",
+			Ldflags: build.StringArray{ldflags(opts)},
+		}}),
+		build.WithCreationTime(v1.Time{Time: opts.epoch}),
+		build.WithKoDataCreationTime(v1.Time{Time: opts.epoch}),
+		build.WithUser(nonRoot),
+		build.WithTrimpath(true),
+		build.WithDisabledSBOM(),
+		build.WithLabel("org.opencontainers.image.source", source),
+		build.WithLabel("org.opencontainers.image.version", opts.version),
+		build.WithLabel("org.opencontainers.image.revision", opts.revision),
+	)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	result, err := builder.Build(ctx, build.StrictScheme+module)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	index, ok := result.(v1.ImageIndex)
+	if !ok {
+		return v1.Hash{}, errors.New("ko built one image, not an index of the platforms")
+	}
+	path, err := layout.Write(filepath.Join(opts.out, "image"), empty.Index)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := path.AppendIndex(index, layout.WithAnnotations(map[string]string{refName: opts.version})); err != nil {
+		return v1.Hash{}, err
+	}
+	return index.Digest()
+}
+
+func ldflags(opts options) string {
+	return fmt.Sprintf("-s -w -X %s.version=%s -X %s.commit=%s -X %s.sourceDateEpoch=%d",
+		versionPkg, opts.version, versionPkg, opts.revision, versionPkg, opts.epoch.Unix())
+}
+
+// baseIndex is the base of the image for every image platform.
+func baseIndex(epoch time.Time) (v1.ImageIndex, error) {
+	layer, err := baseLayer(epoch)
+	if err != nil {
+		return nil, err
+	}
+	var index v1.ImageIndex = empty.Index
+	index = mutate.IndexMediaType(index, types.OCIImageIndex)
+	for _, platform := range imagePlatforms {
+		os, arch, _ := strings.Cut(platform, "/")
+		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
+		if err != nil {
+			return nil, err
+		}
+		img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+			OS: os, Architecture: arch, Created: v1.Time{Time: epoch},
+			RootFS: mustRootFS(img),
+			Config: v1.Config{User: nonRoot, Env: []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}},
+		})
+	}
+	return index, nil
+}
+
+func mustRootFS(img v1.Image) v1.RootFS {
+	config, err := img.ConfigFile()
+	if err != nil {
+		panic(err)
+	}
+	return config.RootFS
+}
+
+// baseLayer holds the CA roots Go's x509roots module pins and the passwd
+// and group entries of the non-root user.
+func baseLayer(epoch time.Time) (v1.Layer, error) {
+	var roots bytes.Buffer
+	for root := range bundle.Roots() {
+		// A PEM file cannot carry the distrust dates of constrained
+		// roots; they are left out rather than trusted beyond them.
+		if root.Constraint != nil {
+			continue
+		}
+		if err := pem.Encode(&roots, &pem.Block{Type: "CERTIFICATE", Bytes: root.Certificate}); err != nil {
+			return nil, err
+		}
+	}
+	files := []struct {
+		name    string
+		content []byte
+	}{
+		{"etc/passwd", []byte("nonroot:x:" + nonRoot + ":" + nonRoot + ":nonroot:/home/nonroot:/sbin/nologin\n")},
+		{"etc/group", []byte("nonroot:x:" + nonRoot + ":\n")},
+		{"etc/ssl/certs/ca-certificates.crt", roots.Bytes()},
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, dir := range []string{"etc/", "etc/ssl/", "etc/ssl/certs/", "home/", "home/nonroot/"} {
+		header := &tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch}
+		if dir == "home/nonroot/" {
+			header.Uid, header.Gid, header.Mode = 65532, 65532, 0o700
+		}
+		if err := tw.WriteHeader(header); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.content)), ModTime: epoch}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.content); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	content := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(content)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+}
+
+// writeManifests writes install.yaml, config/default with the image, and
+// crds.yaml, with kustomize's own library.
+func writeManifests(out, image string) error {
+	overlay, err := os.MkdirTemp("config", ".release-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(overlay) }()
+	repository, digest, _ := strings.Cut(image, "@")
+	kustomization := fmt.Sprintf("resources:\n- ../default\nimages:\n- name: controller\n  newName: %s\n  digest: %s\n", repository, digest)
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		return err
+	}
+	options := krusty.MakeDefaultOptions()
+	options.LoadRestrictions = kustomizetypes.LoadRestrictionsNone
+	resources, err := krusty.MakeKustomizer(options).Run(filesys.MakeFsOnDisk(), overlay)
+	if err != nil {
+		return fmt.Errorf("kustomize config/default: %w", err)
+	}
+	installation, err := resources.AsYaml()
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(installation, []byte(image)) {
+		return fmt.Errorf("config/default does not use the image named controller: install.yaml would not install %s", image)
+	}
+	if err := os.WriteFile(filepath.Join(out, "install.yaml"), installation, 0o644); err != nil {
+		return err
+	}
+	crds, err := filepath.Glob(filepath.Join("config", "crd", "bases", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	var all bytes.Buffer
+	for _, crd := range crds {
+		content, err := os.ReadFile(crd)
+		if err != nil {
+			return err
+		}
+		all.WriteString("---\n")
+		all.Write(content)
+	}
+	return os.WriteFile(filepath.Join(out, "crds.yaml"), all.Bytes(), 0o644)
+}
+
+// buildPlugins builds kubectl-surge for every plugin platform, each in a
+// .tar.gz with the licence, and returns the archives' names.
+func buildPlugins(opts options) ([]string, error) {
+	license, err := os.ReadFile("LICENSE")
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "release-plugin-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	var archives []string
+	for _, platform := range pluginPlatforms {
+		goos, goarch, _ := strings.Cut(platform, "/")
+		binary := filepath.Join(work, goos+"-"+goarch, "kubectl-surge")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags(opts), "-o", binary, "./cmd/kubectl-surge")
+		cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build for %s: %w\n%s", platform, err, out)
+		}
+		content, err := os.ReadFile(binary)
+		if err != nil {
+			return nil, err
+		}
+		archive := fmt.Sprintf("kubectl-surge_%s_%s_%s.tar.gz", opts.version, goos, goarch)
+		if err := writeTarGz(filepath.Join(opts.out, archive), opts.epoch, map[string][]byte{"kubectl-surge": content, "LICENSE": license}); err != nil {
+			return nil, err
+		}
+		archives = append(archives, archive)
+	}
+	return archives, nil
+}
+
+func writeTarGz(path string, epoch time.Time, files map[string][]byte) error {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	gz.ModTime = epoch
+	tw := tar.NewWriter(gz)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		mode := int64(0o644)
+		if name == "kubectl-surge" {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(files[name])), ModTime: epoch}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(files[name]); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := gz.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// writeChecksums writes checksums.txt, in sha256sum's format, and returns
+// the checksum of each archive.
+func writeChecksums(out string, archives []string) (map[string]string, error) {
+	sums := map[string]string{}
+	var lines strings.Builder
+	for _, archive := range archives {
+		content, err := os.ReadFile(filepath.Join(out, archive))
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(content)
+		sums[archive] = hex.EncodeToString(sum[:])
+		fmt.Fprintf(&lines, "%s  %s\n", sums[archive], archive)
+	}
+	return sums, os.WriteFile(filepath.Join(out, "checksums.txt"), []byte(lines.String()), 0o644)
+}
+
+var krewManifest = template.Must(template.New("krew").Parse(`apiVersion: krew.googlecontainertools.github.com/v1alpha2
+kind: Plugin
+metadata:
+  name: surge
+spec:
+  version: {{ .Version }}
+  homepage: {{ .Source }}
+  shortDescription: Plan, import and inspect Surge end users declared as SurgeEndUsers
+  description: |
+    kubectl surge shows what applying SurgeEndUser manifests would do (plan),
+    writes SurgeEndUsers for an existing Surge account (import), explains the
+    state of a SurgeEndUser or project, and releases deletions the
+    surge-operator's mass-deletion brake holds.
+  platforms:
+{{- range .Platforms }}
+  - selector:
+      matchLabels:
+        os: {{ .OS }}
+        arch: {{ .Arch }}
+    uri: {{ $.Source }}/releases/download/{{ $.Version }}/{{ .Archive }}
+    sha256: {{ .SHA256 }}
+    bin: kubectl-surge
+    files:
+    - from: kubectl-surge
+      to: .
+    - from: LICENSE
+      to: .
+{{- end }}
+`))
+
+// writeKrewManifest writes surge.yaml, the plugin's manifest for krew's
+// index, pointing at the archives as the release's assets.
+func writeKrewManifest(opts options, sums map[string]string) error {
+	type platform struct{ OS, Arch, Archive, SHA256 string }
+	data := struct {
+		Version, Source string
+		Platforms       []platform
+	}{Version: opts.version, Source: source}
+	for _, p := range pluginPlatforms {
+		goos, goarch, _ := strings.Cut(p, "/")
+		archive := fmt.Sprintf("kubectl-surge_%s_%s_%s.tar.gz", opts.version, goos, goarch)
+		data.Platforms = append(data.Platforms, platform{OS: goos, Arch: goarch, Archive: archive, SHA256: sums[archive]})
+	}
+	var buf bytes.Buffer
+	if err := krewManifest.Execute(&buf, data); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(opts.out, "surge.yaml"), buf.Bytes(), 0o644)
+}
