@@ -20,6 +20,8 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 HELM_DOCS ?= $(LOCALBIN)/helm-docs
+COSIGN ?= $(LOCALBIN)/cosign
+CRANE ?= $(LOCALBIN)/crane
 IMG ?= surge-operator:latest
 
 # The race detector is on for every test: the operator runs reconciles,
@@ -124,12 +126,34 @@ chart-package: image helm ## Build the images, then package the chart into dist/
 	$(LOCALBIN)/package-chart -helm $(HELM) -chart charts/surge-operator -image-dir $(IMAGE_DIR) -repository $(IMAGE_REPO) -version $(VERSION) -out $(CHART_PACKAGE_DIR)
 
 RELEASE_DIR ?= dist/release
+# Where make publish pushes the chart, as an OCI artifact.
+CHART_REPO ?= oci://ghcr.io/surge-operator/charts
+# A cosign private key signs the release's files (make release) and the
+# pushed image and chart (make publish), offline: nothing goes to a
+# transparency log. COSIGN_PASSWORD unlocks it.
+COSIGN_KEY ?=
+# INSECURE_REGISTRY=1 pushes over plain HTTP, to a registry on this machine.
+INSECURE_REGISTRY ?=
+CHART_VERSION = $(patsubst v%,%,$(VERSION))
+RELEASE_FILES = surge-operator-$(CHART_VERSION).tgz install.yaml crds.yaml checksums.txt surge.yaml
 
 .PHONY: release
-release: helm ## Build a release offline into RELEASE_DIR: the image for linux/amd64 and arm64 by ko, as an OCI layout; the chart pinned to its digest; install.yaml and crds.yaml; kubectl surge for linux and darwin with checksums and a krew manifest (docs/releasing.md).
+release: helm cosign ## Build a release offline into RELEASE_DIR: the image for linux/amd64 and arm64 by ko, as an OCI layout; the chart pinned to its digest; install.yaml and crds.yaml; kubectl surge for linux and darwin with checksums and a krew manifest; with COSIGN_KEY, a signature of each file (docs/releasing.md).
 	cd tools && go build -o $(LOCALBIN)/release ./release && go build -o $(LOCALBIN)/package-chart ./package-chart
 	$(LOCALBIN)/release -version $(VERSION) -out $(RELEASE_DIR) -repository $(IMAGE_REPO) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
 	$(LOCALBIN)/package-chart -helm $(HELM) -image-dir $(RELEASE_DIR)/image -repository $(IMAGE_REPO) -version $(VERSION) -out $(RELEASE_DIR)
+	if [ -n "$(COSIGN_KEY)" ]; then for file in $(RELEASE_FILES); do \
+		$(COSIGN) sign-blob --yes --key "$(COSIGN_KEY)" --tlog-upload=false --output-signature $(RELEASE_DIR)/$$file.sig $(RELEASE_DIR)/$$file >/dev/null || exit 1; \
+	done; fi
+
+.PHONY: publish
+publish: helm cosign crane ## Push a release make release built: the image to IMAGE_REPO:VERSION, the chart to CHART_REPO, and with COSIGN_KEY their signatures, in cosign's format beside them.
+	$(CRANE) push $(if $(INSECURE_REGISTRY),--insecure) $(RELEASE_DIR)/image $(IMAGE_REPO):$(VERSION)
+	$(HELM) push $(if $(INSECURE_REGISTRY),--plain-http) $(RELEASE_DIR)/surge-operator-$(CHART_VERSION).tgz $(CHART_REPO)
+	if [ -n "$(COSIGN_KEY)" ]; then for artifact in $(IMAGE_REPO):$(VERSION) $(patsubst oci://%,%,$(CHART_REPO))/surge-operator:$(CHART_VERSION); do \
+		ref="$${artifact%:*}@$$($(CRANE) digest $(if $(INSECURE_REGISTRY),--insecure) $$artifact)" && \
+		$(COSIGN) sign --yes --key "$(COSIGN_KEY)" --tlog-upload=false $(if $(INSECURE_REGISTRY),--allow-insecure-registry --allow-http-registry) "$$ref" || exit 1; \
+	done; fi
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml: the whole installation in one file, with the manager image IMG.
@@ -162,6 +186,18 @@ helm-docs: $(HELM_DOCS)
 $(HELM_DOCS): $(TOOLS_MOD)
 	mkdir -p $(LOCALBIN)
 	cd tools && go build -o $(HELM_DOCS) github.com/norwoodj/helm-docs/cmd/helm-docs
+
+.PHONY: cosign
+cosign: $(COSIGN)
+$(COSIGN): $(TOOLS_MOD)
+	mkdir -p $(LOCALBIN)
+	cd tools && go build -o $(COSIGN) github.com/sigstore/cosign/v2/cmd/cosign
+
+.PHONY: crane
+crane: $(CRANE)
+$(CRANE): $(TOOLS_MOD)
+	mkdir -p $(LOCALBIN)
+	cd tools && go build -o $(CRANE) github.com/google/go-containerregistry/cmd/crane
 
 .PHONY: helm
 helm: $(HELM)

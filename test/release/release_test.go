@@ -1,8 +1,9 @@
-// Package release_test proves make release end to end, as a user would
-// install what it builds: the image and the chart are pushed to a registry
-// (go-containerregistry's, in the test process), the chart is installed
-// from it with helm into a real API server, and the plugin built for this
-// machine says the version released.
+// Package release_test proves make release and make publish end to end, as
+// a user would install what they build: the image and the chart are pushed
+// and signed with cosign to a registry (go-containerregistry's, in the test
+// process), their signatures and those of the release's files verify, the
+// chart is installed from the registry with helm into a real API server,
+// and the plugin built for this machine says the version released.
 package release_test
 
 import (
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,6 +35,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 const (
@@ -51,11 +54,10 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 	repository := host + "/platform/surge-operator"
 
 	out := t.TempDir()
-	release := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "RELEASE_DIR="+out, "IMAGE_REPO="+repository)
-	release.Dir = repoRoot
-	if output, err := release.CombinedOutput(); err != nil {
-		t.Fatalf("make release: %v\n%s", err, output)
-	}
+	keys := signingKeys(t)
+	settings := []string{"VERSION=" + version, "RELEASE_DIR=" + out, "IMAGE_REPO=" + repository,
+		"CHART_REPO=oci://" + host + "/charts", "INSECURE_REGISTRY=1", "COSIGN_KEY=" + filepath.Join(keys, "cosign.key")}
+	runMake(t, append([]string{"release"}, settings...)...)
 
 	// The image, as a user pushes it: the index make release wrote.
 	path, err := layout.FromPath(filepath.Join(out, "image"))
@@ -75,22 +77,39 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPlatforms(t, index)
-	tag, err := name.NewTag(repository+":"+version, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(tag, index); err != nil {
-		t.Fatalf("pushing the image: %v", err)
-	}
 	digest, err := index.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// The chart, pushed and installed from the registry as an OCI chart.
-	env, cfg := helmEnvironment(t)
+	// Published as the release workflow publishes, and signed.
+	runMake(t, append([]string{"publish"}, settings...)...)
+	tag, err := name.NewTag(repository+":"+version, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed, err := remote.Head(tag); err != nil || pushed.Digest != digest {
+		t.Fatalf("the tag %s points at %v (%v), want the image built, %s", tag, pushed, err, digest)
+	}
 	chartVersion := strings.TrimPrefix(version, "v")
-	runHelm(t, helm, env, "push", filepath.Join(out, "surge-operator-"+chartVersion+".tgz"), "oci://"+host+"/charts", "--plain-http")
+	cosign := filepath.Join(repoRoot, "bin", "cosign")
+	for _, artifact := range []string{repository + "@" + digest.String(), host + "/charts/surge-operator:" + chartVersion} {
+		verify := exec.Command(cosign, "verify", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog",
+			"--allow-insecure-registry", "--allow-http-registry", artifact)
+		if output, err := verify.CombinedOutput(); err != nil {
+			t.Errorf("cosign verify %s: %v\n%s", artifact, err, output)
+		}
+	}
+	for _, file := range []string{"surge-operator-" + chartVersion + ".tgz", "install.yaml", "crds.yaml", "checksums.txt", "surge.yaml"} {
+		verify := exec.Command(cosign, "verify-blob", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog",
+			"--signature", filepath.Join(out, file+".sig"), filepath.Join(out, file))
+		if output, err := verify.CombinedOutput(); err != nil {
+			t.Errorf("cosign verify-blob %s: %v\n%s", file, err, output)
+		}
+	}
+
+	// The chart, installed from the registry as an OCI chart.
+	env, cfg := helmEnvironment(t)
 	runHelm(t, helm, env, "install", "surge-operator", "oci://"+host+"/charts/surge-operator", "--version", chartVersion,
 		"--plain-http", "--namespace", "surge-operator", "--create-namespace")
 	deployment := &appsv1.Deployment{}
@@ -141,6 +160,41 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 	}
 }
 
+// runMake runs make in the repository with these targets and variables.
+func runMake(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command("make", append([]string{"--no-print-directory"}, args...)...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD="+keyPassword)
+	if output, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, output)
+	}
+}
+
+// keyPassword protects the test's signing key, as COSIGN_PASSWORD does a
+// release's.
+const keyPassword = "release-test"
+
+// signingKeys makes a cosign key pair, cosign.key and cosign.pub, in a
+// directory of its own, and returns the directory. cosign is built first,
+// as make release would build it.
+func signingKeys(t *testing.T) string {
+	t.Helper()
+	runMake(t, "cosign")
+	cosign, err := filepath.Abs(filepath.Join(repoRoot, "bin", "cosign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	generate := exec.Command(cosign, "generate-key-pair")
+	generate.Dir = dir
+	generate.Env = append(os.Environ(), "COSIGN_PASSWORD="+keyPassword)
+	if output, err := generate.CombinedOutput(); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, output)
+	}
+	return dir
+}
+
 // checkPlatforms: the image is built for linux/amd64 and linux/arm64, runs
 // as the non-root user and carries the version.
 func checkPlatforms(t *testing.T, index v1.ImageIndex) {
@@ -176,6 +230,7 @@ func checkPlatforms(t *testing.T, index v1.ImageIndex) {
 // needs to reach it, away from the user's own helm configuration.
 func helmEnvironment(t *testing.T) ([]string, *rest.Config) {
 	t.Helper()
+	ctrllog.SetLogger(logr.Discard())
 	testEnv := &envtest.Environment{}
 	cfg, err := testEnv.Start()
 	if err != nil {
