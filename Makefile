@@ -22,6 +22,7 @@ CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 HELM_DOCS ?= $(LOCALBIN)/helm-docs
 COSIGN ?= $(LOCALBIN)/cosign
 CRANE ?= $(LOCALBIN)/crane
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
 IMG ?= surge-operator:latest
 
 # The race detector is on for every test: the operator runs reconciles,
@@ -135,24 +136,33 @@ COSIGN_KEY ?=
 # INSECURE_REGISTRY=1 pushes over plain HTTP, to a registry on this machine.
 INSECURE_REGISTRY ?=
 CHART_VERSION = $(patsubst v%,%,$(VERSION))
-RELEASE_FILES = surge-operator-$(CHART_VERSION).tgz install.yaml crds.yaml checksums.txt surge.yaml
+RELEASE_FILES = surge-operator-$(CHART_VERSION).tgz install.yaml crds.yaml checksums.txt surge.yaml \
+	surge-operator.cdx.json kubectl-surge.cdx.json provenance.intoto.json
 
 .PHONY: release
-release: helm cosign ## Build a release offline into RELEASE_DIR: the image for linux/amd64 and arm64 by ko, as an OCI layout; the chart pinned to its digest; install.yaml and crds.yaml; kubectl surge for linux and darwin with checksums and a krew manifest; with COSIGN_KEY, a signature of each file (docs/releasing.md).
+release: helm cosign cyclonedx-gomod ## Build a release offline into RELEASE_DIR: the image for linux/amd64 and arm64 by ko, as an OCI layout; the chart pinned to its digest; install.yaml and crds.yaml; kubectl surge for linux and darwin with checksums and a krew manifest; CycloneDX SBOMs with licences; SLSA provenance; with COSIGN_KEY, a signature of each file (docs/releasing.md).
 	cd tools && go build -o $(LOCALBIN)/release ./release && go build -o $(LOCALBIN)/package-chart ./package-chart
 	$(LOCALBIN)/release -version $(VERSION) -out $(RELEASE_DIR) -repository $(IMAGE_REPO) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
 	$(LOCALBIN)/package-chart -helm $(HELM) -image-dir $(RELEASE_DIR)/image -repository $(IMAGE_REPO) -version $(VERSION) -out $(RELEASE_DIR)
+	GOOS=linux CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -licenses -assert-licenses -json -noserial -notimestamp -output $(RELEASE_DIR)/surge-operator.cdx.json -main . .
+	CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -licenses -assert-licenses -json -noserial -notimestamp -output $(RELEASE_DIR)/kubectl-surge.cdx.json -main cmd/kubectl-surge .
+	$(LOCALBIN)/release -provenance -version $(VERSION) -out $(RELEASE_DIR) -repository $(IMAGE_REPO) -revision "$(REVISION)"
 	if [ -n "$(COSIGN_KEY)" ]; then for file in $(RELEASE_FILES); do \
 		$(COSIGN) sign-blob --yes --key "$(COSIGN_KEY)" --tlog-upload=false --output-signature $(RELEASE_DIR)/$$file.sig $(RELEASE_DIR)/$$file >/dev/null || exit 1; \
 	done; fi
 
 .PHONY: publish
-publish: helm cosign crane ## Push a release make release built: the image to IMAGE_REPO:VERSION, the chart to CHART_REPO, and with COSIGN_KEY their signatures, in cosign's format beside them.
+publish: helm cosign crane ## Push a release make release built: the image to IMAGE_REPO:VERSION, the chart to CHART_REPO, and with COSIGN_KEY their signatures and, on the image, its SBOM and provenance as attestations, in cosign's format.
 	$(CRANE) push $(if $(INSECURE_REGISTRY),--insecure) $(RELEASE_DIR)/image $(IMAGE_REPO):$(VERSION)
 	$(HELM) push $(if $(INSECURE_REGISTRY),--plain-http) $(RELEASE_DIR)/surge-operator-$(CHART_VERSION).tgz $(CHART_REPO)
 	if [ -n "$(COSIGN_KEY)" ]; then for artifact in $(IMAGE_REPO):$(VERSION) $(patsubst oci://%,%,$(CHART_REPO))/surge-operator:$(CHART_VERSION); do \
 		ref="$${artifact%:*}@$$($(CRANE) digest $(if $(INSECURE_REGISTRY),--insecure) $$artifact)" && \
 		$(COSIGN) sign --yes --key "$(COSIGN_KEY)" --tlog-upload=false $(if $(INSECURE_REGISTRY),--allow-insecure-registry --allow-http-registry) "$$ref" || exit 1; \
+	done; \
+	image="$(IMAGE_REPO)@$$($(CRANE) digest $(if $(INSECURE_REGISTRY),--insecure) $(IMAGE_REPO):$(VERSION))" && \
+	for attestation in cyclonedx:surge-operator.cdx.json slsaprovenance1:provenance.slsa.json; do \
+		$(COSIGN) attest --yes --key "$(COSIGN_KEY)" --tlog-upload=false $(if $(INSECURE_REGISTRY),--allow-insecure-registry --allow-http-registry) \
+			--type "$${attestation%%:*}" --predicate "$(RELEASE_DIR)/$${attestation#*:}" "$$image" >/dev/null || exit 1; \
 	done; fi
 
 .PHONY: build-installer
@@ -198,6 +208,12 @@ crane: $(CRANE)
 $(CRANE): $(TOOLS_MOD)
 	mkdir -p $(LOCALBIN)
 	cd tools && go build -o $(CRANE) github.com/google/go-containerregistry/cmd/crane
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD)
+$(CYCLONEDX_GOMOD): $(TOOLS_MOD)
+	mkdir -p $(LOCALBIN)
+	cd tools && go build -o $(CYCLONEDX_GOMOD) github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
 
 .PHONY: helm
 helm: $(HELM)

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -100,7 +101,15 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 			t.Errorf("cosign verify %s: %v\n%s", artifact, err, output)
 		}
 	}
-	for _, file := range []string{"surge-operator-" + chartVersion + ".tgz", "install.yaml", "crds.yaml", "checksums.txt", "surge.yaml"} {
+	for _, attestation := range []string{"cyclonedx", "slsaprovenance1"} {
+		verify := exec.Command(cosign, "verify-attestation", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog",
+			"--allow-insecure-registry", "--allow-http-registry", "--type", attestation, repository+"@"+digest.String())
+		if output, err := verify.CombinedOutput(); err != nil {
+			t.Errorf("cosign verify-attestation --type %s: %v\n%s", attestation, err, output)
+		}
+	}
+	for _, file := range []string{"surge-operator-" + chartVersion + ".tgz", "install.yaml", "crds.yaml", "checksums.txt", "surge.yaml",
+		"surge-operator.cdx.json", "kubectl-surge.cdx.json", "provenance.intoto.json"} {
 		verify := exec.Command(cosign, "verify-blob", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog",
 			"--signature", filepath.Join(out, file+".sig"), filepath.Join(out, file))
 		if output, err := verify.CombinedOutput(); err != nil {
@@ -143,6 +152,9 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 		t.Errorf("the krew manifest does not name %s with four archives:\n%s", version, krew)
 	}
 
+	checkSBOMs(t, out)
+	checkProvenance(t, out, digest, chartVersion)
+
 	// kubectl surge, from the archive for this machine, as its checksum says.
 	archive := fmt.Sprintf("kubectl-surge_%s_%s_%s.tar.gz", version, runtime.GOOS, runtime.GOARCH)
 	content := []byte(manifests(archive))
@@ -157,6 +169,67 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 	printed, err := exec.Command(plugin, "version").CombinedOutput()
 	if err != nil || !strings.Contains(string(printed), version) {
 		t.Errorf("kubectl surge version printed %q (%v), want %s", printed, err, version)
+	}
+}
+
+// checkSBOMs: each SBOM lists the modules its binary links, every one with
+// its licence resolved.
+func checkSBOMs(t *testing.T, out string) {
+	t.Helper()
+	for _, file := range []string{"surge-operator.cdx.json", "kubectl-surge.cdx.json"} {
+		var sbom struct {
+			BOMFormat  string `json:"bomFormat"`
+			Components []struct {
+				Name     string            `json:"name"`
+				Licenses []json.RawMessage `json:"licenses"`
+			} `json:"components"`
+		}
+		raw, err := os.ReadFile(filepath.Join(out, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &sbom); err != nil || sbom.BOMFormat != "CycloneDX" || len(sbom.Components) < 10 {
+			t.Errorf("%s is not a CycloneDX SBOM of the modules: %v, %d components", file, err, len(sbom.Components))
+			continue
+		}
+		for _, component := range sbom.Components {
+			if len(component.Licenses) == 0 {
+				t.Errorf("%s: module %s has no licence", file, component.Name)
+			}
+		}
+	}
+}
+
+// checkProvenance: the in-toto statement names the commit built and the
+// image and the chart among its subjects.
+func checkProvenance(t *testing.T, out string, image v1.Hash, chartVersion string) {
+	t.Helper()
+	var statement struct {
+		Type    string `json:"_type"`
+		Subject []struct {
+			Name   string            `json:"name"`
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+		PredicateType string `json:"predicateType"`
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "provenance.intoto.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &statement); err != nil || statement.Type != "https://in-toto.io/Statement/v1" || statement.PredicateType != "https://slsa.dev/provenance/v1" {
+		t.Fatalf("provenance.intoto.json is not an in-toto statement of SLSA provenance: %v", err)
+	}
+	chart, err := os.ReadFile(filepath.Join(out, "surge-operator-"+chartVersion+".tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chartSum := sha256.Sum256(chart)
+	found := map[string]bool{}
+	for _, subject := range statement.Subject {
+		found[subject.Digest["sha256"]] = true
+	}
+	if !found[image.Hex] || !found[hex.EncodeToString(chartSum[:])] {
+		t.Errorf("the provenance's subjects %+v lack the image %s or the chart", statement.Subject, image)
 	}
 }
 

@@ -9,6 +9,12 @@
 //   - kubectl-surge_VERSION_OS_ARCH.tar.gz for linux and darwin on amd64 and
 //     arm64, their checksums.txt, and surge.yaml, the krew plugin manifest.
 //
+// With -provenance, run once the chart and the SBOMs are in the directory
+// too, it writes the release's SLSA provenance instead: the predicate alone,
+// provenance.slsa.json, which cosign attests on the image, and an in-toto
+// statement of it whose subjects are every file of the release and the
+// image, provenance.intoto.json.
+//
 // It runs from the repository root.
 package main
 
@@ -19,6 +25,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -65,6 +72,7 @@ var (
 type options struct {
 	version, out, repository, revision string
 	epoch                              time.Time
+	provenance                         bool
 }
 
 func main() {
@@ -75,9 +83,14 @@ func main() {
 	flag.StringVar(&opts.repository, "repository", "ghcr.io/surge-operator/surge-operator", "Where the image will be pushed, without tag.")
 	flag.StringVar(&opts.revision, "revision", "", "The commit released.")
 	flag.Int64Var(&epoch, "source-date-epoch", 0, "The time of the commit released, in seconds: the time of every file and layer, so that the same commit gives the same release.")
+	flag.BoolVar(&opts.provenance, "provenance", false, "Write the provenance of the release already in -out, instead of building one.")
 	flag.Parse()
 	opts.epoch = time.Unix(epoch, 0).UTC()
-	if err := run(context.Background(), opts); err != nil {
+	do := run
+	if opts.provenance {
+		do = writeProvenance
+	}
+	if err := do(context.Background(), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "release:", err)
 		os.Exit(1)
 	}
@@ -438,4 +451,75 @@ func writeKrewManifest(opts options, sums map[string]string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(opts.out, "surge.yaml"), buf.Bytes(), 0o644)
+}
+
+// writeProvenance writes the SLSA v1 provenance of the release in opts.out:
+// how it was built (make release, at which commit, with which parameters)
+// and, in the in-toto statement, what: every file and the image.
+func writeProvenance(_ context.Context, opts options) error {
+	predicate := map[string]any{
+		"buildDefinition": map[string]any{
+			"buildType": source + "/blob/main/docs/releasing.md",
+			"externalParameters": map[string]any{
+				"version":    opts.version,
+				"repository": opts.repository,
+			},
+			"resolvedDependencies": []any{map[string]any{
+				"uri":    "git+" + source + "@refs/tags/" + opts.version,
+				"digest": map[string]string{"gitCommit": opts.revision},
+			}},
+		},
+		"runDetails": map[string]any{
+			"builder":  map[string]any{"id": source + "/blob/main/Makefile#release"},
+			"metadata": map[string]any{"invocationId": opts.version + "@" + opts.revision},
+		},
+	}
+	var subjects []any
+	entries, err := os.ReadDir(opts.out)
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		if entry.IsDir() || strings.HasSuffix(entry.Name(), ".sig") || strings.HasPrefix(entry.Name(), "provenance.") {
+			continue
+		}
+		content, err := os.ReadFile(filepath.Join(opts.out, entry.Name()))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(content)
+		subjects = append(subjects, map[string]any{"name": entry.Name(), "digest": map[string]string{"sha256": hex.EncodeToString(sum[:])}})
+	}
+	path, err := layout.FromPath(filepath.Join(opts.out, "image"))
+	if err != nil {
+		return err
+	}
+	index, err := path.ImageIndex()
+	if err != nil {
+		return err
+	}
+	manifest, err := index.IndexManifest()
+	if err != nil || len(manifest.Manifests) != 1 {
+		return fmt.Errorf("the image layout holds no single image: %v", err)
+	}
+	subjects = append(subjects, map[string]any{
+		"name":   opts.repository + ":" + opts.version,
+		"digest": map[string]string{"sha256": manifest.Manifests[0].Digest.Hex},
+	})
+	statement := map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       subjects,
+		"predicateType": "https://slsa.dev/provenance/v1",
+		"predicate":     predicate,
+	}
+	for file, content := range map[string]any{"provenance.slsa.json": predicate, "provenance.intoto.json": statement} {
+		encoded, err := json.MarshalIndent(content, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(opts.out, file), append(encoded, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
