@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -133,6 +134,11 @@ func TestReleaseInstallsFromARegistry(t *testing.T) {
 	want := repository + "@" + digest.String()
 	if got := deployment.Spec.Template.Spec.Containers[0].Image; got != want {
 		t.Errorf("the chart installed from the registry runs %s, want the image pushed, %s", got, want)
+	}
+	// The image's entrypoint is ko's; a command of the Deployment's own
+	// would name a binary the image does not hold.
+	if command := deployment.Spec.Template.Spec.Containers[0].Command; len(command) > 0 {
+		t.Errorf("the Deployment runs %v instead of the image's entrypoint", command)
 	}
 
 	manifests := func(file string) string {
@@ -293,9 +299,29 @@ func checkPlatforms(t *testing.T, index v1.ImageIndex) {
 		if config.Config.User != "65532" || config.Config.Labels["org.opencontainers.image.version"] != version {
 			t.Errorf("the %s image runs as %q with labels %v, want 65532 and the version", m.Platform, config.Config.User, config.Config.Labels)
 		}
+		if len(config.Config.Entrypoint) != 1 || !imageHolds(t, img, strings.TrimPrefix(config.Config.Entrypoint[0], "/")) {
+			t.Errorf("the %s image's entrypoint %v is not a file it holds", m.Platform, config.Config.Entrypoint)
+		}
 	}
 	if !platforms["linux/amd64"] || !platforms["linux/arm64"] {
 		t.Errorf("the image is built for %v, want linux/amd64 and linux/arm64", platforms)
+	}
+}
+
+// imageHolds says whether the image's filesystem has the file.
+func imageHolds(t *testing.T, img v1.Image, file string) bool {
+	t.Helper()
+	flat := mutate.Extract(img)
+	defer func() { _ = flat.Close() }()
+	tr := tar.NewReader(flat)
+	for {
+		header, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if strings.TrimPrefix(header.Name, "/") == file && header.Typeflag == tar.TypeReg {
+			return true
+		}
 	}
 }
 
