@@ -51,6 +51,7 @@ type options struct {
 	trace       bool
 	repeat      int
 	storm       time.Duration
+	instances   int
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.DurationVar(&opts.k8s, "k8s", 20*time.Millisecond, "Time each reconcile spends on Kubernetes, half before the calls and half after.")
 	flag.BoolVar(&opts.trace, "trace", false, "Print the client's rate and Surge's answers second by second.")
 	flag.IntVar(&opts.repeat, "repeat", 1, "Runs per limit.")
+	flag.IntVar(&opts.instances, "instances", 1, "Operator instances sharing the one API key, as shards do: each has a Surge client (and an adaptive rate) of its own, serves every instances-th user, and runs -workers workers.")
 	flag.DurationVar(&opts.storm, "storm", 0, "Start each run with a storm this long, in which Surge allows 0.2 rps, and report how long after it the client is served 85% of the limit again.")
 	flag.Parse()
 	parsed, err := ratesweep.ParseLimits(limits)
@@ -147,12 +149,16 @@ func run(opts options, limit float64) result {
 	srv := httptest.NewServer(emu)
 	defer srv.Close()
 	trace := &rateTrace{}
-	client, err := surge.New(srv.URL, apiKey,
-		surge.WithRateLimit(opts.ceiling, opts.clientBurst),
-		surge.WithObserver(trace),
-		surge.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}))
-	if err != nil {
-		panic(err)
+	clients := make([]*surge.Client, max(opts.instances, 1))
+	for n := range clients {
+		client, err := surge.New(srv.URL, apiKey,
+			surge.WithRateLimit(opts.ceiling, opts.clientBurst),
+			surge.WithObserver(trace),
+			surge.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}))
+		if err != nil {
+			panic(err)
+		}
+		clients[n] = client
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -193,7 +199,7 @@ func run(opts options, limit float64) result {
 	}
 
 	var wg sync.WaitGroup
-	for range opts.workers {
+	for range opts.workers * len(clients) {
 		wg.Go(func() {
 			for {
 				i, ok := queue.next(ctx)
@@ -204,7 +210,7 @@ func run(opts options, limit float64) result {
 				reconciles++
 				r := resources[i]
 				mu.Unlock()
-				wait, finished := reconcile(ctx, client, &r, opts.k8s)
+				wait, finished := reconcile(ctx, clients[i%len(clients)], &r, opts.k8s)
 				mu.Lock()
 				resources[i] = r
 				if finished {
