@@ -22,7 +22,8 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
-COPY --from=builder /workspace/manager /manager
+# The binary is where ko, which builds the released image, puts it.
+COPY --from=builder /workspace/manager /ko-app/surge-operator
 USER 65532:65532
 
-ENTRYPOINT ["/manager"]
+ENTRYPOINT ["/ko-app/surge-operator"]

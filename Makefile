@@ -115,9 +115,10 @@ IMAGE_DIR ?= dist/image
 EMULATOR_IMAGE_DIR ?= dist/emulator-image
 
 .PHONY: image
-image: ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 as OCI layouts in dist/image and dist/emulator-image, with OCI labels and an SPDX SBOM, without a container engine.
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)"
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/build-image -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)"
+image: cyclonedx-gomod ## Build the manager's and the Surge emulator's images for linux/amd64 and linux/arm64 with ko as OCI layouts in dist/image and dist/emulator-image, with OCI labels and a CycloneDX SBOM, without a container engine.
+	cd tools && go build -o $(LOCALBIN)/release ./release
+	$(LOCALBIN)/release -image manager -out $(IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
+	$(LOCALBIN)/release -image surge-emulator -out $(EMULATOR_IMAGE_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
 
 CHART_PACKAGE_DIR ?= dist/chart
 

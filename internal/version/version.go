@@ -1,6 +1,6 @@
 // Package version says which build of the operator's binaries is running:
 // its version, the commit it was built from and the date of that source.
-// make and hack/build-image set them with the linker:
+// make and tools/release set them with the linker:
 //
 //	-X github.com/surge-operator/surge-operator/internal/version.version=v0.1.0
 //	-X github.com/surge-operator/surge-operator/internal/version.commit=<sha>

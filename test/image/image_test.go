@@ -48,7 +48,7 @@ const (
 
 // image is one image make image builds, and what it must hold.
 type image struct {
-	// name is what hack/build-image's -image takes.
+	// name is what make image's builder, tools/release, takes as -image.
 	name string
 	// entrypoint is the image's entrypoint; its first element is the binary.
 	entrypoint []string
@@ -64,13 +64,13 @@ type image struct {
 var images = []image{
 	{
 		name:       "manager",
-		entrypoint: []string{"/manager"},
+		entrypoint: []string{"/ko-app/surge-operator"},
 		title:      "surge-operator",
 		run:        runManagerHelp,
 	},
 	{
 		name:       "surge-emulator",
-		entrypoint: []string{"/surge-emulator", "--listen=:8088"},
+		entrypoint: []string{"/ko-app/surge-emulator", "--listen=:8088"},
 		ports:      []string{"8088/tcp"},
 		title:      "surge-emulator",
 		run:        runEmulator,
@@ -122,22 +122,38 @@ func skipWithoutImage(t *testing.T) {
 	}
 }
 
-// buildLayout runs the program behind make image into a new directory.
+// buildLayout runs what make image runs, tools/release with -image, into a
+// new directory.
 func buildLayout(t *testing.T, name string) string {
 	t.Helper()
 	skipWithoutImage(t)
 	out := filepath.Join(workDir, fmt.Sprintf("%s-%d", name, builds.Add(1)))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "run", "./hack/build-image", "-image", name, "-out", out, "-tag", "v0.0.0-test")
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.Itoa(epoch))
+	tools := exec.CommandContext(ctx, "make", "--no-print-directory", "cyclonedx-gomod")
+	tools.Dir = repoRoot
+	if output, err := tools.CombinedOutput(); err != nil {
+		t.Fatalf("make cyclonedx-gomod: %v\n%s", err, output)
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", "./release", "-root", "..", "-image", name, "-out", out,
+		"-tag", "v0.0.0-test", "-version", "v0.0.0-test", "-revision", headCommit(t), "-source-date-epoch", strconv.Itoa(epoch))
+	cmd.Dir = filepath.Join(repoRoot, "tools")
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("hack/build-image: %v\n%s", err, output.String())
+		t.Fatalf("tools/release -image %s: %v\n%s", name, err, output.String())
 	}
 	return out
+}
+
+// headCommit is the commit checked out, empty outside a git checkout.
+func headCommit(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", repoRoot, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // imageIndex reads the one image index that the layout's index.json names.
@@ -227,7 +243,15 @@ func checkLayout(t *testing.T, want image, dir string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !maps.Equal(imageManifest.Annotations, labels) {
+			// ko records the base it built on, which holds the CA bundle
+			// and the non-root user and is pulled from nowhere.
+			own := maps.Clone(imageManifest.Annotations)
+			if !strings.HasPrefix(own["org.opencontainers.image.base.name"], "localhost/") || own["org.opencontainers.image.base.digest"] == "" {
+				t.Errorf("the %s manifest does not name the base ko built on: %v", platform, own)
+			}
+			delete(own, "org.opencontainers.image.base.name")
+			delete(own, "org.opencontainers.image.base.digest")
+			if !maps.Equal(own, labels) {
 				t.Errorf("the %s manifest's annotations %v differ from the labels %v", platform, imageManifest.Annotations, labels)
 			}
 			if !maps.Equal(manifest.Annotations, labels) {
@@ -327,8 +351,8 @@ func TestDockerfileMatchesTheImage(t *testing.T) {
 			entrypoint = argument
 		}
 	}
-	if user != "65532:65532" || entrypoint != `["/manager"]` {
-		t.Errorf("the Dockerfile's image runs %s as %q, want [\"/manager\"] as 65532:65532", entrypoint, user)
+	if user != "65532:65532" || entrypoint != `["/ko-app/surge-operator"]` {
+		t.Errorf("the Dockerfile's image runs %s as %q, want [\"/ko-app/surge-operator\"] as 65532:65532", entrypoint, user)
 	}
 }
 
@@ -390,7 +414,7 @@ func runManagerHelp(t *testing.T, path string, config *v1.ConfigFile) {
 }
 
 // checkOCIKeys checks the OCI keys that every image carries in its labels
-// and annotations: the version build-image was given (the tag), the commit
+// and annotations: the version the image was built as (the tag), the commit
 // checked out, the license, SOURCE_DATE_EPOCH and the source.
 func checkOCIKeys(t *testing.T, what string, keys map[string]string) {
 	t.Helper()

@@ -296,8 +296,8 @@ func checkPlatforms(t *testing.T, index v1.ImageIndex) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if config.Config.User != "65532" || config.Config.Labels["org.opencontainers.image.version"] != version {
-			t.Errorf("the %s image runs as %q with labels %v, want 65532 and the version", m.Platform, config.Config.User, config.Config.Labels)
+		if config.Config.User != "65532:65532" || config.Config.Labels["org.opencontainers.image.version"] != version {
+			t.Errorf("the %s image runs as %q with labels %v, want 65532:65532 and the version", m.Platform, config.Config.User, config.Config.Labels)
 		}
 		if len(config.Config.Entrypoint) != 1 || !imageHolds(t, img, strings.TrimPrefix(config.Config.Entrypoint[0], "/")) {
 			t.Errorf("the %s image's entrypoint %v is not a file it holds", m.Platform, config.Config.Entrypoint)

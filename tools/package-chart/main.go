@@ -110,7 +110,7 @@ func run(chart, imageDir, repository, version, out, helm string) (string, string
 }
 
 // layoutImage reads the tag and the digest of the one image index that the
-// layout's index.json names, as build-image writes it.
+// layout's index.json names, as make image writes it.
 func layoutImage(dir string) (image, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -15,12 +15,16 @@
 // statement of it whose subjects are every file of the release and the
 // image, provenance.intoto.json.
 //
-// It runs from the repository root.
+// With -image manager or -image surge-emulator, it builds that image alone,
+// the way a release builds the manager's (make image).
+//
+// It runs from the repository root, or -root.
 package main
 
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -33,6 +37,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -73,6 +78,10 @@ type options struct {
 	version, out, repository, revision string
 	epoch                              time.Time
 	provenance                         bool
+	// image, when set, builds that image alone into out, tagged tag.
+	image, tag string
+	// cyclonedx is cyclonedx-gomod, which writes each image's SBOM.
+	cyclonedx string
 }
 
 func main() {
@@ -84,11 +93,22 @@ func main() {
 	flag.StringVar(&opts.revision, "revision", "", "The commit released.")
 	flag.Int64Var(&epoch, "source-date-epoch", 0, "The time of the commit released, in seconds: the time of every file and layer, so that the same commit gives the same release.")
 	flag.BoolVar(&opts.provenance, "provenance", false, "Write the provenance of the release already in -out, instead of building one.")
+	flag.StringVar(&opts.image, "image", "", "Build this image alone into -out, as an OCI layout: manager or surge-emulator (make image).")
+	flag.StringVar(&opts.tag, "tag", "", "The tag of -image's layout; -version when empty.")
+	flag.StringVar(&opts.cyclonedx, "cyclonedx", "bin/cyclonedx-gomod", "cyclonedx-gomod, which writes the SBOM each image holds.")
+	root := flag.String("root", ".", "The repository's root.")
 	flag.Parse()
 	opts.epoch = time.Unix(epoch, 0).UTC()
+	if err := os.Chdir(*root); err != nil {
+		fmt.Fprintln(os.Stderr, "release:", err)
+		os.Exit(1)
+	}
 	do := run
-	if opts.provenance {
+	switch {
+	case opts.provenance:
 		do = writeProvenance
+	case opts.image != "":
+		do = writeImage
 	}
 	if err := do(context.Background(), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "release:", err)
@@ -106,7 +126,7 @@ func run(ctx context.Context, opts options) error {
 	if err := os.MkdirAll(opts.out, 0o755); err != nil {
 		return err
 	}
-	digest, err := buildImage(ctx, opts)
+	digest, err := buildLayout(ctx, opts, imageSpecs["manager"], filepath.Join(opts.out, "image"), opts.version)
 	if err != nil {
 		return fmt.Errorf("building the image: %w", err)
 	}
@@ -129,11 +149,61 @@ func run(ctx context.Context, opts options) error {
 	return nil
 }
 
-// buildImage builds the manager with ko for every image platform, on a
-// base of our own making (the CA bundle and a passwd entry for the non-root
-// user, nothing else), so that no base image is pulled, and writes it as an
-// OCI layout tagged with the version.
-func buildImage(ctx context.Context, opts options) (v1.Hash, error) {
+// imageSpec is one image the project builds.
+type imageSpec struct {
+	// importPath is the binary's Go package; ko names the binary after its
+	// last element, in /ko-app.
+	importPath string
+	// args follow the binary in the entrypoint, so that a container's
+	// arguments are added to them rather than replacing them.
+	args []string
+	// ports are exposed, as "8088/tcp".
+	ports              []string
+	title, description string
+}
+
+var imageSpecs = map[string]imageSpec{
+	"manager": {
+		importPath:  module,
+		title:       "surge-operator",
+		description: "Keeps Surge end users equal to SurgeEndUser resources.",
+	},
+	// The emulator listens on loopback by default, out of reach from outside
+	// a container; in the entrypoint, --listen serves every address, and a
+	// --listen among the container's arguments, later, still wins.
+	"surge-emulator": {
+		importPath:  module + "/cmd/surge-emulator",
+		args:        []string{"--listen=:8088"},
+		ports:       []string{"8088/tcp"},
+		title:       "surge-emulator",
+		description: "An emulated Surge API, with a JSON admin API under /_emulator/ to read its state and inject faults, for testing against Surge without reaching it.",
+	},
+}
+
+// writeImage builds the image -image names into -out (make image).
+func writeImage(ctx context.Context, opts options) error {
+	spec, ok := imageSpecs[opts.image]
+	if !ok {
+		return fmt.Errorf("-image %q: manager or surge-emulator", opts.image)
+	}
+	tag := cmp.Or(opts.tag, opts.version)
+	if err := os.RemoveAll(opts.out); err != nil {
+		return err
+	}
+	digest, err := buildLayout(ctx, opts, spec, opts.out, tag)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %s %s@%s\n", opts.out, opts.image, tag, digest)
+	return nil
+}
+
+// buildLayout builds the image of spec with ko for every image platform,
+// on a base of our own making (the CA bundle and a passwd entry for the
+// non-root user, nothing else), so that no base image is pulled; adds its
+// CycloneDX SBOM, its entrypoint's arguments, ports and OCI labels; and
+// writes it as an OCI layout tagged tag.
+func buildLayout(ctx context.Context, opts options, spec imageSpec, dir, tag string) (v1.Hash, error) {
 	base, err := baseIndex(opts.epoch)
 	if err != nil {
 		return v1.Hash{}, err
@@ -149,38 +219,148 @@ func buildImage(ctx context.Context, opts options) (v1.Hash, error) {
 	builder, err := build.NewGo(ctx, root,
 		build.WithPlatforms(imagePlatforms...),
 		build.WithBaseImages(func(context.Context, string) (name.Reference, build.Result, error) { return baseRef, base, nil }),
-		build.WithConfig(map[string]build.Config{module: {
-			ID:      "manager",
+		build.WithConfig(map[string]build.Config{spec.importPath: {
+			ID:      spec.title,
 			Ldflags: build.StringArray{ldflags(opts)},
 		}}),
 		build.WithCreationTime(v1.Time{Time: opts.epoch}),
 		build.WithKoDataCreationTime(v1.Time{Time: opts.epoch}),
-		build.WithUser(nonRoot),
+		build.WithUser(nonRoot+":"+nonRoot),
 		build.WithTrimpath(true),
 		build.WithDisabledSBOM(),
-		build.WithLabel("org.opencontainers.image.source", source),
-		build.WithLabel("org.opencontainers.image.version", opts.version),
-		build.WithLabel("org.opencontainers.image.revision", opts.revision),
 	)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	result, err := builder.Build(ctx, build.StrictScheme+module)
+	result, err := builder.Build(ctx, build.StrictScheme+spec.importPath)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	index, ok := result.(v1.ImageIndex)
+	built, ok := result.(v1.ImageIndex)
 	if !ok {
 		return v1.Hash{}, errors.New("ko built one image, not an index of the platforms")
 	}
-	path, err := layout.Write(filepath.Join(opts.out, "image"), empty.Index)
+	labels := map[string]string{
+		"org.opencontainers.image.source":   source,
+		"org.opencontainers.image.title":    spec.title,
+		"org.opencontainers.image.version":  opts.version,
+		"org.opencontainers.image.licenses": "Apache-2.0",
+		"org.opencontainers.image.created":  opts.epoch.Format(time.RFC3339),
+	}
+	if opts.revision != "" {
+		labels["org.opencontainers.image.revision"] = opts.revision
+	}
+	if spec.description != "" {
+		labels["org.opencontainers.image.description"] = spec.description
+	}
+	index, err := finishImages(opts, spec, built, labels)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	if err := path.AppendIndex(index, layout.WithAnnotations(map[string]string{refName: opts.version})); err != nil {
+	path, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := path.AppendIndex(index, layout.WithAnnotations(map[string]string{refName: tag})); err != nil {
 		return v1.Hash{}, err
 	}
 	return index.Digest()
+}
+
+// finishImages gives each platform's image what ko leaves out: the SBOM of
+// its binary at /usr/share/sbom, the entrypoint's arguments, the exposed
+// ports, and the OCI labels, also as the annotations of its manifest and
+// of the index.
+func finishImages(opts options, spec imageSpec, built v1.ImageIndex, labels map[string]string) (v1.ImageIndex, error) {
+	manifest, err := built.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	binary := path.Base(spec.importPath)
+	var index v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, desc := range manifest.Manifests {
+		img, err := built.Image(desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		sbom, err := sbomOf(opts, spec, desc.Platform)
+		if err != nil {
+			return nil, err
+		}
+		layer, err := fileLayer(opts.epoch, "usr/share/sbom/"+binary+".cdx.json", sbom)
+		if err != nil {
+			return nil, err
+		}
+		if img, err = mutate.AppendLayers(img, layer); err != nil {
+			return nil, err
+		}
+		config, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		config = config.DeepCopy()
+		config.Config.Entrypoint = append([]string{"/ko-app/" + binary}, spec.args...)
+		config.Config.Cmd = nil
+		config.Config.Labels = labels
+		config.Config.ExposedPorts = nil
+		for _, port := range spec.ports {
+			if config.Config.ExposedPorts == nil {
+				config.Config.ExposedPorts = map[string]struct{}{}
+			}
+			config.Config.ExposedPorts[port] = struct{}{}
+		}
+		if img, err = mutate.ConfigFile(img, config); err != nil {
+			return nil, err
+		}
+		img = mutate.Annotations(img, labels).(v1.Image)
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{Platform: desc.Platform},
+		})
+	}
+	return mutate.Annotations(index, labels).(v1.ImageIndex), nil
+}
+
+// sbomOf is the CycloneDX SBOM of the image's binary for platform, with
+// every module's licence, by cyclonedx-gomod.
+func sbomOf(opts options, spec imageSpec, platform *v1.Platform) ([]byte, error) {
+	main := strings.TrimPrefix(strings.TrimPrefix(spec.importPath, module), "/")
+	cmd := exec.Command(opts.cyclonedx, "app", "-licenses", "-assert-licenses", "-json", "-noserial", "-notimestamp",
+		"-main", cmp.Or(main, "."), ".")
+	cmd.Env = append(os.Environ(), "GOOS="+platform.OS, "GOARCH="+platform.Architecture, "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	sbom, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("cyclonedx-gomod: %w\n%s", err, stderr.String())
+	}
+	return sbom, nil
+}
+
+// fileLayer is a layer of one file, and the directories above it.
+func fileLayer(epoch time.Time, name string, content []byte) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := strings.Split(path.Dir(name), "/")
+	for i := range dirs {
+		header := &tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(dirs[:i+1], "/") + "/", Mode: 0o755, ModTime: epoch}
+		if err := tw.WriteHeader(header); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(content)), ModTime: epoch}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(content); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	layer := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layer)), nil
+	}, tarball.WithMediaType(types.OCILayer))
 }
 
 func ldflags(opts options) string {
