@@ -145,8 +145,6 @@ release: helm cosign cyclonedx-gomod ## Build a release offline into RELEASE_DIR
 	cd tools && go build -o $(LOCALBIN)/release ./release && go build -o $(LOCALBIN)/package-chart ./package-chart
 	$(LOCALBIN)/release -version $(VERSION) -out $(RELEASE_DIR) -repository $(IMAGE_REPO) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
 	$(LOCALBIN)/package-chart -helm $(HELM) -image-dir $(RELEASE_DIR)/image -repository $(IMAGE_REPO) -version $(VERSION) -out $(RELEASE_DIR)
-	GOOS=linux CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -licenses -assert-licenses -json -noserial -notimestamp -output $(RELEASE_DIR)/surge-operator.cdx.json -main . .
-	CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -licenses -assert-licenses -json -noserial -notimestamp -output $(RELEASE_DIR)/kubectl-surge.cdx.json -main cmd/kubectl-surge .
 	$(LOCALBIN)/release -provenance -version $(VERSION) -out $(RELEASE_DIR) -repository $(IMAGE_REPO) -revision "$(REVISION)"
 	if [ -n "$(COSIGN_KEY)" ]; then for file in $(RELEASE_FILES); do \
 		$(COSIGN) sign-blob --yes --key "$(COSIGN_KEY)" --tlog-upload=false --output-signature $(RELEASE_DIR)/$$file.sig $(RELEASE_DIR)/$$file >/dev/null || exit 1; \

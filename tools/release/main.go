@@ -126,9 +126,12 @@ func run(ctx context.Context, opts options) error {
 	if err := os.MkdirAll(opts.out, 0o755); err != nil {
 		return err
 	}
-	digest, err := buildLayout(ctx, opts, imageSpecs["manager"], filepath.Join(opts.out, "image"), opts.version)
+	digest, sboms, err := buildLayout(ctx, opts, imageSpecs["manager"], filepath.Join(opts.out, "image"), opts.version)
 	if err != nil {
 		return fmt.Errorf("building the image: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(opts.out, "surge-operator.cdx.json"), sboms["linux/amd64"], 0o644); err != nil {
+		return err
 	}
 	image := opts.repository + "@" + digest.String()
 	if err := writeManifests(opts.out, image); err != nil {
@@ -190,7 +193,7 @@ func writeImage(ctx context.Context, opts options) error {
 	if err := os.RemoveAll(opts.out); err != nil {
 		return err
 	}
-	digest, err := buildLayout(ctx, opts, spec, opts.out, tag)
+	digest, _, err := buildLayout(ctx, opts, spec, opts.out, tag)
 	if err != nil {
 		return err
 	}
@@ -202,19 +205,20 @@ func writeImage(ctx context.Context, opts options) error {
 // on a base of our own making (the CA bundle and a passwd entry for the
 // non-root user, nothing else), so that no base image is pulled; adds its
 // CycloneDX SBOM, its entrypoint's arguments, ports and OCI labels; and
-// writes it as an OCI layout tagged tag.
-func buildLayout(ctx context.Context, opts options, spec imageSpec, dir, tag string) (v1.Hash, error) {
+// writes it as an OCI layout tagged tag. It returns the index's digest and
+// each platform's SBOM.
+func buildLayout(ctx context.Context, opts options, spec imageSpec, dir, tag string) (v1.Hash, map[string][]byte, error) {
 	base, err := baseIndex(opts.epoch)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	baseRef, err := name.ParseReference("localhost/surge-operator/static-base:" + opts.version)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	root, err := os.Getwd()
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	builder, err := build.NewGo(ctx, root,
 		build.WithPlatforms(imagePlatforms...),
@@ -230,15 +234,15 @@ func buildLayout(ctx context.Context, opts options, spec imageSpec, dir, tag str
 		build.WithDisabledSBOM(),
 	)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	result, err := builder.Build(ctx, build.StrictScheme+spec.importPath)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	built, ok := result.(v1.ImageIndex)
 	if !ok {
-		return v1.Hash{}, errors.New("ko built one image, not an index of the platforms")
+		return v1.Hash{}, nil, errors.New("ko built one image, not an index of the platforms")
 	}
 	labels := map[string]string{
 		"org.opencontainers.image.source":   source,
@@ -253,50 +257,57 @@ func buildLayout(ctx context.Context, opts options, spec imageSpec, dir, tag str
 	if spec.description != "" {
 		labels["org.opencontainers.image.description"] = spec.description
 	}
-	index, err := finishImages(opts, spec, built, labels)
+	index, sboms, err := finishImages(opts, spec, built, labels)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	path, err := layout.Write(dir, empty.Index)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
 	if err := path.AppendIndex(index, layout.WithAnnotations(map[string]string{refName: tag})); err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, err
 	}
-	return index.Digest()
+	digest, err := index.Digest()
+	return digest, sboms, err
 }
 
 // finishImages gives each platform's image what ko leaves out: the SBOM of
 // its binary at /usr/share/sbom, the entrypoint's arguments, the exposed
 // ports, and the OCI labels, also as the annotations of its manifest and
 // of the index.
-func finishImages(opts options, spec imageSpec, built v1.ImageIndex, labels map[string]string) (v1.ImageIndex, error) {
+func finishImages(opts options, spec imageSpec, built v1.ImageIndex, labels map[string]string) (v1.ImageIndex, map[string][]byte, error) {
 	manifest, err := built.IndexManifest()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	sboms := map[string][]byte{}
 	binary := path.Base(spec.importPath)
 	var index v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, desc := range manifest.Manifests {
 		img, err := built.Image(desc.Digest)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		sbom, err := sbomOf(opts, spec, desc.Platform)
+		program, err := fileOf(img, "ko-app/"+binary)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		sbom, err := sbomOf(opts, program)
+		if err != nil {
+			return nil, nil, err
+		}
+		sboms[desc.Platform.OS+"/"+desc.Platform.Architecture] = sbom
 		layer, err := fileLayer(opts.epoch, "usr/share/sbom/"+binary+".cdx.json", sbom)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if img, err = mutate.AppendLayers(img, layer); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		config, err := img.ConfigFile()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		config = config.DeepCopy()
 		config.Config.Entrypoint = append([]string{"/ko-app/" + binary}, spec.args...)
@@ -310,7 +321,7 @@ func finishImages(opts options, spec imageSpec, built v1.ImageIndex, labels map[
 			config.Config.ExposedPorts[port] = struct{}{}
 		}
 		if img, err = mutate.ConfigFile(img, config); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		img = mutate.Annotations(img, labels).(v1.Image)
 		index = mutate.AppendManifests(index, mutate.IndexAddendum{
@@ -318,16 +329,25 @@ func finishImages(opts options, spec imageSpec, built v1.ImageIndex, labels map[
 			Descriptor: v1.Descriptor{Platform: desc.Platform},
 		})
 	}
-	return mutate.Annotations(index, labels).(v1.ImageIndex), nil
+	return mutate.Annotations(index, labels).(v1.ImageIndex), sboms, nil
 }
 
-// sbomOf is the CycloneDX SBOM of the image's binary for platform, with
-// every module's licence, by cyclonedx-gomod.
-func sbomOf(opts options, spec imageSpec, platform *v1.Platform) ([]byte, error) {
-	main := strings.TrimPrefix(strings.TrimPrefix(spec.importPath, module), "/")
-	cmd := exec.Command(opts.cyclonedx, "app", "-licenses", "-assert-licenses", "-json", "-noserial", "-notimestamp",
-		"-main", cmp.Or(main, "."), ".")
-	cmd.Env = append(os.Environ(), "GOOS="+platform.OS, "GOARCH="+platform.Architecture, "CGO_ENABLED=0")
+// sbomOf is the CycloneDX SBOM of a Go binary, by cyclonedx-gomod from the
+// build information the binary records: every module linked, with its
+// version, hash and licence, read from the module cache, never fetched.
+func sbomOf(opts options, binary []byte) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "release-sbom-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	program := filepath.Join(dir, "program")
+	if err := os.WriteFile(program, binary, 0o755); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(opts.cyclonedx, "bin", "-licenses", "-assert-licenses", "-json", "-noserial", "-notimestamp",
+		"-version", opts.version, program)
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	sbom, err := cmd.Output()
@@ -335,6 +355,22 @@ func sbomOf(opts options, spec imageSpec, platform *v1.Platform) ([]byte, error)
 		return nil, fmt.Errorf("cyclonedx-gomod: %w\n%s", err, stderr.String())
 	}
 	return sbom, nil
+}
+
+// fileOf reads one regular file of the image's filesystem.
+func fileOf(img v1.Image, name string) ([]byte, error) {
+	flat := mutate.Extract(img)
+	defer func() { _ = flat.Close() }()
+	tr := tar.NewReader(flat)
+	for {
+		header, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("the image holds no /%s: %w", name, err)
+		}
+		if strings.TrimPrefix(header.Name, "/") == name && header.Typeflag == tar.TypeReg {
+			return io.ReadAll(tr)
+		}
+	}
 }
 
 // fileLayer is a layer of one file, and the directories above it.
@@ -525,6 +561,15 @@ func buildPlugins(opts options) ([]string, error) {
 		content, err := os.ReadFile(binary)
 		if err != nil {
 			return nil, err
+		}
+		if platform == "linux/amd64" {
+			sbom, err := sbomOf(opts, content)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(opts.out, "kubectl-surge.cdx.json"), sbom, 0o644); err != nil {
+				return nil, err
+			}
 		}
 		archive := fmt.Sprintf("kubectl-surge_%s_%s_%s.tar.gz", opts.version, goos, goarch)
 		if err := writeTarGz(filepath.Join(opts.out, archive), opts.epoch, map[string][]byte{"kubectl-surge": content, "LICENSE": license}); err != nil {
