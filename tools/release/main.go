@@ -413,33 +413,27 @@ func baseIndex(epoch time.Time) (v1.ImageIndex, error) {
 	var index v1.ImageIndex = empty.Index
 	index = mutate.IndexMediaType(index, types.OCIImageIndex)
 	for _, platform := range imagePlatforms {
-		os, arch, _ := strings.Cut(platform, "/")
+		goos, goarch, _ := strings.Cut(platform, "/")
 		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
 		if err != nil {
 			return nil, err
 		}
-		img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-			OS: os, Architecture: arch, Created: v1.Time{Time: epoch},
-			RootFS: mustRootFS(img),
-			Config: v1.Config{User: nonRoot, Env: []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}},
-		})
+		config, err := img.ConfigFile()
 		if err != nil {
+			return nil, err
+		}
+		config = config.DeepCopy()
+		config.OS, config.Architecture, config.Created = goos, goarch, v1.Time{Time: epoch}
+		config.Config = v1.Config{User: nonRoot, Env: []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}}
+		if img, err = mutate.ConfigFile(img, config); err != nil {
 			return nil, err
 		}
 		index = mutate.AppendManifests(index, mutate.IndexAddendum{
 			Add:        img,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}},
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: goos, Architecture: goarch}},
 		})
 	}
 	return index, nil
-}
-
-func mustRootFS(img v1.Image) v1.RootFS {
-	config, err := img.ConfigFile()
-	if err != nil {
-		panic(err)
-	}
-	return config.RootFS
 }
 
 // baseLayer holds the CA roots Go's x509roots module pins and the passwd
