@@ -3,6 +3,7 @@ package install_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -12,9 +13,10 @@ import (
 )
 
 // TestPrometheusMonitorCanBeAdded follows config/prometheus' instructions:
-// list ../prometheus under config/default's resources. The ServiceMonitor
-// must then land next to the metrics Service and scrape its HTTPS port.
-// config/default alone must not need the Prometheus Operator.
+// list ../prometheus under config/default's components. The ServiceMonitor
+// must then land next to the metrics Service and scrape its HTTPS port over
+// mutual TLS, verifying the certificate the manager now serves, with no
+// token. config/default alone must not need the Prometheus Operator.
 func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 	for _, obj := range installed {
 		if obj.GetKind() == "ServiceMonitor" {
@@ -22,17 +24,17 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 		}
 	}
 
-	objects := kustomizeDefaultWith(t, func(k map[string]any) {
-		resources, _ := k["resources"].([]any)
-		k["resources"] = append(resources, "../prometheus")
-	})
+	objects := kustomizeDefaultWithComponent(t, "prometheus")
 	var monitors, services []*unstructured.Unstructured
+	var manager *unstructured.Unstructured
 	for _, obj := range objects {
 		switch {
 		case obj.GetKind() == "ServiceMonitor":
 			monitors = append(monitors, obj)
 		case obj.GetKind() == "Service" && obj.GetName() == metricsService:
 			services = append(services, obj)
+		case obj.GetKind() == "Deployment":
+			manager = obj
 		}
 	}
 	if len(monitors) != 1 || len(services) != 1 {
@@ -70,6 +72,28 @@ func TestPrometheusMonitorCanBeAdded(t *testing.T) {
 		if !found {
 			t.Errorf("%s scrapes port %v, which Service %s does not name", manifests.Describe(monitor), endpoint["port"], metricsService)
 		}
+		for _, insecure := range []string{"bearerTokenFile", "bearerTokenSecret", "authorization"} {
+			if _, ok := endpoint[insecure]; ok {
+				t.Errorf("%s sends a token (%s)", manifests.Describe(monitor), insecure)
+			}
+		}
+		tlsConfig, _, _ := unstructured.NestedMap(endpoint, "tlsConfig")
+		if skip, _, _ := unstructured.NestedBool(tlsConfig, "insecureSkipVerify"); skip {
+			t.Errorf("%s skips verifying the manager's certificate", manifests.Describe(monitor))
+		}
+		if serverName, _, _ := unstructured.NestedString(tlsConfig, "serverName"); serverName != metricsService+"."+namespace+".svc" {
+			t.Errorf("%s verifies the name %q, want the metrics Service's, %s.%s.svc", manifests.Describe(monitor), serverName, metricsService, namespace)
+		}
+		if key, _, _ := unstructured.NestedString(tlsConfig, "keySecret", "name"); key == "" {
+			t.Errorf("%s presents no client certificate", manifests.Describe(monitor))
+		}
+	}
+	containers, _, _ := unstructured.NestedSlice(manager.Object, "spec", "template", "spec", "containers")
+	container, _ := containers[0].(map[string]any)
+	managerArgs, _, _ := unstructured.NestedStringSlice(container, "args")
+	if !slices.Contains(managerArgs, "--metrics-cert-dir=/etc/surge-operator/metrics-tls") ||
+		!slices.Contains(managerArgs, "--metrics-client-ca=/etc/surge-operator/metrics-tls/ca.crt") {
+		t.Errorf("with ../prometheus the manager does not serve metrics with a certificate of its Secret: %v", managerArgs)
 	}
 }
 
