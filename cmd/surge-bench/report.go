@@ -229,8 +229,10 @@ func printTable(out io.Writer, result *benchResult) {
 			c.Quiet.Window.Surge, c.Quiet.Window.Kubernetes, c.Quiet.Window.Reconciles)
 
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Manager memory and CPU\tpeak RSS\tpeak heap in use\tpeak heap alloc\tpeak live heap\tRSS at end\tCPU\t")
+		fmt.Fprintln(w, "Manager memory and CPU\tpeak RSS\tpeak heap in use\tpeak heap alloc\tpeak live heap\tRSS at end\tCPU\tAPI server CPU\t")
 		printMemory(w, fmt.Sprintf("converging %d users", run.Users), run.Memory)
+		fmt.Fprintf(w, "  CPU per converged user\t\t\t\t\t\t%.1f ms\t%.1f ms\t\n",
+			1000*run.Memory.CPUSeconds/float64(max(run.Users, 1)), 1000*run.Memory.APIServerCPUSeconds/float64(max(run.Users, 1)))
 		printMemory(w, "quiet period", c.Quiet.Memory)
 		if u := c.Unrelated; u != nil {
 			printMemory(w, fmt.Sprintf("+%d unrelated Secrets", u.Secrets), u.Memory)
@@ -333,8 +335,8 @@ func printCostRows(w io.Writer, calls surgeCalls, writes kubeWrites, reconciles 
 }
 
 func printMemory(w io.Writer, name string, m memoryPeaks) {
-	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f s = %.2f cores\t\n", name, megabytes(m.PeakRSS), megabytes(m.PeakHeapInuse), megabytes(m.PeakHeapAlloc), megabytes(m.PeakHeapLive), megabytes(m.End.RSS),
-		m.CPUSeconds, m.CPUSeconds/max(m.Seconds, 1e-9))
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f s = %.2f cores\t%.1f s = %.2f cores\t\n", name, megabytes(m.PeakRSS), megabytes(m.PeakHeapInuse), megabytes(m.PeakHeapAlloc), megabytes(m.PeakHeapLive), megabytes(m.End.RSS),
+		m.CPUSeconds, m.CPUSeconds/max(m.Seconds, 1e-9), m.APIServerCPUSeconds, m.APIServerCPUSeconds/max(m.Seconds, 1e-9))
 }
 
 func writeJSON(out io.Writer, path string, result *benchResult) error {
