@@ -34,6 +34,13 @@ type check struct {
 	stall error
 }
 
+// concludes says whether the check is of obj as it is now: the same
+// resource, at the same generation, with no check asked for since.
+func (c check) concludes(obj *surgev1alpha1.SurgeEndUser) bool {
+	return c.uid == obj.UID && c.generation == obj.Generation &&
+		c.requestedAt == obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt]
+}
+
 func newCheckTracker() *checkTracker {
 	return &checkTracker{checks: map[types.NamespacedName]check{}, recheckBy: map[types.NamespacedName]time.Time{}}
 }
@@ -46,11 +53,7 @@ func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool
 	t.mu.Lock()
 	last, ok := t.checks[keyOf(obj)]
 	t.mu.Unlock()
-	switch {
-	case !ok,
-		last.uid != obj.UID,
-		last.generation != obj.Generation,
-		last.requestedAt != obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt]:
+	if !ok || !last.concludes(obj) {
 		return true, 0
 	}
 	wait := last.dueAt.Sub(now)
@@ -73,8 +76,7 @@ func (t *checkTracker) resync(obj *surgev1alpha1.SurgeEndUser) bool {
 		return obj.Status.ObservedGeneration == obj.Generation &&
 			apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady)
 	}
-	return last.stall == nil && last.uid == obj.UID && last.generation == obj.Generation &&
-		last.requestedAt == obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt]
+	return last.stall == nil && last.concludes(obj)
 }
 
 // recheckSoon asks that the check after the current one of obj come no
@@ -112,8 +114,7 @@ func (t *checkTracker) standingStall(obj *surgev1alpha1.SurgeEndUser) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	last, ok := t.checks[keyOf(obj)]
-	if !ok || last.uid != obj.UID || last.generation != obj.Generation ||
-		last.requestedAt != obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt] {
+	if !ok || !last.concludes(obj) {
 		return nil
 	}
 	return last.stall
