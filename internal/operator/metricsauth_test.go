@@ -30,28 +30,7 @@ import (
 // TestMetricsAreServedToAuthorizedScrapersOnly: the metrics endpoint answers
 // a ServiceAccount bound to the shipped metrics reader role, and no one else.
 func TestMetricsAreServedToAuthorizedScrapersOnly(t *testing.T) {
-	cluster, err := operatortest.StartCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-
-	address := freeAddress(t)
-	// As the manager's ServiceAccount: checking a scraper takes the
-	// metrics auth role that config/rbac binds to it.
-	mgr, err := operator.NewManager(cluster.Operator, operator.Options{
-		SurgeAPIURL:            "http://127.0.0.1:1",
-		MetricsBindAddress:     address,
-		SecureMetrics:          true,
-		HealthProbeBindAddress: "0",
-		Rebuildable:            true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	ctx, cluster, address := startMetricsServer(t, operator.Options{})
 
 	scraper := serviceAccountToken(ctx, t, cluster, "scraper")
 	stranger := serviceAccountToken(ctx, t, cluster, "stranger")
@@ -88,6 +67,35 @@ func TestMetricsAreServedToAuthorizedScrapersOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startMetricsServer starts an API server and, on it, the manager with
+// opts serving secure metrics on a free local address, as the manager's
+// ServiceAccount: checking a scraper takes the metrics auth role that
+// config/rbac binds to it. It returns the test's context, the cluster and
+// the address.
+func startMetricsServer(t *testing.T, opts operator.Options) (context.Context, *operatortest.Cluster, string) {
+	t.Helper()
+	cluster, err := operatortest.StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+
+	address := freeAddress(t)
+	opts.SurgeAPIURL = "http://127.0.0.1:1"
+	opts.MetricsBindAddress = address
+	opts.SecureMetrics = true
+	opts.HealthProbeBindAddress = "0"
+	opts.Rebuildable = true
+	mgr, err := operator.NewManager(cluster.Operator, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	return ctx, cluster, address
 }
 
 func serviceAccountToken(ctx context.Context, t *testing.T, cluster *operatortest.Cluster, name string) string {

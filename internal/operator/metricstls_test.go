@@ -1,7 +1,6 @@
 package operator_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/surge-operator/surge-operator/internal/operator"
-	"github.com/surge-operator/surge-operator/internal/operatortest"
 )
 
 // TestMetricsOverMutualTLS: with --metrics-cert-dir and --metrics-client-ca,
@@ -27,14 +25,6 @@ import (
 // metrics without a token; with a certificate of another CA, or none, a
 // token is still needed.
 func TestMetricsOverMutualTLS(t *testing.T) {
-	cluster, err := operatortest.StartCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-
 	ca := newTestCA(t, "metrics CA")
 	stranger := newTestCA(t, "another CA")
 	dir := t.TempDir()
@@ -43,20 +33,10 @@ func TestMetricsOverMutualTLS(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "tls.key"), serving.keyPEM, 0o600))
 	must(t, os.WriteFile(filepath.Join(dir, "ca.crt"), ca.certPEM, 0o600))
 
-	address := freeAddress(t)
-	mgr, err := operator.NewManager(cluster.Operator, operator.Options{
-		SurgeAPIURL:            "http://127.0.0.1:1",
-		MetricsBindAddress:     address,
-		SecureMetrics:          true,
-		MetricsCertDir:         dir,
-		MetricsClientCAFile:    filepath.Join(dir, "ca.crt"),
-		HealthProbeBindAddress: "0",
-		Rebuildable:            true,
+	_, _, address := startMetricsServer(t, operator.Options{
+		MetricsCertDir:      dir,
+		MetricsClientCAFile: filepath.Join(dir, "ca.crt"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
 
 	scrapeWith := func(client *keyPair) (int, error) {
 		config := &tls.Config{RootCAs: ca.pool(), ServerName: "surge-operator-metrics"}
@@ -77,6 +57,7 @@ func TestMetricsOverMutualTLS(t *testing.T) {
 	}
 	prometheus := ca.issue(t, "prometheus", x509.ExtKeyUsageClientAuth)
 	var status int
+	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// The server takes a moment to start.
