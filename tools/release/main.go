@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -375,27 +376,54 @@ func fileOf(img v1.Image, name string) ([]byte, error) {
 
 // fileLayer is a layer of one file, and the directories above it.
 func fileLayer(epoch time.Time, name string, content []byte) (v1.Layer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var entries []tarEntry
 	dirs := strings.Split(path.Dir(name), "/")
 	for i := range dirs {
-		header := &tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(dirs[:i+1], "/") + "/", Mode: 0o755, ModTime: epoch}
-		if err := tw.WriteHeader(header); err != nil {
-			return nil, err
+		entries = append(entries, dirEntry(epoch, strings.Join(dirs[:i+1], "/")+"/"))
+	}
+	return layerOf(append(entries, fileEntry(epoch, name, 0o644, content)))
+}
+
+// tarEntry is a header and, for a regular file, its content.
+type tarEntry struct {
+	header  tar.Header
+	content []byte
+}
+
+func dirEntry(epoch time.Time, name string) tarEntry {
+	return tarEntry{header: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: epoch}}
+}
+
+func fileEntry(epoch time.Time, name string, mode int64, content []byte) tarEntry {
+	return tarEntry{
+		header:  tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(content)), ModTime: epoch},
+		content: content,
+	}
+}
+
+// writeTar writes the entries, in order, as a tar stream.
+func writeTar(w io.Writer, entries []tarEntry) error {
+	tw := tar.NewWriter(w)
+	for _, entry := range entries {
+		if err := tw.WriteHeader(&entry.header); err != nil {
+			return err
+		}
+		if _, err := tw.Write(entry.content); err != nil {
+			return err
 		}
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(content)), ModTime: epoch}); err != nil {
+	return tw.Close()
+}
+
+// layerOf is an uncompressed OCI layer of the entries.
+func layerOf(entries []tarEntry) (v1.Layer, error) {
+	var buf bytes.Buffer
+	if err := writeTar(&buf, entries); err != nil {
 		return nil, err
 	}
-	if _, err := tw.Write(content); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	layer := buf.Bytes()
+	content := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layer)), nil
+		return io.NopCloser(bytes.NewReader(content)), nil
 	}, tarball.WithMediaType(types.OCILayer))
 }
 
@@ -450,40 +478,19 @@ func baseLayer(epoch time.Time) (v1.Layer, error) {
 			return nil, err
 		}
 	}
-	files := []struct {
-		name    string
-		content []byte
-	}{
-		{"etc/passwd", []byte("nonroot:x:" + nonRoot + ":" + nonRoot + ":nonroot:/home/nonroot:/sbin/nologin\n")},
-		{"etc/group", []byte("nonroot:x:" + nonRoot + ":\n")},
-		{"etc/ssl/certs/ca-certificates.crt", roots.Bytes()},
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var entries []tarEntry
 	for _, dir := range []string{"etc/", "etc/ssl/", "etc/ssl/certs/", "home/", "home/nonroot/"} {
-		header := &tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch}
+		entry := dirEntry(epoch, dir)
 		if dir == "home/nonroot/" {
-			header.Uid, header.Gid, header.Mode = 65532, 65532, 0o700
+			entry.header.Uid, entry.header.Gid, entry.header.Mode = 65532, 65532, 0o700
 		}
-		if err := tw.WriteHeader(header); err != nil {
-			return nil, err
-		}
+		entries = append(entries, entry)
 	}
-	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.content)), ModTime: epoch}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(f.content); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	content := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(content)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	return layerOf(append(entries,
+		fileEntry(epoch, "etc/passwd", 0o644, []byte("nonroot:x:"+nonRoot+":"+nonRoot+":nonroot:/home/nonroot:/sbin/nologin\n")),
+		fileEntry(epoch, "etc/group", 0o644, []byte("nonroot:x:"+nonRoot+":\n")),
+		fileEntry(epoch, "etc/ssl/certs/ca-certificates.crt", 0o644, roots.Bytes()),
+	))
 }
 
 // writeManifests writes install.yaml, config/default with the image, and
@@ -575,28 +582,18 @@ func buildPlugins(opts options) ([]string, error) {
 }
 
 func writeTarGz(path string, epoch time.Time, files map[string][]byte) error {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	gz.ModTime = epoch
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	var entries []tarEntry
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		mode := int64(0o644)
 		if name == "kubectl-surge" {
 			mode = 0o755
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(files[name])), ModTime: epoch}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(files[name]); err != nil {
-			return err
-		}
+		entries = append(entries, fileEntry(epoch, name, mode, files[name]))
 	}
-	if err := tw.Close(); err != nil {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	gz.ModTime = epoch
+	if err := writeTar(gz, entries); err != nil {
 		return err
 	}
 	if err := gz.Close(); err != nil {
