@@ -37,9 +37,10 @@ const (
 	scenarioResync      = "resync"
 	scenarioRateSweep   = "rate-sweep"
 	scenarioRestart     = "restart"
+	scenarioImport      = "import"
 )
 
-var allScenarios = []string{scenarioConvergence, scenarioRateLimit, scenarioResync, scenarioRateSweep, scenarioRestart}
+var allScenarios = []string{scenarioConvergence, scenarioRateLimit, scenarioResync, scenarioRateSweep, scenarioRestart, scenarioImport}
 
 // defaultScenarios are those make bench runs without -scenarios.
 var defaultScenarios = []string{scenarioConvergence, scenarioRateLimit, scenarioResync}
@@ -74,7 +75,11 @@ type options struct {
 	sweepFloor    time.Duration
 	sweepMaxUsers int
 
-	restartUsers int
+	restartUsers  int
+	restartWindow time.Duration
+
+	importUsers     int
+	importRateLimit float64
 
 	runTimeout time.Duration
 }
@@ -105,6 +110,9 @@ func main() {
 	flag.DurationVar(&opts.sweepFloor, "sweep-floor", 40*time.Second, "Each rate-sweep run gets the users its limit serves in about this long.")
 	flag.IntVar(&opts.sweepMaxUsers, "sweep-max-users", 1000, "Most SurgeEndUsers in one rate-sweep run.")
 	flag.IntVar(&opts.restartUsers, "restart-users", 1000, "Settled SurgeEndUsers in the restart scenario.")
+	flag.DurationVar(&opts.restartWindow, "restart-window", time.Minute, "How long after the restart Surge calls are counted in the restart scenario.")
+	flag.IntVar(&opts.importUsers, "import-users", 10000, "Users of the account imported in the import scenario.")
+	flag.Float64Var(&opts.importRateLimit, "import-rate-limit", 10, "Requests per second Surge allows in the import scenario, unknown to the plugin and the operator.")
 	flag.DurationVar(&opts.runTimeout, "run-timeout", 20*time.Minute, "Longest wait for one run's SurgeEndUsers to converge.")
 	flag.Parse()
 
@@ -170,6 +178,11 @@ func run(ctx context.Context, opts options) error {
 	}
 	if slices.Contains(opts.scenarios, scenarioRestart) {
 		if result.Restart, err = runRestartScenario(ctx, env, opts); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(opts.scenarios, scenarioImport) {
+		if result.Import, err = runImportScenario(ctx, env, opts); err != nil {
 			return err
 		}
 	}

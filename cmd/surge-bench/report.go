@@ -22,6 +22,7 @@ type benchResult struct {
 	Resync      *resyncResult      `json:"resync,omitempty"`
 	RateSweep   []sweepResult      `json:"rateSweep,omitempty"`
 	Restart     *restartResult     `json:"restart,omitempty"`
+	Import      *importResult      `json:"import,omitempty"`
 	Targets     []target           `json:"targets"`
 }
 
@@ -202,8 +203,20 @@ func evaluateTargets(result *benchResult, opts options) []target {
 		}
 		add("new resource after a restart", fmt.Sprintf("Ready in < %ds with %d settled users", maxNewUserSeconds, r.Settled.Users),
 			measured, r.NewUserReady && r.NewUserSeconds < maxNewUserSeconds)
+		add("Surge calls per settled user after a restart", fmt.Sprintf("0 in the %.0fs after it", r.WindowSeconds),
+			fmt.Sprintf("%.3f", r.SettledCallsPerUser), r.SettledCallsPerUser == 0)
+	}
+	if r := result.Import; r != nil {
+		add("import, Surge writes", "0", fmt.Sprintf("%.0f", r.Writes), r.Converged && r.Writes == 0)
 	}
 	return targets
+}
+
+func reconciledText(r *restartResult) string {
+	if r.AllReconciledSeconds == 0 {
+		return fmt.Sprintf("not within %.0fs", r.WindowSeconds)
+	}
+	return fmt.Sprintf("%.2fs", r.AllReconciledSeconds)
 }
 
 func megabytes(bytes float64) string { return fmt.Sprintf("%.1f MB", bytes/1e6) }
@@ -284,6 +297,25 @@ func printTable(out io.Writer, result *benchResult) {
 			r.Settled.Users, r.Settled.Settings)
 		fmt.Fprintf(w, "new SurgeEndUser Ready with its Secret after\t%.2fs\t\n", r.NewUserSeconds)
 		fmt.Fprintf(w, "settled users checked in Surge before it\t%.0f\t\n", r.ChecksBefore)
+		fmt.Fprintf(w, "every resource Ready with its Secret, after the restart\t%.2fs\t\n", r.AllReadySeconds)
+		fmt.Fprintf(w, "every resource reconciled once, after the restart\t%s\t\n", reconciledText(r))
+		fmt.Fprintf(w, "Surge calls in the %.0fs after the restart (the new resource's create and token included)\t%.0f\t\n", r.WindowSeconds, r.WindowCalls.Total)
+		fmt.Fprintf(w, "Surge calls per settled user in that window\t%.3f\t\n", r.SettledCallsPerUser)
+	}
+
+	if r := result.Import; r != nil {
+		fmt.Fprintf(w, "\n== Import: kubectl surge import of an account of %d users, Surge's limit %g rps (unknown to both)\n", r.Users, r.SurgeRateLimit)
+		fmt.Fprintf(w, "import (list %d pages, write YAML)\t%.1fs\t\n", r.Pages, r.ImportSeconds)
+		fmt.Fprintf(w, "creating the resources\t%.1fs\t\n", r.ApplySeconds)
+		total := fmt.Sprintf("%.1fs", r.TotalSeconds)
+		if !r.Converged {
+			total = "not converged after " + total
+		}
+		fmt.Fprintf(w, "from the import's start until every resource is Ready\t%s\t×%.2f\t\n", total, r.RatioToFloor)
+		fmt.Fprintf(w, "floor: pages / R + creating the resources\t%.1fs\t\t\n", r.FloorSeconds)
+		fmt.Fprintf(w, "Surge calls (list %.0f, get %.0f), per user\t%.0f\t%.2f\t\n", r.Calls.List, r.Calls.Get, r.Calls.Total, r.CallsPerUser)
+		fmt.Fprintf(w, "Surge writes (create, update, delete, token)\t%.0f\t\t\n", r.Writes)
+		fmt.Fprintf(w, "answered 429\t%.1f%%\t\t\n", r.RateLimitedShare*100)
 	}
 
 	fmt.Fprintln(w, "\n== Targets")

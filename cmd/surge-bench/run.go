@@ -41,7 +41,10 @@ type runSpec struct {
 	watchAll bool
 	// goMemLimit is the manager's GOMEMLIMIT; empty for Go's default.
 	goMemLimit string
-	timeout    time.Duration
+	// withoutSecrets: the run's SurgeEndUsers have no token Secret, and
+	// converge without one.
+	withoutSecrets bool
+	timeout        time.Duration
 }
 
 // benchRun is a running spec.
@@ -69,7 +72,7 @@ func startRun(ctx context.Context, env *environment, spec runSpec) (*benchRun, e
 	}
 	r.surge.SetLatency(spec.latency)
 	r.surge.SetRateLimit(spec.rateLimit, spec.rateLimitBurst)
-	if r.tracker, err = trackConvergence(ctx, env.restConfig, r.namespace, spec.users); err != nil {
+	if r.tracker, err = trackConvergence(ctx, env.restConfig, r.namespace, spec.users, !spec.withoutSecrets); err != nil {
 		r.close()
 		return nil, err
 	}

@@ -60,7 +60,7 @@ func runRateSweep(ctx context.Context, env *environment, opts options) ([]sweepR
 }
 
 // restartResult is the restart scenario: settled users, a restarted
-// manager that must check each of them once, and one new resource created
+// manager that reconciles each of them once, and one new resource created
 // as it starts.
 type restartResult struct {
 	Settled runResult `json:"settled"`
@@ -71,6 +71,19 @@ type restartResult struct {
 	// ChecksBefore counts the settled users read from Surge between the
 	// restart and the new resource turning Ready.
 	ChecksBefore float64 `json:"checksBeforeNewUser"`
+	// AllReadySeconds runs from the restart until every resource, the new
+	// one included, is Ready for its generation with its Secret.
+	AllReadySeconds float64 `json:"allReadySeconds"`
+	// AllReconciledSeconds runs from the restart until the new manager has
+	// reconciled as many times as there are resources; 0 if it had not
+	// within the window.
+	AllReconciledSeconds float64 `json:"allReconciledSeconds"`
+	// Window is how long after the restart Surge calls were counted, and
+	// SettledCallsPerUser those calls less the new resource's create and
+	// token, per settled user.
+	WindowSeconds       float64    `json:"windowSeconds"`
+	WindowCalls         surgeCalls `json:"windowCalls"`
+	SettledCallsPerUser float64    `json:"settledCallsPerUser"`
 }
 
 // runRestartScenario settles N users, restarts the manager, creates one
@@ -94,7 +107,7 @@ func runRestartScenario(ctx context.Context, env *environment, opts options) (*r
 	if !result.Settled.Converged {
 		return result, nil
 	}
-	withNewUser, err := trackConvergence(ctx, env.restConfig, run.namespace, opts.restartUsers+1)
+	withNewUser, err := trackConvergence(ctx, env.restConfig, run.namespace, opts.restartUsers+1, true)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +133,40 @@ func runRestartScenario(ctx context.Context, env *environment, opts options) (*r
 	}
 	checks := countSurgeCalls(run.surge.Requests(), restartedAt, created.Add(time.Duration(result.NewUserSeconds*float64(time.Second))))
 	result.ChecksBefore = checks.Get
-	progress("%s: the new SurgeEndUser was Ready after %.2fs, after %.0f checks of settled users", scenarioRestart, result.NewUserSeconds, result.ChecksBefore)
+	result.AllReadySeconds = withNewUser.convergedTime().Sub(restartedAt).Seconds()
+	progress("%s: the new SurgeEndUser was Ready after %.2fs, after %.0f checks of settled users; every resource Ready %.2fs after the restart",
+		scenarioRestart, result.NewUserSeconds, result.ChecksBefore, result.AllReadySeconds)
+
+	windowEnd := restartedAt.Add(opts.restartWindow)
+	if result.AllReconciledSeconds, err = waitReconciled(ctx, run.manager, opts.restartUsers+1, restartedAt, windowEnd); err != nil {
+		return nil, err
+	}
+	select {
+	case <-time.After(time.Until(windowEnd)):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	result.WindowSeconds = opts.restartWindow.Seconds()
+	result.WindowCalls = countSurgeCalls(run.surge.Requests(), restartedAt, windowEnd)
+	result.SettledCallsPerUser = (result.WindowCalls.Total - result.WindowCalls.Create - result.WindowCalls.Token) / float64(opts.restartUsers)
+	progress("%s: every resource reconciled %.2fs after the restart; %.0f Surge calls in the %s after it, %.3f per settled user",
+		scenarioRestart, result.AllReconciledSeconds, result.WindowCalls.Total, opts.restartWindow, result.SettledCallsPerUser)
 	return result, nil
+}
+
+// waitReconciled waits until m has reconciled n times, and returns how long
+// after from that was; 0 if it had not by deadline.
+func waitReconciled(ctx context.Context, m *managerProcess, n int, from, deadline time.Time) (float64, error) {
+	for time.Now().Before(deadline) {
+		done, err := m.reconciles(ctx)
+		if err == nil && done >= float64(n) {
+			return time.Since(from).Seconds(), nil
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return 0, nil
 }

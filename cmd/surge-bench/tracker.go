@@ -21,7 +21,7 @@ import (
 
 // convergenceTracker watches a namespace and notes the moment its last
 // SurgeEndUser became Ready, for its generation, with its token Secret in
-// place. Watching, rather than polling, times that moment closely and adds
+// place when the users have one. Watching, rather than polling, times that moment closely and adds
 // no load on the API server the manager shares.
 type convergenceTracker struct {
 	expected int
@@ -40,7 +40,7 @@ type trackedUser struct {
 
 func (u trackedUser) done() bool { return u.ready && u.hasSecret }
 
-func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, expected int) (*convergenceTracker, error) {
+func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, expected int, withSecrets bool) (*convergenceTracker, error) {
 	t := &convergenceTracker{expected: expected, users: map[string]trackedUser{}, converged: make(chan struct{})}
 	informers, err := cache.New(cfg, cache.Options{
 		Scheme:            operator.Scheme(),
@@ -58,7 +58,10 @@ func trackConvergence(ctx context.Context, cfg *rest.Config, namespace string, e
 	}
 	onUser := func(obj any) {
 		if user, ok := obj.(*surgev1alpha1.SurgeEndUser); ok {
-			t.update(user.Name, func(u *trackedUser) { u.ready = isConverged(user) })
+			t.update(user.Name, func(u *trackedUser) {
+				u.ready = isConverged(user)
+				u.hasSecret = u.hasSecret || !withSecrets
+			})
 		}
 	}
 	if _, err := userInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{

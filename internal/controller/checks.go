@@ -12,11 +12,16 @@ import (
 
 // checkTracker remembers when each resource was last compared with Surge, so
 // that reconciles set off by the operator's own writes, or by a Secret event,
-// call Surge only when a check is due. It lives in memory on purpose: after a
-// restart every resource is checked once, which doubles as a resync.
+// call Surge only when a check is due. It lives in memory: after a restart, a
+// resource whose status says it was settled gets its first check at a time
+// firstCheckAfterStart picks, so that a restart does not check every
+// resource at once; any other resource is checked at once.
 type checkTracker struct {
-	mu     sync.Mutex
-	checks map[types.NamespacedName]check
+	mu sync.Mutex
+	// firstCheckAfterStart is how long after its first reconcile a settled
+	// resource nothing is remembered of is first checked.
+	firstCheckAfterStart func() time.Duration
+	checks               map[types.NamespacedName]check
 	// recheckBy asks for the next check no later than this, for a resource
 	// whose update Surge may still commit late (a request whose client gave
 	// up): a stale state landing after a newer one is then repaired within
@@ -41,17 +46,29 @@ func (c check) concludes(obj *surgev1alpha1.SurgeEndUser) bool {
 		c.requestedAt == obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt]
 }
 
-func newCheckTracker() *checkTracker {
-	return &checkTracker{checks: map[types.NamespacedName]check{}, recheckBy: map[types.NamespacedName]time.Time{}}
+func newCheckTracker(firstCheckAfterStart func() time.Duration) *checkTracker {
+	return &checkTracker{
+		firstCheckAfterStart: firstCheckAfterStart,
+		checks:               map[types.NamespacedName]check{},
+		recheckBy:            map[types.NamespacedName]time.Time{},
+	}
 }
 
 // due says whether obj must be compared with Surge now and, if not, how long
 // until it must. The record, not obj's status, says whether this generation
 // was concluded: the cache may not have caught up with the status just
 // written, and a reconcile set off meanwhile must not go to Surge again.
+// Only with no record, as after a restart, does the status count: a
+// settled resource then waits for its first check, unless a check was asked
+// for, which may have come while no operator ran.
 func (t *checkTracker) due(obj *surgev1alpha1.SurgeEndUser, now time.Time) (bool, time.Duration) {
 	t.mu.Lock()
 	last, ok := t.checks[keyOf(obj)]
+	if !ok && settledInStatus(obj) && obj.Annotations[surgev1alpha1.AnnotationReconcileRequestedAt] == "" {
+		last = check{uid: obj.UID, generation: obj.Generation, dueAt: now.Add(t.firstCheckAfterStart())}
+		t.checks[keyOf(obj)] = last
+		ok = true
+	}
 	t.mu.Unlock()
 	if !ok || !last.concludes(obj) {
 		return true, 0
@@ -73,10 +90,21 @@ func (t *checkTracker) resync(obj *surgev1alpha1.SurgeEndUser) bool {
 	last, ok := t.checks[keyOf(obj)]
 	t.mu.Unlock()
 	if !ok {
-		return obj.Status.ObservedGeneration == obj.Generation &&
-			apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady)
+		return settledInStatus(obj)
 	}
 	return last.stall == nil && last.concludes(obj)
+}
+
+// settledInStatus says whether obj's status says its last check found its
+// user as this generation of its spec asks, with no create unresolved: none
+// sent whose answer was lost, and no create marker status has not
+// accounted for.
+func settledInStatus(obj *surgev1alpha1.SurgeEndUser) bool {
+	return obj.Status.UserID != "" && obj.DeletionTimestamp.IsZero() &&
+		obj.Status.ObservedGeneration == obj.Generation &&
+		apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady) &&
+		obj.Status.CreateSentAt == nil &&
+		obj.Annotations[surgev1alpha1.AnnotationCreatePending] == obj.Status.CreateMarker
 }
 
 // recheckSoon asks that the check after the current one of obj come no

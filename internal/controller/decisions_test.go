@@ -225,7 +225,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestCheckTracker(t *testing.T) {
-	tracker := newCheckTracker()
+	tracker := newCheckTracker(func() time.Duration { return time.Minute })
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
 	obj.Status.ObservedGeneration = 2
@@ -296,7 +296,7 @@ func TestCheckTrackerResync(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tracker := newCheckTracker()
+			tracker := newCheckTracker(func() time.Duration { return time.Minute })
 			if tc.checked != nil {
 				tracker.record(tc.checked, now, tc.checkStall)
 			}
@@ -307,8 +307,84 @@ func TestCheckTrackerResync(t *testing.T) {
 	}
 }
 
+// TestTheFirstCheckAfterAStart: after a restart, a resource whose status
+// says it was settled waits for the first check the tracker picks; any other
+// is checked at once.
+func TestTheFirstCheckAfterAStart(t *testing.T) {
+	const firstCheck = 7 * time.Minute
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	settled := func(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {
+		obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
+		obj.Status.ObservedGeneration = 2
+		obj.Status.UserID = "usr_1"
+		obj.Status.Conditions = []metav1.Condition{{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonSynced}}
+		for _, m := range mutate {
+			m(obj)
+		}
+		return obj
+	}
+	tests := []struct {
+		name    string
+		obj     *surgev1alpha1.SurgeEndUser
+		wantDue bool
+	}{
+		{name: "settled", obj: settled()},
+		{name: "never created", obj: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "" }), wantDue: true},
+		{name: "spec changed while no operator ran", obj: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 }), wantDue: true},
+		{name: "not Ready", obj: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.Conditions[0].Status = metav1.ConditionFalse }), wantDue: true},
+		{
+			name: "settled under the create marker status accounted for",
+			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+				o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: "m1"}
+				o.Status.CreateMarker = "m1"
+			}),
+		},
+		{
+			name: "a create marker status has not accounted for, as after a crash during a re-create",
+			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+				o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: "m2"}
+				o.Status.CreateMarker = "m1"
+			}),
+			wantDue: true,
+		},
+		{
+			name:    "a create whose answer was lost",
+			obj:     settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.CreateSentAt = &metav1.Time{Time: now} }),
+			wantDue: true,
+		},
+		{
+			name: "a check was asked for",
+			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+				o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "2026-12-06T11:00:00Z"}
+			}),
+			wantDue: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tracker := newCheckTracker(func() time.Duration { return firstCheck })
+			due, wait := tracker.due(tc.obj, now)
+			if due != tc.wantDue {
+				t.Fatalf("due = %t, want %t", due, tc.wantDue)
+			}
+			if due {
+				return
+			}
+			if wait != firstCheck {
+				t.Errorf("first check in %s, want %s", wait, firstCheck)
+			}
+			if due, _ := tracker.due(tc.obj, now.Add(firstCheck)); !due {
+				t.Error("not due at the first check's time")
+			}
+			if !tracker.resync(tc.obj) {
+				t.Error("the first check of a settled resource does not count as a resync")
+			}
+		})
+	}
+}
+
 func TestCheckTrackerKeepsTheStallUntilTheNextCheck(t *testing.T) {
-	tracker := newCheckTracker()
+	tracker := newCheckTracker(func() time.Duration { return time.Minute })
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
 	refused := stalled(surgev1alpha1.ReasonRequestRejected, "refused")

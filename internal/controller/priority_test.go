@@ -16,43 +16,53 @@ import (
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
 
-// TestNewWorkGoesAheadOfChecksAfterARestart: after a restart every settled
-// resource is checked once against Surge, and those checks wait behind a
-// resource created meanwhile, which must not sit at the back of the queue.
-func TestNewWorkGoesAheadOfChecksAfterARestart(t *testing.T) {
-	const settled = 20
-	f := newFixture(t, func(o *operator.Options) { o.MaxConcurrentReconciles = 1 })
+// TestARestartChecksSettledUsersWhenTheirResyncIsDue: a restart does not
+// read every settled user from Surge at once. None is read before the settle
+// time, a resource created meanwhile is created at once, and every settled
+// user is checked within one resync interval after that.
+func TestARestartChecksSettledUsersWhenTheirResyncIsDue(t *testing.T) {
+	const (
+		settled    = 20
+		settleTime = 6 * time.Second // twice the test operator's attempt timeout
+		resync     = 10 * time.Second
+	)
+	f := newFixture(t, withResync(resync))
 	for i := range settled {
 		f.Create(f.endUser(fmt.Sprintf("settled-%02d", i)))
 	}
+	settledIDs := map[string]bool{}
 	for i := range settled {
-		f.waitForReady(fmt.Sprintf("settled-%02d", i))
+		settledIDs["/users/"+f.waitForReady(fmt.Sprintf("settled-%02d", i)).Status.UserID] = true
 	}
-	// One worker and slow answers make the checks after the restart a
-	// queue of several seconds.
-	f.Surge.SetLatency(100 * time.Millisecond)
 	f.StopOperator()
 	restartedAt := time.Now()
 	f.StartOperator()
-	f.Eventually("the checks after the restart begin", 20*time.Second, func() (bool, string) {
-		return checksSince(f, restartedAt) > 0, "no check yet"
-	})
 	f.Create(f.endUser("newcomer"))
 	f.waitForReady("newcomer")
-
-	before, created := 0, false
-	for _, r := range f.Surge.Requests() {
-		switch {
-		case r.At.Before(restartedAt):
-		case r.Method == http.MethodPost && strings.HasPrefix(r.Path, "/accounts/"):
-			created = true
-		case r.Method == http.MethodGet && strings.HasPrefix(r.Path, "/users/") && !created:
-			before++
+	if early := settledChecksSince(f, settledIDs, restartedAt); len(early) > 0 {
+		t.Errorf("%d settled users were read from Surge before the newcomer was Ready, %s after the restart", len(early), time.Since(restartedAt).Round(time.Millisecond))
+	}
+	f.Eventually("every settled user is checked once after the restart", settleTime+resync+10*time.Second, func() (bool, string) {
+		checked := settledChecksSince(f, settledIDs, restartedAt)
+		return len(checked) == settled, fmt.Sprintf("%d of %d checked", len(checked), settled)
+	})
+	for user, at := range settledChecksSince(f, settledIDs, restartedAt) {
+		if after := at.Sub(restartedAt); after < settleTime-time.Second {
+			t.Errorf("%s was checked %s after the restart, before the settle time of %s", user, after.Round(time.Millisecond), settleTime)
 		}
 	}
-	if !created || before >= settled {
-		t.Errorf("the new resource was created after %d of the %d checks: want it ahead of the checks still due", before, settled)
+}
+
+// settledChecksSince is when each of users was first read from Surge since
+// since, by path.
+func settledChecksSince(f *fixture, users map[string]bool, since time.Time) map[string]time.Time {
+	first := map[string]time.Time{}
+	for _, r := range f.Surge.Requests() {
+		if _, seen := first[r.Path]; !seen && !r.At.Before(since) && r.Method == http.MethodGet && users[r.Path] {
+			first[r.Path] = r.At
+		}
 	}
+	return first
 }
 
 func checksSince(f *fixture, since time.Time) int {

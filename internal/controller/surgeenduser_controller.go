@@ -375,6 +375,14 @@ func (r *SurgeEndUserReconciler) jitteredResync() time.Duration {
 	return r.ResyncInterval - time.Duration(rand.Int64N(spread))
 }
 
+// firstCheckAfterStart spreads the first checks of settled resources after a
+// start over one resync interval, from the settle time on: an update the
+// previous process sent and Surge commits late has landed by then, so the
+// check sees it and repairs it.
+func (r *SurgeEndUserReconciler) firstCheckAfterStart() time.Duration {
+	return r.SettleTime + time.Duration(rand.Int64N(int64(max(r.ResyncInterval, 1))))
+}
+
 // patchMetadata changes the resource's metadata with an optimistic lock, so
 // that finalizers and annotations written by others are never lost.
 func (r *SurgeEndUserReconciler) patchMetadata(ctx context.Context, obj *surgev1alpha1.SurgeEndUser, mutate func(*surgev1alpha1.SurgeEndUser)) error {
@@ -415,7 +423,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Served from the start, so that "nothing held" is a sample too.
 		metrics.DeletionsHeld.WithLabelValues(metrics.ScopeOperatorKey).Set(0)
 	}
-	r.checks = newCheckTracker()
+	r.checks = newCheckTracker(r.firstCheckAfterStart)
 	r.intents = intent.NewLedger(r.SettleTime)
 	r.unstoredTokens = newUnstoredTokens()
 	if err := indexEndUsers(mgr); err != nil {

@@ -163,7 +163,11 @@ func TestRestartDoesNotReMintAFreshToken(t *testing.T) {
 	minted := f.tokenRequests()
 
 	f.RestartOperator()
-	// After a restart every resource is checked against Surge once.
+	// A settled resource waits for its resync after a restart; a check asked
+	// for goes to Surge at once, the token step with it.
+	f.Update("steady", func(o *surgev1alpha1.SurgeEndUser) {
+		metav1.SetMetaDataAnnotation(&o.ObjectMeta, surgev1alpha1.AnnotationReconcileRequestedAt, "2026-12-06T12:00:00Z")
+	})
 	f.Eventually("the restarted operator checked the user", 10*time.Second, func() (bool, string) {
 		return f.Surge.CountRequests(http.MethodGet, "/users/"+userID) > 0, "no check yet"
 	})
@@ -207,6 +211,9 @@ func TestRenewalRequestedByTheAnnotationMintsOnceAtOnce(t *testing.T) {
 	// Answered, the request is history: a restart does not take it for a
 	// new one, and neither does the annotation's removal.
 	f.RestartOperator()
+	f.Update("leaked", func(o *surgev1alpha1.SurgeEndUser) {
+		metav1.SetMetaDataAnnotation(&o.ObjectMeta, surgev1alpha1.AnnotationReconcileRequestedAt, "2026-12-06T12:00:00Z")
+	})
 	f.Eventually("the restarted operator checked the user", 10*time.Second, func() (bool, string) {
 		return f.Surge.CountRequests(http.MethodGet, "/users/"+userID) > userChecks, "no check yet"
 	})
