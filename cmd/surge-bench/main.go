@@ -113,6 +113,7 @@ func main() {
 	flag.DurationVar(&opts.restartWindow, "restart-window", time.Minute, "How long after the restart Surge calls are counted in the restart scenario.")
 	flag.IntVar(&opts.importUsers, "import-users", 10000, "Users of the account imported in the import scenario.")
 	flag.Float64Var(&opts.importRateLimit, "import-rate-limit", 10, "Requests per second Surge allows in the import scenario, unknown to the plugin and the operator.")
+	flag.DurationVar(&memorySampleInterval, "sample-interval", time.Second, "How often the manager's metrics are scraped for its heap; RSS peaks come from the kernel whatever this is.")
 	flag.DurationVar(&opts.runTimeout, "run-timeout", 20*time.Minute, "Longest wait for one run's SurgeEndUsers to converge.")
 	flag.Parse()
 

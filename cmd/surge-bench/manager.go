@@ -278,7 +278,11 @@ type memoryPeaks struct {
 	Seconds             float64 `json:"seconds"`
 }
 
-const memorySampleInterval = time.Second
+// memorySampleInterval is how often the manager's metrics are scraped for
+// its heap (-sample-interval): each scrape also renders every per-resource
+// series, so at 100,000 users a scrape a second would weigh on what it
+// measures.
+var memorySampleInterval = time.Second
 
 func newMemorySampler(pid int, metricsURL string, apiServerPID int) *memorySampler {
 	return &memorySampler{pid: pid, metricsURL: metricsURL, apiServerPID: apiServerPID}
