@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/remote"
@@ -112,11 +113,26 @@ func SummarizeCachedSecret(in any) (any, error) {
 		tokenSummaryKey:   storedTokenIn(secret).format(),
 		metadataDigestKey: writtenMetadataDigest(secret),
 	}
-	// The label finds the Secrets of an end user (removeUnwantedTokenSecrets).
+	// The label finds the Secrets of an end user, through an index
+	// (indexEndUserSecrets); kept beside the summary, it costs no map of
+	// its own.
 	if endUser, labelled := secret.Labels[surgev1alpha1.LabelEndUser]; labelled {
-		slim.Labels = map[string]string{surgev1alpha1.LabelEndUser: endUser}
+		slim.StringData[endUserKey] = endUser
 	}
 	return slim, nil
+}
+
+// endUserKey holds, next to the token summary, the Secret's LabelEndUser.
+const endUserKey = "surge.app/end-user"
+
+// endUserOfSecret is the uid of the end user whose label a cached token
+// Secret carries.
+func endUserOfSecret(o client.Object) []string {
+	secret, ok := o.(*corev1.Secret)
+	if !ok || secret.StringData[endUserKey] == "" {
+		return nil
+	}
+	return []string{secret.StringData[endUserKey]}
 }
 
 func controlledByEndUser(secret *corev1.Secret) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,10 +19,18 @@ import (
 // credentials.Ref.String() reads it.
 const indexProjectRef = "surge.app/project-ref"
 
-// indexEndUsers registers the cache indexes the reconcilers look up.
-func indexEndUsers(mgr manager.Manager) error {
+// indexEndUserSecrets indexes token Secrets by the uid their LabelEndUser
+// names: the Secrets of one end user are a lookup, not a scan of every
+// Secret of its namespace at each reconcile.
+const indexEndUserSecrets = "surge.app/end-user"
+
+// registerIndexes registers the cache indexes the reconcilers look up.
+func registerIndexes(mgr manager.Manager) error {
 	if err := indexClusterWide(mgr.GetCache(), &surgev1alpha1.SurgeEndUser{}, indexUserID, userIDsOf); err != nil {
 		return fmt.Errorf("indexing SurgeEndUsers by user id: %w", err)
+	}
+	if err := indexClusterWide(mgr.GetCache(), &corev1.Secret{}, indexEndUserSecrets, endUserOfSecret); err != nil {
+		return fmt.Errorf("indexing token Secrets by end user: %w", err)
 	}
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(context.Background(), &surgev1alpha1.SurgeEndUser{}, indexProjectRef, projectRefOf); err != nil {

@@ -426,7 +426,7 @@ func (r *SurgeEndUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.checks = newCheckTracker(r.firstCheckAfterStart)
 	r.intents = intent.NewLedger(r.SettleTime)
 	r.unstoredTokens = newUnstoredTokens()
-	if err := indexEndUsers(mgr); err != nil {
+	if err := registerIndexes(mgr); err != nil {
 		return err
 	}
 	projectChange := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))

@@ -312,10 +312,10 @@ func (r *SurgeEndUserReconciler) removeUnwantedTokenSecrets(ctx context.Context,
 		wanted = obj.Spec.TokenSecret.Name
 	}
 	owned := &corev1.SecretList{}
-	if err := r.List(ctx, owned, client.InNamespace(obj.Namespace), client.MatchingLabels{surgev1alpha1.LabelEndUser: string(obj.UID)}); err != nil {
+	if err := r.List(ctx, owned, client.MatchingFields{indexEndUserSecrets: string(obj.UID)}); err != nil {
 		return err
 	}
-	candidates := owned.Items
+	candidates := slices.DeleteFunc(owned.Items, func(s corev1.Secret) bool { return s.Namespace != obj.Namespace })
 	// A Secret written before LabelEndUser held the uid is found by its
 	// name in status.
 	if status := obj.Status.Token; status != nil && status.SecretName != wanted &&
