@@ -98,11 +98,13 @@ func (t *checkTracker) resync(obj *surgev1alpha1.SurgeEndUser) bool {
 // settledInStatus says whether obj's status says its last check found its
 // user as this generation of its spec asks, with no create unresolved: none
 // sent whose answer was lost, and no create marker status has not
-// accounted for.
+// accounted for. A resource whose status still says it is paused was not
+// checked during the pause: its first check after the pause is due at once.
 func settledInStatus(obj *surgev1alpha1.SurgeEndUser) bool {
 	return obj.Status.UserID != "" && obj.DeletionTimestamp.IsZero() &&
 		obj.Status.ObservedGeneration == obj.Generation &&
 		apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionReady) &&
+		!apimeta.IsStatusConditionTrue(obj.Status.Conditions, surgev1alpha1.ConditionPaused) &&
 		obj.Status.CreateSentAt == nil &&
 		obj.Annotations[surgev1alpha1.AnnotationCreatePending] == obj.Status.CreateMarker
 }

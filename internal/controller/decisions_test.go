@@ -348,6 +348,13 @@ func TestTheFirstCheckAfterAStart(t *testing.T) {
 			wantDue: true,
 		},
 		{
+			name: "the pause just ended",
+			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+				o.Status.Conditions = append(o.Status.Conditions, metav1.Condition{Type: surgev1alpha1.ConditionPaused, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonPaused})
+			}),
+			wantDue: true,
+		},
+		{
 			name:    "a create whose answer was lost",
 			obj:     settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.CreateSentAt = &metav1.Time{Time: now} }),
 			wantDue: true,
