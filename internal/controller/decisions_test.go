@@ -259,17 +259,6 @@ func TestCheckTracker(t *testing.T) {
 
 func TestCheckTrackerResync(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	ready := []metav1.Condition{{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonSynced}}
-	settled := func(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {
-		obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
-		obj.Status.ObservedGeneration = 2
-		obj.Status.UserID = "usr_1"
-		obj.Status.Conditions = ready
-		for _, m := range mutate {
-			m(obj)
-		}
-		return obj
-	}
 	tests := []struct {
 		name string
 		// checked is the resource as last checked, nil when never since
@@ -279,20 +268,20 @@ func TestCheckTrackerResync(t *testing.T) {
 		now        *surgev1alpha1.SurgeEndUser
 		want       bool
 	}{
-		{name: "settled and checked before", checked: settled(), now: settled(), want: true},
-		{name: "settled, first check since a restart", now: settled(), want: true},
-		{name: "never created", now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "" })},
-		{name: "spec changed since the check", checked: settled(), now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 })},
-		{name: "spec changed before a restart", now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 })},
-		{name: "not Ready before a restart", now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.Conditions = nil })},
-		{name: "the last check stalled", checked: settled(), checkStall: errors.New("stalled"), now: settled()},
+		{name: "settled and checked before", checked: settledEndUser(), now: settledEndUser(), want: true},
+		{name: "settled, first check since a restart", now: settledEndUser(), want: true},
+		{name: "never created", now: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "" })},
+		{name: "spec changed since the check", checked: settledEndUser(), now: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 })},
+		{name: "spec changed before a restart", now: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 })},
+		{name: "not Ready before a restart", now: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Status.Conditions = nil })},
+		{name: "the last check stalled", checked: settledEndUser(), checkStall: errors.New("stalled"), now: settledEndUser()},
 		{
-			name: "a check was asked for", checked: settled(),
-			now: settled(func(o *surgev1alpha1.SurgeEndUser) {
+			name: "a check was asked for", checked: settledEndUser(),
+			now: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) {
 				o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "now"}
 			}),
 		},
-		{name: "being deleted", checked: settled(), now: settled(func(o *surgev1alpha1.SurgeEndUser) { o.DeletionTimestamp = &metav1.Time{Time: now} })},
+		{name: "being deleted", checked: settledEndUser(), now: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.DeletionTimestamp = &metav1.Time{Time: now} })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,41 +296,44 @@ func TestCheckTrackerResync(t *testing.T) {
 	}
 }
 
+// settledEndUser is a resource Ready for its generation with a user, as
+// mutate leaves it; each call has conditions of its own.
+func settledEndUser(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {
+	obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
+	obj.Status.ObservedGeneration = 2
+	obj.Status.UserID = "usr_1"
+	obj.Status.Conditions = []metav1.Condition{{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonSynced}}
+	for _, m := range mutate {
+		m(obj)
+	}
+	return obj
+}
+
 // TestTheFirstCheckAfterAStart: after a restart, a resource whose status
 // says it was settled waits for the first check the tracker picks; any other
 // is checked at once.
 func TestTheFirstCheckAfterAStart(t *testing.T) {
 	const firstCheck = 7 * time.Minute
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	settled := func(mutate ...func(*surgev1alpha1.SurgeEndUser)) *surgev1alpha1.SurgeEndUser {
-		obj := &surgev1alpha1.SurgeEndUser{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n", UID: "u1", Generation: 2}}
-		obj.Status.ObservedGeneration = 2
-		obj.Status.UserID = "usr_1"
-		obj.Status.Conditions = []metav1.Condition{{Type: surgev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonSynced}}
-		for _, m := range mutate {
-			m(obj)
-		}
-		return obj
-	}
 	tests := []struct {
 		name    string
 		obj     *surgev1alpha1.SurgeEndUser
 		wantDue bool
 	}{
-		{name: "settled", obj: settled()},
-		{name: "never created", obj: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "" }), wantDue: true},
-		{name: "spec changed while no operator ran", obj: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 }), wantDue: true},
-		{name: "not Ready", obj: settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.Conditions[0].Status = metav1.ConditionFalse }), wantDue: true},
+		{name: "settled", obj: settledEndUser()},
+		{name: "never created", obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Status.UserID = "" }), wantDue: true},
+		{name: "spec changed while no operator ran", obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Generation = 3 }), wantDue: true},
+		{name: "not Ready", obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Status.Conditions[0].Status = metav1.ConditionFalse }), wantDue: true},
 		{
 			name: "settled under the create marker status accounted for",
-			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+			obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) {
 				o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: "m1"}
 				o.Status.CreateMarker = "m1"
 			}),
 		},
 		{
 			name: "a create marker status has not accounted for, as after a crash during a re-create",
-			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+			obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) {
 				o.Annotations = map[string]string{surgev1alpha1.AnnotationCreatePending: "m2"}
 				o.Status.CreateMarker = "m1"
 			}),
@@ -349,19 +341,19 @@ func TestTheFirstCheckAfterAStart(t *testing.T) {
 		},
 		{
 			name: "the pause just ended",
-			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+			obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) {
 				o.Status.Conditions = append(o.Status.Conditions, metav1.Condition{Type: surgev1alpha1.ConditionPaused, Status: metav1.ConditionTrue, Reason: surgev1alpha1.ReasonPaused})
 			}),
 			wantDue: true,
 		},
 		{
 			name:    "a create whose answer was lost",
-			obj:     settled(func(o *surgev1alpha1.SurgeEndUser) { o.Status.CreateSentAt = &metav1.Time{Time: now} }),
+			obj:     settledEndUser(func(o *surgev1alpha1.SurgeEndUser) { o.Status.CreateSentAt = &metav1.Time{Time: now} }),
 			wantDue: true,
 		},
 		{
 			name: "a check was asked for",
-			obj: settled(func(o *surgev1alpha1.SurgeEndUser) {
+			obj: settledEndUser(func(o *surgev1alpha1.SurgeEndUser) {
 				o.Annotations = map[string]string{surgev1alpha1.AnnotationReconcileRequestedAt: "2026-12-06T11:00:00Z"}
 			}),
 			wantDue: true,
