@@ -8,9 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
-	surgev1alpha1 "github.com/surge-operator/surge-operator/api/v1alpha1"
 	"github.com/surge-operator/surge-operator/internal/cli"
 	"github.com/surge-operator/surge-operator/internal/surge/emulator"
 )
@@ -93,9 +90,9 @@ func runImportScenario(ctx context.Context, env *environment, opts options) (*im
 	}
 	imported := time.Now()
 	result.ImportSeconds = imported.Sub(started).Seconds()
-	endUsers, err := decodeEndUsers(out.Bytes())
+	endUsers, err := cli.ReadEndUsers(&out, run.namespace)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading what kubectl surge import wrote: %w", err)
 	}
 	if len(endUsers) != opts.importUsers {
 		return nil, fmt.Errorf("kubectl surge import wrote %d SurgeEndUsers for %d users: %s", len(endUsers), opts.importUsers, errOut.String())
@@ -128,20 +125,4 @@ func runImportScenario(ctx context.Context, env *environment, opts options) (*im
 	progress("%s: every SurgeEndUser Ready %.1fs after the import started (floor %.1fs); %.0f Surge calls, %.0f writes",
 		scenarioImport, result.TotalSeconds, result.FloorSeconds, result.Calls.Total, result.Writes)
 	return result, nil
-}
-
-// decodeEndUsers reads the YAML stream kubectl surge import writes.
-func decodeEndUsers(stream []byte) ([]*surgev1alpha1.SurgeEndUser, error) {
-	var endUsers []*surgev1alpha1.SurgeEndUser
-	for document := range strings.SplitSeq(string(stream), "\n---\n") {
-		if strings.TrimSpace(strings.TrimPrefix(document, "---\n")) == "" || !strings.Contains(document, "kind:") {
-			continue
-		}
-		obj := &surgev1alpha1.SurgeEndUser{}
-		if err := yaml.UnmarshalStrict([]byte(strings.TrimPrefix(document, "---\n")), obj); err != nil {
-			return nil, fmt.Errorf("reading what kubectl surge import wrote: %w", err)
-		}
-		endUsers = append(endUsers, obj)
-	}
-	return endUsers, nil
 }

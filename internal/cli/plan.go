@@ -226,7 +226,14 @@ func readManifest(file, namespace string) ([]*surgev1alpha1.SurgeEndUser, error)
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	decoder := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	return ReadEndUsers(f, namespace)
+}
+
+// ReadEndUsers reads the SurgeEndUsers of a YAML or JSON stream, such as
+// import writes, skipping other kinds; those without a namespace get
+// namespace.
+func ReadEndUsers(r io.Reader, namespace string) ([]*surgev1alpha1.SurgeEndUser, error) {
+	decoder := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	var objs []*surgev1alpha1.SurgeEndUser
 	for {
 		doc := &unstructured.Unstructured{}
